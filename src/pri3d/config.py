@@ -1,0 +1,177 @@
+"""Typed dataclass configs, YAML presets and ``key=value`` overrides.
+
+A preset is a YAML file. It is found by name in ``pri3d/presets/<group>/<name>.yaml`` (shipped with
+the package) or given as a path. A preset may start from another with ``base: <name>``; keys are
+merged recursively. Overrides use dotted keys and YAML values: ``optim.lr=0.05 model.arch=resnet50``.
+
+:func:`build` turns the merged dict into the dataclass tree, rejecting unknown keys with the list of
+valid ones, so a typo never silently does nothing. :func:`to_dict` gives back a plain dict for saving
+the resolved config next to outputs and inside checkpoints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+
+import yaml
+
+__all__ = ["ConfigError", "load_preset", "apply_overrides", "build", "to_dict", "resolve", "preset_names"]
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def preset_names(group: str) -> list[str]:
+    d = PRESETS_DIR / group
+    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_preset(name_or_path: str | Path, group: str, _seen: tuple = ()) -> dict:
+    """Load a preset by name (``pri3d/presets/<group>/<name>.yaml``) or path, following ``base:``."""
+    p = Path(name_or_path)
+    if not p.suffix:
+        p = PRESETS_DIR / group / f"{name_or_path}.yaml"
+    if not p.is_file():
+        raise ConfigError(
+            f"config {name_or_path!r} not found (not a file, and not one of the {group} presets: "
+            f"{', '.join(preset_names(group)) or 'none'})"
+        )
+    if str(p.resolve()) in _seen:
+        raise ConfigError(f"{p}: circular 'base:' chain")
+    try:
+        d = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: invalid YAML: {e}") from e
+    if not isinstance(d, dict):
+        raise ConfigError(f"{p}: a config must be a mapping")
+    base = d.pop("base", None)
+    if base is not None:
+        base_ref = base if not str(base).endswith(".yaml") else str((p.parent / base).resolve())
+        d = _merge(load_preset(base_ref, group, _seen + (str(p.resolve()),)), d)
+    return d
+
+
+def apply_overrides(d: dict, overrides: list[str]) -> dict:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML: ``1``, ``0.1``, ``true``, ``[1,2]``)."""
+    d = _copy(d)
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        node = d
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = value
+    return d
+
+
+def _copy(d):
+    if isinstance(d, dict):
+        return {k: _copy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_copy(v) for v in d]
+    return d
+
+
+def _coerce(tp, value, where: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, value, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a section (mapping), got {value!r}")
+        return build(tp, value, where + ".")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        inner = args[0] if args else typing.Any
+        items = [_coerce(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return items if origin is list else tuple(items)
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is typing.Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def build(cls, d: dict, where: str = ""):
+    """Build dataclass ``cls`` from a dict, recursively; unknown keys are an error."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(d) - set(fields)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {', '.join(sorted(where + k for k in unknown))}; "
+            f"valid keys{' under ' + where.rstrip('.') if where else ''}: {', '.join(fields)}"
+        )
+    kwargs = {}
+    for name, value in d.items():
+        kwargs[name] = _coerce(hints[name], value, where + name)
+    obj = cls(**kwargs)
+    check = getattr(obj, "validate", None)
+    if callable(check):
+        check()
+    return obj
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def resolve(cls, preset: str | Path, overrides: list[str] | None, group: str):
+    """Preset + overrides -> validated dataclass instance."""
+    return build(cls, apply_overrides(load_preset(preset, group), overrides or []))

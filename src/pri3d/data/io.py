@@ -1,0 +1,133 @@
+"""Small file readers shared by the format readers. Every error names the file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pri3d.data.scene import DataError
+
+__all__ = [
+    "read_color",
+    "read_depth",
+    "read_label_png",
+    "read_matrix",
+    "write_color",
+    "write_depth",
+    "write_png",
+    "write_matrix",
+    "atomic_write_text",
+]
+
+
+def _check(path: Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    return path
+
+
+def read_color(path) -> np.ndarray:
+    """Read a colour image as ``(H, W, 3)`` uint8 RGB."""
+    path = _check(path)
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DataError(f"{path}: unreadable image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_depth(path, scale: float) -> np.ndarray:
+    """Read a uint16 depth PNG as float32 metres (``value / scale``; 0 stays 0 = invalid).
+
+    ``scale`` is the value per metre: 1000 for millimetres (ScanNet, 7-Scenes), 5000 for TUM/NYUv2.
+    """
+    path = _check(path)
+    d = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if d is None:
+        raise DataError(f"{path}: unreadable depth image")
+    if d.ndim != 2 or d.dtype not in (np.uint16, np.uint8):
+        raise DataError(f"{path}: expected a single-channel 16-bit depth PNG, got {d.dtype} {d.shape}")
+    out = d.astype(np.float32) / np.float32(scale)
+    # 7-Scenes marks invalid depth with 65535.
+    out[d == 65535] = 0
+    return out
+
+
+def read_label_png(path) -> np.ndarray:
+    """Read an 8- or 16-bit label/instance PNG as ``(H, W)`` int32."""
+    path = _check(path)
+    lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if lab is None:
+        raise DataError(f"{path}: unreadable label image")
+    if lab.ndim == 3:
+        raise DataError(f"{path}: expected a single-channel label image, got shape {lab.shape}")
+    return lab.astype(np.int32)
+
+
+def read_matrix(path, shape=None) -> np.ndarray:
+    """Read a whitespace-separated matrix text file as float64 (``-inf``/``nan`` are kept)."""
+    path = _check(path)
+    try:
+        M = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except ValueError as e:
+        raise DataError(f"{path}: not a numeric matrix ({e})") from e
+    if shape is not None and M.shape != tuple(shape):
+        if M.size == int(np.prod(shape)):
+            M = M.reshape(shape)
+        else:
+            raise DataError(f"{path}: expected a {shape} matrix, got {M.shape}")
+    return M
+
+
+def intrinsics3(M: np.ndarray, path) -> np.ndarray:
+    """Accept a 3x3 or 4x4 intrinsics matrix (ScanNet writes 4x4) and return 3x3 float64."""
+    if M.shape == (4, 4):
+        M = M[:3, :3]
+    if M.shape != (3, 3):
+        raise DataError(f"{path}: expected 3x3 or 4x4 intrinsics, got {M.shape}")
+    return M.astype(np.float64)
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def write_color(path, rgb: np.ndarray, quality: int = 95) -> None:
+    """Write ``(H, W, 3)`` uint8 RGB as JPEG (by extension .jpg) or PNG."""
+    path = str(path)
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if path.lower().endswith((".jpg", ".jpeg")) else []
+    if not cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params):
+        raise DataError(f"{path}: could not write image")
+
+
+def write_depth(path, depth_m: np.ndarray, scale: float = 1000.0) -> None:
+    """Write float metres as a uint16 PNG (``round(depth * scale)``, clipped to 65535 -> 0 invalid)."""
+    d = np.round(np.asarray(depth_m, dtype=np.float64) * scale)
+    d[(d < 0) | (d > 65535) | ~np.isfinite(d)] = 0
+    write_png(path, d.astype(np.uint16))
+
+
+def write_png(path, img: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), img):
+        raise DataError(f"{path}: could not write image")
+
+
+def write_matrix(path, M: np.ndarray) -> None:
+    np.savetxt(path, np.asarray(M, dtype=np.float64), fmt="%.9g")

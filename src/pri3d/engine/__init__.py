@@ -1,0 +1,1 @@
+"""Training-engine pieces shared by pre-training and fine-tuning: checkpoints, logging, RNG, seeds."""
