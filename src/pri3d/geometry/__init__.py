@@ -11,10 +11,25 @@ from pri3d.geometry.camera import (
     scale_intrinsics,
     transform_points,
 )
+from pri3d.geometry.matching import resample_depth, view_correspondences
+from pri3d.geometry.voxels import (
+    crop_voxels,
+    frustum_aabb,
+    pixel_voxel_correspondences,
+    sample_mesh_surface,
+    voxelize_points,
+)
 
 __all__ = [
     "backproject_depth",
     "color_to_depth_pixels",
+    "crop_voxels",
+    "frustum_aabb",
+    "pixel_voxel_correspondences",
+    "resample_depth",
+    "sample_mesh_surface",
+    "view_correspondences",
+    "voxelize_points",
     "depth_to_color_pixels",
     "invert_pose",
     "pixel_grid",

@@ -1,0 +1,123 @@
+"""Training correspondences (resample_depth, view_correspondences) on hand-built cameras."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pri3d.geometry.camera import scale_intrinsics
+from pri3d.geometry.matching import resample_depth, view_correspondences
+
+
+def _K(f, cx, cy):
+    return torch.tensor([[f, 0, cx], [0, f, cy], [0, 0, 1]], dtype=torch.float64)
+
+
+def _pose(t=(0.0, 0.0, 0.0)):
+    T = torch.eye(4, dtype=torch.float64)
+    T[:3, 3] = torch.tensor(t, dtype=torch.float64)
+    return T
+
+
+def test_resample_depth_identity_and_half_resolution():
+    d = torch.arange(1, 8 * 6 + 1, dtype=torch.float32).reshape(1, 6, 8)
+    K = _K(10.0, 3.5, 2.5)
+    same = resample_depth(d, K, K, (6, 8))
+    assert torch.equal(same, d)
+    K2 = scale_intrinsics(K, 0.5, 0.5)
+    half = resample_depth(d, K, K2, (3, 4))
+    # Target pixel (u', v') has its centre at source (2u'+0.5, 2v'+0.5): nearest = (2u'+1, 2v'+1).
+    assert torch.equal(half[0], d[0, 1::2, 1::2])
+
+
+def test_resample_depth_other_intrinsics_and_outside_is_zero():
+    d = torch.full((2, 4, 4), 2.0)
+    d[1, 1, 1] = 0.0
+    K_depth = _K(4.0, 1.5, 1.5)
+    # Target camera with a wider field of view: its border pixels fall outside the depth image.
+    K_t = _K(2.0, 3.5, 3.5)
+    out = resample_depth(d, K_depth, K_t, (8, 8))
+    assert out.shape == (2, 8, 8)
+    assert out[0, 0, 0] == 0 and out[0, 7, 7] == 0  # outside
+    assert out[0, 3, 3] == 2.0 and out[0, 4, 4] == 2.0  # centre
+    # Target pixel u' samples source column floor((u' - 3.5) / 2 * 4 + 1.5 + 0.5) = 2u' - 5.
+    assert out[1, 3, 3] == 0 and out[1, 3, 4] == 2.0 and out[1, 4, 3] == 2.0
+    # Only target columns/rows 3 and 4 fall inside the 4x4 depth image (source 1 and 3).
+    assert int((out[0] > 0).sum()) == 4 and out[1, 2, 3] == 0
+
+
+def test_view_correspondences_identity():
+    d = torch.full((1, 5, 7), 2.0)
+    d[0, 1, 1] = 0.0
+    K = _K(10.0, 3.0, 2.0)
+    m = view_correspondences(d, K, _pose(), d, K, _pose())
+    assert m.dtype == torch.int64 and m.shape == (5 * 7 - 1, 3)
+    assert torch.equal(m[:, 1], m[:, 2])
+    assert 1 * 7 + 1 not in m[:, 1].tolist()
+
+
+def test_view_correspondences_translation_shifts_by_known_disparity():
+    # Fronto-parallel plane at Z = 2 m; B is 0.04 m to the right of A; f = 100 -> 2 px disparity.
+    h, w = 6, 10
+    d = torch.full((1, h, w), 2.0)
+    K = _K(100.0, 4.5, 2.5)
+    m = view_correspondences(d, K, _pose(), d, K, _pose((0.04, 0, 0)))
+    ua, ub = m[:, 1] % w, m[:, 2] % w
+    assert torch.equal(ub, ua - 2)
+    assert torch.equal(m[:, 1] // w, m[:, 2] // w)
+    assert set(ua.tolist()) == set(range(2, w))  # columns 0, 1 project out of B
+
+
+def test_view_correspondences_depth_test_and_behind():
+    h, w = 4, 4
+    K = _K(5.0, 1.5, 1.5)
+    da = torch.full((1, h, w), 2.0)
+    db = torch.full((1, h, w), 2.0)
+    db[0, 0, :] = 2.2  # occluded/misregistered row in B: fails the 5 cm test
+    m = view_correspondences(da, K, _pose(), db, K, _pose(), depth_threshold=0.05)
+    assert (m[:, 2] // w).min() == 1 and m.shape[0] == (h - 1) * w
+    m2 = view_correspondences(da, K, _pose(), db, K, _pose(), depth_threshold=0.25)
+    assert m2.shape[0] == h * w
+    # B looking backwards (rotated 180 deg about y): everything is behind it.
+    T = torch.diag(torch.tensor([-1.0, 1.0, -1.0, 1.0], dtype=torch.float64))
+    assert view_correspondences(da, K, _pose(), db, K, T).shape == (0, 3)
+
+
+def test_view_correspondences_batched_with_different_grids():
+    # A at 8x8, B at 4x4 (half resolution intrinsics): identity pose, pixel p of A -> p // 2 in B.
+    K_a = _K(8.0, 3.5, 3.5)
+    K_b = scale_intrinsics(K_a, 0.5, 0.5)
+    da = torch.full((2, 8, 8), 1.5)
+    db = torch.full((2, 4, 4), 1.5)
+    da[1] = 0.0
+    da[1, 2, 3] = 1.5
+    m = view_correspondences(da, K_a[None].expand(2, 3, 3), _pose(), db, K_b, _pose())
+    assert (m[:, 0] == 1).sum() == 1
+    ua, va = m[:, 1] % 8, m[:, 1] // 8
+    ub, vb = m[:, 2] % 4, m[:, 2] // 4
+    # pixel centre u maps to (u + 0.5) / 2 - 0.5; nearest pixel = floor((u + 0.5) / 2) = u // 2
+    assert torch.equal(ub, ua // 2) and torch.equal(vb, va // 2)
+    assert m.shape[0] == 64 + 1
+
+
+def test_view_correspondences_rotation_known_answer():
+    # B rotated 90 deg about the optical axis... use a yaw of +90 deg and a point straight ahead of B.
+    K = _K(2.0, 1.0, 1.0)
+    da = torch.zeros((1, 3, 3))
+    da[0, 1, 1] = 3.0  # centre pixel of A sees (0, 0, 3) in world
+    c, s = 0.0, 1.0
+    Tb = torch.eye(4, dtype=torch.float64)
+    # B at (3, 0, 3) looking along -x (its z axis = world -x): a point (0,0,3) is 3 m ahead.
+    Tb[:3, :3] = torch.tensor([[c, 0, -s], [0, 1, 0], [s, 0, c]], dtype=torch.float64)
+    Tb[:3, 3] = torch.tensor([3.0, 0, 3.0], dtype=torch.float64)
+    db = torch.full((1, 3, 3), 3.0)
+    m = view_correspondences(da, K, _pose(), db, K, Tb)
+    assert m.tolist() == [[0, 4, 4]]
+
+
+def test_view_correspondences_empty():
+    d = torch.zeros((1, 3, 3))
+    K = _K(2.0, 1.0, 1.0)
+    assert view_correspondences(d, K, _pose(), d, K, _pose()).shape == (0, 3)
+    with pytest.raises(ValueError):
+        view_correspondences(d[0], K, _pose(), d, K, _pose())
