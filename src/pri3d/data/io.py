@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from pri3d.data.scene import DataError
+from pri3d.fsutil import atomic_open
 
 __all__ = [
     "read_color",
@@ -18,6 +17,7 @@ __all__ = [
     "read_matrix",
     "write_color",
     "write_depth",
+    "depth_to_uint16",
     "write_png",
     "write_matrix",
     "atomic_write_text",
@@ -93,16 +93,8 @@ def intrinsics3(M: np.ndarray, path) -> np.ndarray:
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        f.write(data)
 
 
 def atomic_write_text(path, text: str) -> None:
@@ -117,11 +109,18 @@ def write_color(path, rgb: np.ndarray, quality: int = 95) -> None:
         raise DataError(f"{path}: could not write image")
 
 
+def depth_to_uint16(depth_m: np.ndarray, scale: float = 1000.0) -> np.ndarray:
+    """Float metres ``(H, W)`` -> uint16 ``round(depth * scale)``; negative, non-finite or
+    out-of-range (> 65535) values become 0 = invalid."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = np.round(np.asarray(depth_m, dtype=np.float64) * scale)
+    d[(d < 0) | (d > 65535) | ~np.isfinite(d)] = 0
+    return d.astype(np.uint16)
+
+
 def write_depth(path, depth_m: np.ndarray, scale: float = 1000.0) -> None:
     """Write float metres as a uint16 PNG (``round(depth * scale)``, clipped to 65535 -> 0 invalid)."""
-    d = np.round(np.asarray(depth_m, dtype=np.float64) * scale)
-    d[(d < 0) | (d > 65535) | ~np.isfinite(d)] = 0
-    write_png(path, d.astype(np.uint16))
+    write_png(path, depth_to_uint16(depth_m, scale))
 
 
 def write_png(path, img: np.ndarray) -> None:

@@ -74,7 +74,7 @@ def open_dataset(path, format: str | None = None, split=None, **kwargs) -> list[
         format: one of :func:`supported_formats`; autodetected when None.
         split: optional split file path or iterable of scene ids; only those scenes are returned.
             Use it to keep ScanNet val/test scenes out of pre-training.
-        kwargs: passed to the reader (for example ``split="train"`` for NYUv2's .mat).
+        kwargs: passed to the reader (for example ``split_file="splits.mat"`` for NYUv2's .mat).
     """
     if format is None:
         format = detect_format(path)
