@@ -22,10 +22,8 @@ checks the encoder against the architecture it infers from the keys, converts an
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +32,7 @@ import torch
 
 from pri3d.data.scene import DataError
 from pri3d.engine.checkpoint import atomic_save
+from pri3d.fsutil import atomic_open
 from pri3d.models.init import InitError, read_weights
 
 __all__ = [
@@ -257,23 +256,9 @@ def to_unet(encoder_sd: dict, decoder_sd: dict, arch: str) -> dict:
 
 
 def write_pickle(obj, path) -> None:
-    """Pickle ``obj`` to a temp file next to ``path``, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; an export is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Pickle ``obj`` atomically (temp file, fsync, rename; shared-file permissions)."""
+    with atomic_open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def export_weights(ckpt, target: str, out) -> ExportResult:
