@@ -79,6 +79,10 @@ class Scene:
     root: Path
     surface_path: Path | None = None
     format_name: str = "?"
+    has_poses: bool = True  # False for single-view data (NYUv2): identity poses, downstream only
+    label_space: str | None = None  # e.g. "nyu40" when frames carry NYU-40 labels
+    notes: tuple[str, ...] = ()  # reader remarks shown by `pri3d info`
+    skips: SkipCounter | None = None  # frames the reader dropped (e.g. TUM association), counted
 
     def __len__(self) -> int:
         return len(self.frame_ids)
