@@ -1,0 +1,11 @@
+"""Losses, one small module each: PointInfoNCE (:mod:`.point_info_nce`), depth (:mod:`.depth`)."""
+
+from pri3d.losses.point_info_nce import (
+    NCEResult,
+    PointInfoNCE,
+    point_info_nce,
+    sample_per_group,
+    sample_without_replacement,
+)
+
+__all__ = ["NCEResult", "PointInfoNCE", "point_info_nce", "sample_per_group", "sample_without_replacement"]
