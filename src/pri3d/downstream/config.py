@@ -1,0 +1,142 @@
+"""Fine-tuning configuration (dataclasses). Presets: ``pri3d/presets/finetune/*.yaml``.
+
+Build one with ``pri3d.config.resolve(FinetuneConfig, "paper-semseg", ["optim.lr=0.02"], "finetune")``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pri3d.config import ConfigError
+from pri3d.downstream.fractions import FRACTION_BY, check_fraction
+
+__all__ = ["DataConfig", "ModelConfig", "OptimConfig", "TrainConfig", "FinetuneConfig", "TASKS"]
+
+TASKS = ("semseg", "detect")
+
+
+@dataclass
+class DataConfig:
+    root: str = ""  # dataset path (--data)
+    format: str | None = None  # reader name (scannet, nyuv2, ...); autodetected when null
+    train_split: str | None = None  # split file; null = DIR/splits/train.txt, DIR/scannetv2_train.txt, NYUv2 train
+    val_split: str | None = None  # split file; null = DIR/splits/val.txt, DIR/scannetv2_val.txt, NYUv2 test
+    label_set: str = "scannet20"  # semseg: scannet20 | nyu40 | nyu13
+    instance_set: str = "scannet18"  # detect: scannet18 | nyu9
+    instance_format: str = "separate"  # separate (instance PNG + label PNG) | combined (label*1000+instance)
+    min_mask_area: int = 1000  # px at the label maps' own resolution (official: 1000 at 640x480)
+    image_size: list[int] = field(default_factory=lambda: [240, 320])  # H, W the network sees (and is scored at)
+    hflip: bool = False  # random horizontal flip when training
+    fraction: float = 1.0  # data-efficient subset of the training set, in (0, 1]
+    fraction_by: str = "scene"  # scene (official) | image
+    max_val_images: int = 0  # evaluate on at most this many val images (evenly spaced); 0 = all
+    num_workers: int = 2  # DataLoader workers
+    scan_workers: int = 4  # threads for the one-off label scan
+
+    def validate(self) -> None:
+        check_fraction(self.fraction)
+        if self.fraction_by not in FRACTION_BY:
+            raise ConfigError(f"data.fraction_by must be one of {', '.join(FRACTION_BY)}, got {self.fraction_by!r}")
+        if len(self.image_size) != 2 or min(self.image_size) < 16:
+            raise ConfigError(f"data.image_size must be [H, W] with H, W >= 16, got {self.image_size}")
+        if self.instance_format not in ("separate", "combined"):
+            raise ConfigError(f"data.instance_format must be separate or combined, got {self.instance_format!r}")
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "resnet18"  # resnet18 | resnet34 | resnet50 | resnet101
+    head: str = ""  # semseg: unet (default) | deeplabv3; detect: maskrcnn (default)
+    feature_dim: int = 64  # UNet output channels (taken from the checkpoint when one is loaded)
+    transfer: str = "auto"  # semseg unet: auto | encoder | encoder+decoder
+    # detection (torchvision Mask R-CNN, ResNet-FPN)
+    norm: str = "auto"  # frozen_bn | bn | auto (frozen with pre-trained weights, bn from scratch)
+    trainable_layers: int = -1  # 0..5 ResNet stages trained; -1 = 3 with pre-trained weights, 5 from scratch
+    fpn_channels: int = 256
+    anchor_sizes: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512])
+    min_size: list[int] = field(
+        default_factory=list
+    )  # Mask R-CNN resize (train: random pick, test: last); [] = keep data.image_size
+    max_size: int = 0  # 0 = max(data.image_size)
+    rpn_batch_size_per_image: int = 256
+    box_batch_size_per_image: int = 512
+    rpn_pre_nms_top_n_train: int = 2000
+    rpn_post_nms_top_n_train: int = 2000
+    rpn_pre_nms_top_n_test: int = 1000
+    rpn_post_nms_top_n_test: int = 1000
+    box_score_thresh: float = 0.05
+    box_detections_per_img: int = 100
+
+    def validate(self) -> None:
+        if self.transfer not in ("auto", "encoder", "encoder+decoder"):
+            raise ConfigError(f"model.transfer must be auto, encoder or encoder+decoder, got {self.transfer!r}")
+        if self.norm not in ("auto", "bn", "frozen_bn"):
+            raise ConfigError(f"model.norm must be auto, bn or frozen_bn, got {self.norm!r}")
+        if len(self.anchor_sizes) != 5:
+            raise ConfigError(f"model.anchor_sizes needs 5 sizes (FPN levels P2-P6), got {self.anchor_sizes}")
+        if not -1 <= self.trainable_layers <= 5:
+            raise ConfigError(f"model.trainable_layers must be -1..5, got {self.trainable_layers}")
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"  # sgd | adamw
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "poly"  # poly | step | constant
+    power: float = 0.9  # poly
+    milestones: list[float] = field(default_factory=list)  # step: iterations (>= 1) or fractions of the run (< 1)
+    gamma: float = 0.1  # step
+    warmup_iters: int = 0
+    warmup_factor: float = 0.001
+    clip_grad: float = 0.0  # max grad norm; 0 = off
+
+    def validate(self) -> None:
+        if self.name not in ("sgd", "adamw"):
+            raise ConfigError(f"optim.name must be sgd or adamw, got {self.name!r}")
+        if self.schedule not in ("poly", "step", "constant"):
+            raise ConfigError(f"optim.schedule must be poly, step or constant, got {self.schedule!r}")
+        if self.lr <= 0:
+            raise ConfigError(f"optim.lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 80
+    iters: int = 0  # > 0: train exactly this many iterations (overrides epochs)
+    batch_size: int = 64  # global batch (split over DDP ranks)
+    eval_every: int = 1  # evaluate every N epochs (and always at the end); 0 = only at the end
+    ckpt_every: int = 0  # checkpoint every N iterations; 0 = at every evaluation and at the end
+    keep: int = 2  # checkpoints kept
+    log_every: int = 10  # iterations between JSONL log lines
+    best_metric: str = ""  # "" = the task's (semseg: miou, detect: bbox.AP)
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = False  # CUDA mixed precision
+
+    def validate(self) -> None:
+        if self.epochs < 1 and self.iters < 1:
+            raise ConfigError("train.epochs or train.iters must be >= 1")
+        if self.batch_size < 1:
+            raise ConfigError(f"train.batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass
+class FinetuneConfig:
+    task: str = "semseg"  # semseg | detect
+    init: str = "scratch"  # scratch | imagenet | path to a pri3d/torchvision/MoCo checkpoint
+    seed: int = 0
+    out: str = "runs/finetune"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        if self.task not in TASKS:
+            raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        heads = {"semseg": ("unet", "deeplabv3"), "detect": ("maskrcnn",)}[self.task]
+        if self.model.head == "":
+            self.model.head = heads[0]
+        if self.model.head not in heads:
+            raise ConfigError(f"model.head={self.model.head!r} is not a {self.task} head; choose {', '.join(heads)}")

@@ -1,0 +1,189 @@
+"""Semantic segmentation: models (ResNet-UNet + classifier, DeepLabV3) and the task plugged into the
+fine-tune loop.
+
+* ``unet``: the pre-training ResNet-UNet, encoder **and** decoder transferred from a pri3d checkpoint;
+  only a 1x1 classifier on the UNet features is new. Logits (half resolution) are upsampled
+  bilinearly to the input size.
+* ``deeplabv3``: torchvision's DeepLabV3 head on the transferred ResNet encoder. ResNet-50/101 use
+  dilation (output stride 8, as torchvision); ResNet-18/34 cannot dilate their basic blocks and run at
+  output stride 32.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+from tqdm import tqdm
+
+from pri3d.downstream.classes import IGNORE_INDEX, get_label_set
+from pri3d.downstream.datasets import SemSegDataset, open_split
+from pri3d.downstream.metrics import confusion_matrix, format_semseg_table, semseg_scores
+from pri3d.models.init import InitError, init_encoder, load_state_strict, read_weights
+from pri3d.models.resnet_unet import ARCHS, ResNetUNet
+
+__all__ = ["SemSegUNet", "SemSegDeepLab", "build_semseg_model", "SemSegTask"]
+
+
+class SemSegUNet(nn.Module):
+    """``forward(x: (B, 3, H, W)) -> logits (B, num_classes, H, W)``."""
+
+    def __init__(self, arch: str, feature_dim: int, num_classes: int):
+        super().__init__()
+        self.arch = arch
+        self.feature_dim = feature_dim
+        self.backbone = ResNetUNet(arch, feature_dim)
+        self.classifier = nn.Conv2d(feature_dim, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.classifier(self.backbone(x))  # (B, K, H/2, W/2)
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+    def backbone_state(self) -> dict:
+        """ResNetUNet state dict (``encoder.*``, ``decoder.*``), reusable as an init."""
+        return self.backbone.state_dict()
+
+
+class SemSegDeepLab(nn.Module):
+    """torchvision DeepLabV3 on our ResNet encoder. ``forward(x) -> logits (B, K, H, W)``."""
+
+    def __init__(self, arch: str, num_classes: int):
+        super().__init__()
+        from torchvision.models._utils import IntermediateLayerGetter
+        from torchvision.models.segmentation.deeplabv3 import DeepLabHead
+
+        if arch not in ARCHS:
+            raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+        dilate = [False, True, True] if arch in ("resnet50", "resnet101") else None
+        resnet = getattr(torchvision.models, arch)(weights=None, replace_stride_with_dilation=dilate)
+        self.arch = arch
+        self.encoder = IntermediateLayerGetter(resnet, {"layer4": "out"})  # keys = torchvision ResNet names
+        self.head = DeepLabHead(ARCHS[arch], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.head(self.encoder(x)["out"])
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+    def backbone_state(self) -> dict:
+        return {f"encoder.{k}": v for k, v in self.encoder.state_dict().items()}
+
+
+def build_semseg_model(
+    head: str, arch: str, num_classes: int, init: str = "scratch", *, feature_dim: int = 64, transfer: str = "auto"
+) -> tuple[nn.Module, str]:
+    """Build a segmentation model and initialise it. Returns ``(model, description)``.
+
+    ``init``: ``scratch``, ``imagenet`` (encoder) or a weights file. For ``unet`` with a file,
+    ``transfer="auto"`` loads encoder and decoder when the file has decoder weights (pri3d checkpoints)
+    and the encoder alone otherwise; the UNet feature width follows the file. Mismatched keys raise
+    :class:`~pri3d.models.init.InitError` listing them."""
+    if head == "deeplabv3":
+        model = SemSegDeepLab(arch, num_classes)
+        return model, "DeepLabV3, encoder: " + init_encoder(model.encoder, init, arch)
+    if head != "unet":
+        raise ValueError(f"unknown semseg head {head!r}")
+    if init in ("scratch", "imagenet", "", None):
+        if transfer == "encoder+decoder":
+            raise InitError(f"model.transfer=encoder+decoder needs a pri3d checkpoint as init, not {init!r}")
+        model = SemSegUNet(arch, feature_dim, num_classes)
+        return model, "UNet, encoder: " + init_encoder(model.backbone.encoder, init or "scratch", arch)
+    enc, dec, kind = read_weights(init)
+    with_decoder = transfer == "encoder+decoder" or (transfer == "auto" and bool(dec))
+    if with_decoder and not dec:
+        raise InitError(f"{init} ({kind}) holds no UNet decoder weights; use model.transfer=encoder")
+    if with_decoder and "conv0.weight" in dec:
+        feature_dim = int(dec["conv0.weight"].shape[0])
+    model = SemSegUNet(arch, feature_dim, num_classes)
+    load_state_strict(model.backbone.encoder, enc, f"{init} ({kind}) encoder")
+    if with_decoder:
+        load_state_strict(model.backbone.decoder, dec, f"{init} ({kind}) decoder")
+    what = "encoder+decoder" if with_decoder else "encoder (decoder random)"
+    return model, f"UNet, {what} from {init} ({kind})"
+
+
+class SemSegTask:
+    """Semantic segmentation plugged into :func:`pri3d.downstream.loop.run_finetune`."""
+
+    name = "semseg"
+    default_best_metric = "miou"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.label_set = get_label_set(cfg.data.label_set)
+        self.class_names = list(self.label_set.class_names)
+
+    # -- data
+    def dataset(self, which: str, *, split=None, train: bool = False, progress: bool = True) -> SemSegDataset:
+        d = self.cfg.data
+        scenes = open_split(d.root, which, format=d.format, split=split)
+        return SemSegDataset(
+            scenes,
+            self.label_set,
+            tuple(d.image_size),
+            train=train,
+            hflip=d.hflip,
+            fraction=d.fraction if train else 1.0,
+            fraction_by=d.fraction_by,
+            seed=self.cfg.seed,
+            scan_workers=d.scan_workers,
+            progress=progress,
+            max_images=0 if train else d.max_val_images,
+        )
+
+    collate = staticmethod(SemSegDataset.collate)
+
+    # -- model
+    def build_model(self, init: str) -> tuple[nn.Module, str]:
+        m = self.cfg.model
+        return build_semseg_model(
+            m.head, m.arch, self.label_set.num_classes, init, feature_dim=m.feature_dim, transfer=m.transfer
+        )
+
+    def checkpoint_extras(self, model: nn.Module) -> dict:
+        extras = {"arch": model.arch, "class_names": self.class_names, "backbone": model.backbone_state()}
+        if isinstance(model, SemSegUNet):
+            extras["feature_dim"] = model.feature_dim
+        return extras
+
+    # -- training
+    def loss(self, model: nn.Module, batch: dict, device: torch.device) -> dict[str, torch.Tensor]:
+        logits = model(batch["image"].to(device, non_blocking=True))
+        label = batch["label"].to(device, non_blocking=True)
+        if not (label != IGNORE_INDEX).any():  # an all-ignored batch: zero loss that keeps the graph
+            return {"loss_ce": logits.sum() * 0.0}
+        return {"loss_ce": F.cross_entropy(logits.float(), label, ignore_index=IGNORE_INDEX)}
+
+    # -- evaluation
+    @torch.no_grad()
+    def evaluate_partial(
+        self, model: nn.Module, loader, device: torch.device, *, amp: bool = False, progress: bool = True
+    ) -> torch.Tensor:
+        k = self.label_set.num_classes
+        conf = torch.zeros(k, k, dtype=torch.int64, device=device)
+        for batch in tqdm(loader, desc="eval", disable=not progress, leave=False):
+            with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+                logits = model(batch["image"].to(device, non_blocking=True))
+            conf += confusion_matrix(logits.argmax(1), batch["label"].to(device), k, IGNORE_INDEX)
+        return conf.cpu()
+
+    def merge(self, partials: list) -> dict:
+        conf = sum(partials[1:], partials[0].clone())
+        scores = semseg_scores(conf, self.class_names)
+        scores["confusion"] = conf.tolist()
+        return scores
+
+    @staticmethod
+    def metric(scores: dict, key: str) -> float | None:
+        return scores.get(key)
+
+    @staticmethod
+    def format_scores(scores: dict) -> str:
+        return format_semseg_table(scores)
+
+    @staticmethod
+    def headline(scores: dict) -> str:
+        def pct(v):
+            return "n/a" if v is None else f"{100 * v:.2f} %"
+
+        return f"mIoU {pct(scores['miou'])}, pixel acc {pct(scores['pixel_acc'])}"

@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+
+from conftest import write_scannet_like
+from pri3d.config import ConfigError
+from pri3d.data.formats import open_dataset
+from pri3d.data.io import write_png
+from pri3d.data.scene import DataError
+from pri3d.downstream.classes import IGNORE_INDEX, get_instance_set, get_label_set
+from pri3d.downstream.datasets import InstanceDataset, SemSegDataset, extract_instances, masks_to_boxes, open_split
+
+
+def test_open_split_synth_layout_and_nyu_png(scannet_like, nyu_png):
+    assert [s.scene_id for s in open_split(scannet_like, "train")] == ["scene0000_00", "scene0001_00"]
+    assert [s.scene_id for s in open_split(scannet_like, "val")] == ["scene0002_00"]
+    assert [s.scene_id for s in open_split(nyu_png, "train")] == ["train"]
+    assert [s.scene_id for s in open_split(nyu_png, "val")] == ["test"]
+    (scannet_like / "splits" / "val.txt").unlink()
+    with pytest.raises(ConfigError, match="val_split"):
+        open_split(scannet_like, "val")
+
+
+def test_semseg_dataset_maps_and_counts_unknown_ids(tmp_path):
+    root = write_scannet_like(tmp_path / "d", frames=2, extra_label=77)  # 77 is not a NYU-40 id
+    ds = SemSegDataset(open_dataset(root), get_label_set("scannet20"), (24, 32), progress=False)
+    assert len(ds) == 6
+    assert ds.stats.unknown_label_pixels == 6 * 12 and ds.stats.unknown_label_frames == 6
+    assert "outside NYU-40" in ds.stats.summary()
+    item = ds[0]
+    assert item["image"].shape == (3, 24, 32) and item["label"].shape == (24, 32)
+    lab = item["label"]
+    assert (lab[:1] == IGNORE_INDEX).all()  # unannotated strip
+    assert set(lab.unique().tolist()) <= {0, 1, 3, 4, 6, 16, IGNORE_INDEX}  # wall floor bed chair table toilet
+    assert (lab[-1, :2] == IGNORE_INDEX).all()  # the unknown id
+
+
+def test_semseg_dataset_skips_frames_without_labels(scannet_like):
+    (scannet_like / "scene0000_00" / "label" / "000100.png").unlink()
+    ds = SemSegDataset(open_dataset(scannet_like), get_label_set("scannet20"), (24, 32), progress=False)
+    assert len(ds) == 8 and ds.stats.skips.counts == {"frame without a label map": 1}
+
+
+def test_extract_instances_both_conventions_agree():
+    label = np.array([[1, 1, 5, 5], [3, 3, 5, 0], [3, 3, 7, 7]])
+    inst = np.array([[1, 1, 2, 2], [4, 4, 2, 0], [4, 4, 1, 1]])  # per-class numbering: id 1 twice
+    keys_a, cls_a = extract_instances(label, inst, "separate")
+    keys_b, cls_b = extract_instances(None, label * 1000 + inst, "combined")
+    assert cls_a.shape[1] == cls_b.shape[1] == 4  # wall#1, cabinet#4, chair#2, table#1
+    assert sorted(cls_a[1].tolist()) == sorted(cls_b[1].tolist()) == [1, 3, 5, 7]
+    for ka, kb in zip(cls_a[0], cls_b[0]):
+        np.testing.assert_array_equal(keys_a == ka, keys_b == kb)
+    boxes = masks_to_boxes(np.stack([keys_a == k for k in cls_a[0]]))
+    assert boxes[cls_a[1].tolist().index(3)].tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("combined", [False, True])
+def test_instance_dataset_targets(tmp_path, combined):
+    root = write_scannet_like(tmp_path / "d", frames=2, size=(48, 64), combined=combined)
+    ds = InstanceDataset(
+        open_dataset(root),
+        get_instance_set("scannet18"),
+        (24, 32),
+        convention="combined" if combined else "separate",
+        min_area=30,
+        progress=False,
+    )
+    assert len(ds) > 0 and ds.stats.instances > 0
+    assert ds.stats.instances_dropped_class >= 12  # walls and floors of 6 frames
+    img, t = ds[0]
+    assert img.shape == (3, 24, 32) and 0 <= float(img.min()) and float(img.max()) <= 1
+    n = len(t["labels"])
+    assert t["masks"].shape == (n, 24, 32) and t["boxes"].shape == (n, 4)
+    assert set(t["labels"].tolist()) <= {2, 3, 5, 15}  # bed chair table toilet in scannet18
+    for m, b in zip(t["masks"], t["boxes"]):
+        ys, xs = np.nonzero(m.numpy())
+        assert b.tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+
+
+def test_min_area_drops_instances_and_empty_frames_are_counted(scannet_like):
+    scenes = open_dataset(scannet_like)
+    small = InstanceDataset(scenes, get_instance_set("scannet18"), (24, 32), min_area=1, progress=False)
+    big = InstanceDataset(scenes, get_instance_set("scannet18"), (24, 32), min_area=150, progress=False)
+    assert big.stats.instances < small.stats.instances
+    assert big.stats.instances_dropped_small > 0
+    # a frame whose objects are all removed is skipped and counted
+    d = scannet_like / "scene0001_00"
+    write_png(d / "instance" / "000000.png", np.zeros((48, 64), np.uint16))
+    ds = InstanceDataset(
+        open_dataset(scannet_like), get_instance_set("scannet18"), (24, 32), min_area=1, progress=False
+    )
+    assert ds.stats.skips.counts == {"frame without usable instances": 1}
+    assert len(ds) == len(small) - 1
+
+
+def test_zero_instances_fail_loudly_with_counts(tmp_path):
+    root = write_scannet_like(tmp_path / "d", frames=2)
+    # 8-bit instance ids read as label*1000+instance: every label is 0 (the official converter's silent bug)
+    with pytest.raises(DataError, match=r"zero instances: 6 frames of 3 scenes.*outside the scannet18") as e:
+        InstanceDataset(
+            open_dataset(root), get_instance_set("scannet18"), (24, 32), convention="combined", progress=False
+        )
+    assert "instance format 'combined'" in str(e.value)

@@ -1,0 +1,197 @@
+import json
+import shutil
+
+import pytest
+import torch
+
+from conftest import write_nyu_png, write_scannet_like
+from pri3d.cli import main
+from pri3d.config import ConfigError
+from pri3d.downstream import finetune_config, run_finetune
+from pri3d.downstream.config import OptimConfig
+from pri3d.downstream.loop import EpochSampler, evaluate_checkpoint, lr_at
+from pri3d.engine.checkpoint import load_checkpoint
+from pri3d.engine.logging import read_jsonl
+from pri3d.models.resnet_unet import ResNetUNet
+
+
+def test_lr_schedules():
+    poly = OptimConfig(lr=0.01, schedule="poly", power=0.9)
+    assert lr_at(0, 100, poly) == pytest.approx(0.01)
+    assert lr_at(50, 100, poly) == pytest.approx(0.01 * 0.5**0.9)
+    assert lr_at(100, 100, poly) == 0.0
+    step = OptimConfig(lr=0.02, schedule="step", milestones=[60, 0.8], gamma=0.1, warmup_iters=10, warmup_factor=0.001)
+    assert lr_at(0, 100, step) == pytest.approx(0.02 * 0.001)
+    assert lr_at(5, 100, step) == pytest.approx(0.02 * (0.001 * 0.5 + 0.5))
+    assert lr_at(59, 100, step) == pytest.approx(0.02)
+    assert lr_at(60, 100, step) == pytest.approx(0.002)
+    assert lr_at(80, 100, step) == pytest.approx(0.0002)
+
+
+def test_epoch_sampler_is_deterministic_sharded_and_resumable():
+    a = EpochSampler(10, 2, seed=1)
+    a.set_epoch(3)
+    full = a.indices()
+    assert len(full) == 10 and sorted(full) == list(range(10))
+    a.set_epoch(3, start_batch=2)
+    assert a.indices() == full[4:]
+    a.set_epoch(4)
+    assert a.indices() != full
+    r0, r1 = EpochSampler(9, 2, seed=1, rank=0, world=2), EpochSampler(9, 2, seed=1, rank=1, world=2)
+    assert r0.batches_per_epoch == 2 and not set(r0.indices()) & set(r1.indices())
+
+
+def _cfg(preset, root, out, *over, **data):
+    return finetune_config(preset, [f"out={out}", *over], root=str(root), **data)
+
+
+SMOKE = [
+    ("tiny-semseg", "scannet", []),
+    ("tiny-semseg", "scannet", ["model.head=deeplabv3"]),
+    ("tiny-semseg", "nyu", ["data.label_set=nyu40"]),
+    ("tiny-semseg", "nyu", ["data.label_set=nyu13"]),
+    ("tiny-detect", "scannet", []),
+    ("tiny-detect", "scannet-combined", ["data.instance_format=combined"]),
+]
+
+
+@pytest.mark.parametrize("preset,data,over", SMOKE, ids=[f"{p}-{d}-{'-'.join(o)}" for p, d, o in SMOKE])
+def test_smoke_two_iterations(tmp_path, preset, data, over):
+    torch.manual_seed(0)
+    if data == "nyu":
+        root = write_nyu_png(tmp_path / "d", n_train=3, n_test=2)
+    else:
+        root = write_scannet_like(tmp_path / "d", frames=2, combined=data.endswith("combined"))
+    res = run_finetune(_cfg(preset, root, tmp_path / "out", *over), progress=False)
+    assert res["iterations"] == 2
+    assert res["final"]["step"] == 2 and res["best"]["step"] == 2
+    assert "final" in res["final"]["label"] and "best-on-val" in res["best"]["label"]
+    on_disk = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert on_disk["final"]["value"] == res["final"]["value"]
+    logs = read_jsonl(tmp_path / "out" / "metrics.jsonl")
+    assert [r["step"] for r in logs if "loss" in r] == [1, 2]
+    assert all(r["loss"] is not None and r["loss"] > 0 for r in logs if "loss" in r)
+    ck = load_checkpoint(tmp_path / "out" / "checkpoints" / "ckpt_00000002.pt")
+    assert ck["format"] == "pri3d-finetune" and ck["step"] == 2 and "backbone" in ck
+    assert (tmp_path / "out" / "config.yaml").is_file() and (tmp_path / "out" / "best.pt").is_file()
+
+
+def test_synthetic_generator_smoke(tmp_path):
+    synth = pytest.importorskip("pri3d.data.synth")
+    if not hasattr(synth, "generate"):
+        pytest.skip("pri3d.data.synth.generate not available in this checkout yet")
+    root = tmp_path / "synth"
+    synth.generate(root, scenes=2, frames_per_scene=2, seed=0, resolution=(48, 64), workers=1, progress=False)
+    for task in ("semseg", "detect"):
+        res = run_finetune(_cfg(f"tiny-{task}", root, tmp_path / task, "data.min_mask_area=10"), progress=False)
+        assert res["iterations"] == 2 and res["data"]["train_images"] > 0
+
+
+def test_semseg_resume_is_exact(tmp_path):
+    root = write_scannet_like(tmp_path / "d", frames=2)
+    over = ["train.iters=4", "train.ckpt_every=2", "train.keep=3", "data.hflip=true"]
+    run_finetune(_cfg("tiny-semseg", root, tmp_path / "a", *over), progress=False)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    (tmp_path / "b" / "checkpoints" / "ckpt_00000004.pt").unlink()
+    (tmp_path / "b" / "results.json").unlink()
+    with pytest.raises(ConfigError, match="--resume"):
+        run_finetune(_cfg("tiny-semseg", root, tmp_path / "b", *over), progress=False)
+    res = run_finetune(_cfg("tiny-semseg", root, tmp_path / "b", *over), resume=True, progress=False)
+    assert res["iterations"] == 4
+    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "ckpt_00000004.pt")["model"]
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "ckpt_00000004.pt")["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    steps = [r["step"] for r in read_jsonl(tmp_path / "b" / "metrics.jsonl") if "loss" in r]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_fraction_changes_the_training_set(tmp_path):
+    root = write_scannet_like(tmp_path / "d", scenes=tuple(f"scene{i:04d}_00" for i in range(6)), frames=2)
+    res = run_finetune(_cfg("tiny-semseg", root, tmp_path / "o", "data.fraction=0.4", "train.iters=1"), progress=False)
+    assert res["data"]["train_images"] == 4  # ceil(0.4 * 5 scenes) = 2 scenes x 2 frames
+    assert res["data"]["val_images"] == 2
+
+
+def test_cli_finetune_evaluate_and_reuse(tmp_path, capsys):
+    root = write_scannet_like(tmp_path / "d", frames=2)
+    out = tmp_path / "run"
+    rc = main(
+        [
+            "finetune",
+            "semseg",
+            "--config",
+            "tiny-semseg",
+            "--data",
+            str(root),
+            "--out",
+            str(out),
+            "--fraction",
+            "0.5",
+            "--fraction-by",
+            "image",
+            "--seed",
+            "3",
+            "--no-progress",
+            "train.iters=1",
+        ]
+    )
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "mIoU" in text and "best-on-val" in text
+    rc = main(["evaluate", "--checkpoint", str(out), "--no-progress"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "pri3d evaluate: semseg on val (2 images" in text
+    ev = json.loads((out / "eval-val.json").read_text())
+    res = json.loads((out / "results.json").read_text())
+    assert ev["scores"]["miou"] == pytest.approx(res["best"]["value"])  # same weights, same data
+    # a fine-tuned checkpoint's backbone initialises another run (encoder + decoder)
+    rc = main(
+        [
+            "finetune",
+            "semseg",
+            "--config",
+            "tiny-semseg",
+            "--data",
+            str(root),
+            "--out",
+            str(tmp_path / "r2"),
+            "--init",
+            str(out / "best.pt"),
+            "--no-progress",
+            "train.iters=1",
+        ]
+    )
+    assert rc == 0 and "encoder+decoder" in capsys.readouterr().out
+    res2 = evaluate_checkpoint(tmp_path / "r2" / "best.pt", split="train", progress=False)
+    assert res2["images"] == 4
+
+
+def test_cli_bad_inputs(tmp_path, capsys):
+    root = write_scannet_like(tmp_path / "d", frames=1)
+    rc = main(["finetune", "semseg", "--config", "tiny-semseg", "--data", str(root), "--fraction", "1.5"])
+    assert rc == 1 and "fraction must be in (0, 1]" in capsys.readouterr().err
+    r34 = ResNetUNet("resnet34", 16)
+    torch.save({"format": "pri3d-pretrain", "backbone": r34.state_dict(), "arch": "resnet34"}, tmp_path / "r34.pt")
+    rc = main(
+        [
+            "finetune",
+            "semseg",
+            "--config",
+            "tiny-semseg",
+            "--data",
+            str(root),
+            "--out",
+            str(tmp_path / "o"),
+            "--init",
+            str(tmp_path / "r34.pt"),
+            "--no-progress",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 1 and "does not match the model (different backbone?)" in err and "layer" in err
+    rc = main(["finetune", "detect", "--config", "tiny-semseg", "--data", str(root)])
+    assert rc == 1 and "semseg preset" in capsys.readouterr().err
+    rc = main(["evaluate", "--checkpoint", str(tmp_path / "r34.pt")])
+    assert rc == 1 and "not a fine-tuned checkpoint" in capsys.readouterr().err

@@ -1,0 +1,75 @@
+import pytest
+import torch
+import torchvision
+
+from pri3d.downstream.detection import build_maskrcnn
+from pri3d.downstream.semseg import build_semseg_model
+from pri3d.models.init import InitError
+from pri3d.models.resnet_unet import ResNetUNet
+
+
+@pytest.fixture(scope="module")
+def pri3d_ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    net = ResNetUNet("resnet18", feature_dim=32)
+    for p in net.parameters():
+        p.data.normal_()
+    path = tmp_path_factory.mktemp("ck") / "pretrain.pt"
+    torch.save({"format": "pri3d-pretrain", "backbone": net.state_dict(), "arch": "resnet18", "feature_dim": 32}, path)
+    return net, path
+
+
+def test_unet_transfers_encoder_and_decoder(pri3d_ckpt):
+    net, path = pri3d_ckpt
+    model, desc = build_semseg_model("unet", "resnet18", 5, str(path))
+    assert "encoder+decoder" in desc and model.feature_dim == 32  # width taken from the checkpoint
+    for k, v in net.state_dict().items():
+        assert torch.equal(model.backbone.state_dict()[k], v), k
+    assert model.classifier.out_channels == 5
+    out = model(torch.randn(2, 3, 48, 64))
+    assert out.shape == (2, 5, 48, 64)
+    enc_only, desc = build_semseg_model("unet", "resnet18", 5, str(path), transfer="encoder")
+    assert "decoder random" in desc
+    assert torch.equal(enc_only.backbone.encoder.conv1.weight, net.encoder.conv1.weight)
+    assert not torch.equal(enc_only.backbone.decoder.up1.conv1.weight, net.decoder.up1.conv1.weight)
+
+
+def test_deeplab_transfers_encoder(pri3d_ckpt):
+    net, path = pri3d_ckpt
+    model, desc = build_semseg_model("deeplabv3", "resnet18", 4, str(path))
+    assert torch.equal(model.encoder.layer3[0].conv1.weight, net.encoder.layer3[0].conv1.weight)
+    model.eval()
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 4, 64, 64)
+
+
+def test_maskrcnn_transfers_encoder_only(pri3d_ckpt):
+    net, path = pri3d_ckpt
+    model, desc = build_maskrcnn("resnet18", 18, str(path), image_size=(64, 80), fpn_channels=32)
+    body = model.backbone.body
+    assert "frozen BN" in desc and "3 trainable" in desc
+    assert torch.equal(body.layer2[0].conv1.weight, net.encoder.layer2[0].conv1.weight)
+    assert torch.equal(body.bn1.running_var, net.encoder.bn1.running_var)
+    assert not body.layer1[0].conv1.weight.requires_grad and body.layer4[0].conv1.weight.requires_grad
+    assert model.roi_heads.box_predictor.cls_score.out_features == 19
+
+
+def test_torchvision_resnet_init_for_maskrcnn(tmp_path):
+    tv = torchvision.models.resnet18(weights=None)
+    torch.save(tv.state_dict(), tmp_path / "tv.pth")
+    model, desc = build_maskrcnn(
+        "resnet18", 3, str(tmp_path / "tv.pth"), image_size=(64, 80), fpn_channels=32, norm="bn"
+    )
+    assert "torchvision" in desc and torch.equal(model.backbone.body.conv1.weight, tv.conv1.weight)
+
+
+def test_checkpoint_of_a_different_backbone_lists_mismatched_keys(tmp_path):
+    r34 = ResNetUNet("resnet34", feature_dim=16)
+    torch.save({"format": "pri3d-pretrain", "backbone": r34.state_dict(), "arch": "resnet34"}, tmp_path / "r34.pt")
+    with pytest.raises(InitError, match=r"different backbone\?.*unexpected: .*layer1\.2"):
+        build_semseg_model("unet", "resnet18", 5, str(tmp_path / "r34.pt"))
+    with pytest.raises(InitError, match="layer"):
+        build_maskrcnn("resnet18", 3, str(tmp_path / "r34.pt"), image_size=(64, 80))
+    r50 = torchvision.models.resnet50(weights=None)
+    torch.save(r50.state_dict(), tmp_path / "r50.pth")
+    with pytest.raises(InitError, match="shape-mismatched: .*conv1.weight"):
+        build_semseg_model("deeplabv3", "resnet18", 5, str(tmp_path / "r50.pth"))
