@@ -13,7 +13,9 @@ below; ``label_space == "nyu894"``).
 (a) ``nyu_depth_v2_labeled.mat`` (MATLAB v7.3 = HDF5, read with h5py). MATLAB stores arrays
 column-major, so h5py sees them transposed: ``images`` (1449, 3, 640, 480) uint8, ``depths`` and
 ``rawDepths`` (1449, 640, 480) float32 metres, ``labels`` (1449, 640, 480) uint16 raw 894-class ids
-(0 = unlabelled). Labels become NYU-40 from, in order: a ``labels40`` array in the file (same layout),
+(0 = unlabelled), ``instances`` (same layout, uint8 instance numbers per raw class; when present,
+:attr:`Frame.instance` = ``raw label * 1000 + instance``, unique within a frame, 0 = none). Labels
+become NYU-40 from, in order: a ``labels40`` array in the file (same layout),
 ``label_map`` (a mapping file: ``classMapping40.mat`` with ``mapClass``, or a text/.npy list whose k-th
 entry is the NYU-40 id of raw class k, 1-based, optionally with a leading 0 for class 0), or else the
 raw 894-class ids are returned as-is with a note. ``depth="raw"`` reads ``rawDepths`` (with holes)
@@ -169,6 +171,7 @@ class NYUMatScene(_NYUBase):
             if len(shape) != 4 or shape[1] != 3:
                 raise DataError(f"{self.path}: 'images' has shape {shape}, expected (N, 3, W, H)")
             self._has40 = "labels40" in f
+            self._has_inst = "instances" in f
         n = shape[0]
         self.frame_ids = sorted(int(i) for i in indices)
         if self.frame_ids and (self.frame_ids[0] < 1 or self.frame_ids[-1] > n):
@@ -227,7 +230,13 @@ class NYUMatScene(_NYUBase):
                         raise DataError(f"{self.path}: frame {frame_id}: raw label {lab.max()} beyond the label map")
                     lab = self._lut[lab]
                 lab = np.ascontiguousarray(lab, dtype=np.int32)
-        return self._frame(frame_id, rgb, dep, lab)
+        frame = self._frame(frame_id, rgb, dep, lab)
+        if labels and self._has_inst:
+            # NYU numbers instances per raw class; raw label * 1000 + instance makes the ids unique per frame
+            raw = np.asarray(f["labels"][i]).T.astype(np.int32)
+            inst = np.asarray(f["instances"][i]).T.astype(np.int32)
+            frame.instance = np.ascontiguousarray(np.where((raw > 0) & (inst > 0), raw * 1000 + inst, 0))
+        return frame
 
 
 class NYUPngScene(_NYUBase):
