@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
+from dsfixtures import one_thread, write_nyu_mat, write_nyu_png, write_scannet_like  # noqa: F401  (one_thread: autouse fixture)
 
-from conftest import write_scannet_like
 from pri3d.config import ConfigError
 from pri3d.data.formats import open_dataset
 from pri3d.data.io import write_png
@@ -10,7 +10,8 @@ from pri3d.downstream.classes import IGNORE_INDEX, get_instance_set, get_label_s
 from pri3d.downstream.datasets import InstanceDataset, SemSegDataset, extract_instances, masks_to_boxes, open_split
 
 
-def test_open_split_synth_layout_and_nyu_png(scannet_like, nyu_png):
+def test_open_split_synth_layout_and_nyu_png(tmp_path):
+    scannet_like, nyu_png = write_scannet_like(tmp_path / "s"), write_nyu_png(tmp_path / "n")
     assert [s.scene_id for s in open_split(scannet_like, "train")] == ["scene0000_00", "scene0001_00"]
     assert [s.scene_id for s in open_split(scannet_like, "val")] == ["scene0002_00"]
     assert [s.scene_id for s in open_split(nyu_png, "train")] == ["train"]
@@ -34,7 +35,8 @@ def test_semseg_dataset_maps_and_counts_unknown_ids(tmp_path):
     assert (lab[-1, :2] == IGNORE_INDEX).all()  # the unknown id
 
 
-def test_semseg_dataset_skips_frames_without_labels(scannet_like):
+def test_semseg_dataset_skips_frames_without_labels(tmp_path):
+    scannet_like = write_scannet_like(tmp_path / "s")
     (scannet_like / "scene0000_00" / "label" / "000100.png").unlink()
     ds = SemSegDataset(open_dataset(scannet_like), get_label_set("scannet20"), (24, 32), progress=False)
     assert len(ds) == 8 and ds.stats.skips.counts == {"frame without a label map": 1}
@@ -76,7 +78,8 @@ def test_instance_dataset_targets(tmp_path, combined):
         assert b.tolist() == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
 
 
-def test_min_area_drops_instances_and_empty_frames_are_counted(scannet_like):
+def test_min_area_drops_instances_and_empty_frames_are_counted(tmp_path):
+    scannet_like = write_scannet_like(tmp_path / "s")
     scenes = open_dataset(scannet_like)
     small = InstanceDataset(scenes, get_instance_set("scannet18"), (24, 32), min_area=1, progress=False)
     big = InstanceDataset(scenes, get_instance_set("scannet18"), (24, 32), min_area=150, progress=False)
@@ -100,3 +103,16 @@ def test_zero_instances_fail_loudly_with_counts(tmp_path):
             open_dataset(root), get_instance_set("scannet18"), (24, 32), convention="combined", progress=False
         )
     assert "instance format 'combined'" in str(e.value)
+
+
+def test_nyu_mat_instances_per_class_numbering(tmp_path):
+    root = write_nyu_mat(tmp_path / "nyu", n=3, n_train=2)
+    train = open_split(root, "train")
+    assert [s.scene_id for s in train] == ["nyuv2_train"]
+    fr = train[0].load_frame(1, color=False, depth=False)
+    assert fr.instance is not None and fr.instance.shape == fr.label.shape
+    assert ((fr.instance // 1000 - 100 == fr.label) | (fr.instance == 0)).all()  # raw id * 1000 + instance
+    ds = InstanceDataset(train, get_instance_set("nyu9"), (24, 32), min_area=1, progress=False)
+    assert ds.stats.instances > 0
+    _, t = ds[0]
+    assert set(t["labels"].tolist()) <= {1, 3, 7}  # bed, chair, table (toilet is "objects" in NYU-13)

@@ -3,8 +3,13 @@ import shutil
 
 import pytest
 import torch
+from dsfixtures import (
+    one_thread,  # noqa: F401  (pytest fixture)
+    write_nyu_mat,
+    write_nyu_png,
+    write_scannet_like,
+)
 
-from conftest import write_nyu_png, write_scannet_like
 from pri3d.cli import main
 from pri3d.config import ConfigError
 from pri3d.downstream import finetune_config, run_finetune
@@ -52,6 +57,7 @@ SMOKE = [
     ("tiny-semseg", "nyu", ["data.label_set=nyu13"]),
     ("tiny-detect", "scannet", []),
     ("tiny-detect", "scannet-combined", ["data.instance_format=combined"]),
+    ("tiny-detect", "nyu-mat", ["data.instance_set=nyu9"]),
 ]
 
 
@@ -60,6 +66,8 @@ def test_smoke_two_iterations(tmp_path, preset, data, over):
     torch.manual_seed(0)
     if data == "nyu":
         root = write_nyu_png(tmp_path / "d", n_train=3, n_test=2)
+    elif data == "nyu-mat":
+        root = write_nyu_mat(tmp_path / "d")
     else:
         root = write_scannet_like(tmp_path / "d", frames=2, combined=data.endswith("combined"))
     res = run_finetune(_cfg(preset, root, tmp_path / "out", *over), progress=False)

@@ -1,6 +1,7 @@
 import pytest
 import torch
 import torchvision
+from dsfixtures import one_thread  # noqa: F401  (pytest fixture)
 
 from pri3d.downstream.detection import build_maskrcnn
 from pri3d.downstream.semseg import build_semseg_model

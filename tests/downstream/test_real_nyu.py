@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from dsfixtures import one_thread  # noqa: F401  (pytest fixture)
 
 from pri3d.data.formats import open_dataset
 from pri3d.downstream.classes import IGNORE_INDEX, get_label_set

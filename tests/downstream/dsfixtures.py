@@ -1,4 +1,9 @@
-"""Tiny hand-made datasets for the downstream tests (ScanNet 25k layout, NYUv2 PNG export)."""
+"""Tiny hand-made datasets and fixtures for the downstream tests (ScanNet 25k layout, NYUv2 PNG export
+and .mat).
+
+There is deliberately no ``conftest.py`` in this folder: other test folders import the root one with
+``from conftest import shared_data``, which a second module named ``conftest`` would shadow. Test
+modules import what they use from here (``one_thread`` is an autouse fixture)."""
 
 from __future__ import annotations
 
@@ -9,17 +14,6 @@ import pytest
 import torch
 
 from pri3d.data.io import write_color, write_depth, write_matrix, write_png
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread for these tiny models: on a shared 2-core machine two contending threads were several
-    times slower. Restored afterwards so other test folders keep their setting."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 # NYU-40 ids drawn as objects, with a class colour (RGB) so a network can learn them.
 OBJECTS = {4: (200, 40, 40), 5: (40, 200, 40), 7: (40, 40, 200), 33: (220, 220, 40)}
@@ -112,11 +106,43 @@ def write_nyu_png(root: Path, n_train=3, n_test=2, size=(48, 64), seed=0) -> Pat
     return Path(root)
 
 
-@pytest.fixture
-def scannet_like(tmp_path):
-    return write_scannet_like(tmp_path / "scannet")
+def write_nyu_mat(root: Path, n=6, n_train=4, size=(48, 64), seed=0) -> Path:
+    """The official ``nyu_depth_v2_labeled.mat`` layout (HDF5, arrays transposed as h5py sees MATLAB's)
+    with ``labels40``, raw ``labels`` and per-raw-class ``instances``, plus ``splits.mat``."""
+    import h5py
+    import scipy.io
+
+    rng = np.random.default_rng(seed)
+    h, w = size
+    rgbs, labs, raws, insts = [], [], [], []
+    for _ in range(n):
+        rgb, label, inst = draw_frame(rng, h, w)
+        raw = np.where(label > 0, label + 100, 0)  # any raw 894-class id; labels40 holds the mapping
+        # NYU numbers instances per raw class: renumber 1.. within each class
+        per_class = np.zeros_like(inst)
+        for c in np.unique(raw[raw > 0]):
+            for j, i in enumerate(np.unique(inst[(raw == c) & (inst > 0)])):
+                per_class[(raw == c) & (inst == i)] = j + 1
+        rgbs.append(rgb), labs.append(label), raws.append(raw), insts.append(per_class)
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with h5py.File(root / "nyu_depth_v2_labeled.mat", "w") as f:
+        f["images"] = np.stack(rgbs).transpose(0, 3, 2, 1)
+        f["depths"] = np.full((n, w, h), 2.0, np.float32)
+        f["rawDepths"] = np.full((n, w, h), 2.0, np.float32)
+        f["labels"] = np.stack(raws).astype(np.uint16).transpose(0, 2, 1)
+        f["labels40"] = np.stack(labs).astype(np.uint8).transpose(0, 2, 1)
+        f["instances"] = np.stack(insts).astype(np.uint8).transpose(0, 2, 1)
+    idx = np.arange(1, n + 1)
+    scipy.io.savemat(root / "splits.mat", {"trainNdxs": idx[:n_train, None], "testNdxs": idx[n_train:, None]})
+    return root
 
 
-@pytest.fixture
-def nyu_png(tmp_path):
-    return write_nyu_png(tmp_path / "nyu")
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One thread for these tiny models: on a shared 2-core machine two contending threads were several
+    times slower. Restored afterwards so other test folders keep their setting."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
