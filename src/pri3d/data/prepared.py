@@ -143,11 +143,20 @@ class PreparedData:
         self._vox_cache: tuple[str, SceneVoxels] | None = None
 
     def scene_ids(self) -> list[str]:
-        """Scenes whose mining finished (they have ``scenes/<id>/frames.json``), sorted."""
+        """Scenes whose preparation finished (they have ``scenes/<id>/frames.json``) and that were not
+        skipped (fewer than 2 valid frames), sorted."""
         d = self.root / "scenes"
         if not d.is_dir():
             return []
-        return sorted(p.parent.name for p in d.glob("*/frames.json"))
+        out = []
+        for f in sorted(d.glob("*/frames.json")):
+            try:
+                status = json.loads(f.read_text()).get("status", "ok")
+            except json.JSONDecodeError as e:
+                raise DataError(f"{f}: invalid JSON ({e})") from e
+            if status != "skipped":
+                out.append(f.parent.name)
+        return out
 
     def scenes(self) -> dict[str, Scene]:
         """The dataset opened with :func:`~pri3d.data.formats.open_dataset`, restricted to the

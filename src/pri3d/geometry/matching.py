@@ -19,6 +19,9 @@ camera-to-world ``(4, 4)`` in the OpenCV camera convention (x right, y down, z f
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 
 from pri3d.geometry.camera import _batched, invert_pose
@@ -26,6 +29,12 @@ from pri3d.geometry.camera import _batched, invert_pose
 __all__ = [
     "resample_depth",
     "view_correspondences",
+    "frame_points",
+    "voxel_downsample_points",
+    "combine_overlap",
+    "overlap_reference",
+    "overlap_fast",
+    "MiningStats",
 ]
 
 
@@ -141,3 +150,484 @@ def view_correspondences(
     d_b = depth_b.to(torch.float32).reshape(B, -1)[bi, flat_b]
     ok = inb & (d_b > 0) & torch.isfinite(d_b) & ((zb - d_b).abs() < depth_threshold)
     return torch.stack([bi[ok], flat_a[ok], flat_b[ok]], dim=1).to(torch.int64)
+
+
+# --------------------------------------------------------------------------------------------------
+# Pair overlap (mining)
+# --------------------------------------------------------------------------------------------------
+
+
+def _np_pixel_rays(K: np.ndarray, size) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised ray coordinates ``x = (u - cx) / fx`` ``(W,)`` and ``y = (v - cy) / fy`` ``(H,)``."""
+    H, W = int(size[0]), int(size[1])
+    K = np.asarray(K, dtype=np.float64)
+    return (np.arange(W) - K[0, 2]) / K[0, 0], (np.arange(H) - K[1, 2]) / K[1, 1]
+
+
+def frame_points(depth: np.ndarray, K: np.ndarray, pose: np.ndarray | None = None, stride: int = 1) -> np.ndarray:
+    """Back-project the valid pixels of one depth map (every ``stride``-th row and column).
+
+    Args:
+        depth: ``(H, W)`` metres, 0 = invalid.
+        K: ``(3, 3)`` intrinsics of ``depth``.
+        pose: optional ``(4, 4)`` camera-to-world; world points when given, camera points otherwise.
+        stride: pixel stride (1 = every pixel).
+
+    Returns:
+        ``(n, 3)`` float64 points, in row-major pixel order.
+    """
+    d = np.asarray(depth)
+    x, y = _np_pixel_rays(K, d.shape)
+    d = d[::stride, ::stride].astype(np.float64)
+    x, y = x[::stride], y[::stride]
+    vi, ui = np.nonzero((d > 0) & np.isfinite(d))
+    z = d[vi, ui]
+    pts = np.stack([x[ui] * z, y[vi] * z, z], axis=1)
+    if pose is not None:
+        T = np.asarray(pose, dtype=np.float64)
+        pts = pts @ T[:3, :3].T + T[:3, 3]
+    return pts
+
+
+def voxel_downsample_points(points: np.ndarray, voxel_size: float) -> np.ndarray:
+    """Centroid of the points in each occupied voxel (Open3D's ``voxel_down_sample`` convention: the
+    grid starts half a voxel below the points' minimum). ``(n, 3)`` -> ``(m, 3)`` float64."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    if len(pts) == 0:
+        return pts
+    lo = pts.min(axis=0) - 0.5 * voxel_size
+    idx = np.floor((pts - lo) / voxel_size).astype(np.int64)
+    dims = idx.max(axis=0) + 1
+    key = (idx[:, 0] * dims[1] + idx[:, 1]) * dims[2] + idx[:, 2]
+    _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+    inv = inv.reshape(-1)
+    out = np.zeros((len(cnt), 3))
+    for k in range(3):
+        out[:, k] = np.bincount(inv, weights=pts[:, k], minlength=len(cnt))
+    return out / cnt[:, None]
+
+
+def combine_overlap(m_ab, m_ba, n_a, n_b, combine: str = "sum"):
+    """Overlap of a pair from matched counts: ``"sum"`` (the paper): ``(m_ab + m_ba) / (n_a + n_b)``;
+    ``"max"`` (the official code): ``max(m_ab / n_a, m_ba / n_b)``. Works on numpy arrays."""
+    m_ab, m_ba = np.asarray(m_ab, dtype=np.float64), np.asarray(m_ba, dtype=np.float64)
+    n_a, n_b = np.asarray(n_a, dtype=np.float64), np.asarray(n_b, dtype=np.float64)
+    if combine == "sum":
+        return (m_ab + m_ba) / np.maximum(n_a + n_b, 1)
+    if combine == "max":
+        return np.maximum(m_ab / np.maximum(n_a, 1), m_ba / np.maximum(n_b, 1))
+    raise ValueError(f"combine must be 'sum' or 'max', got {combine!r}")
+
+
+def _all_pairs(F: int) -> np.ndarray:
+    a, b = np.triu_indices(F, k=1)
+    return np.stack([a, b], axis=1).astype(np.int64)
+
+
+def overlap_reference(
+    depths,
+    Ks,
+    poses,
+    *,
+    radius: float = 0.02,
+    pairs=None,
+    voxel_size: float | None = None,
+    combine: str = "sum",
+    workers: int = 1,
+) -> np.ndarray:
+    """Exact pair overlap with brute-force scipy ``cKDTree`` neighbours over every valid pixel.
+
+    A point of frame a matches when frame b has a point within ``radius`` (and vice versa);
+    see :func:`combine_overlap`. Slow (about a second per 640x480 pair); the yardstick for tests
+    and ``benchmarks/bench_prepare.py``.
+
+    Args:
+        depths: sequence of ``(H_k, W_k)`` depth maps in metres (sizes may differ).
+        Ks: sequence of ``(3, 3)`` intrinsics, one per depth map.
+        poses: sequence of ``(4, 4)`` camera-to-world poses.
+        radius: metres.
+        pairs: ``(P, 2)`` frame indices; all ``a < b`` pairs by default.
+        voxel_size: when given, each frame's points are first replaced by their voxel centroids
+            (the official code's 5 cm down-sampling).
+        combine: ``"sum"`` or ``"max"`` (:func:`combine_overlap`).
+        workers: threads for the KD-tree queries.
+
+    Returns:
+        ``(P,)`` float64 overlaps in ``pairs`` order.
+    """
+    from scipy.spatial import cKDTree
+
+    F = len(depths)
+    pairs = _all_pairs(F) if pairs is None else np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    pts = []
+    for d, K, T in zip(depths, Ks, poses):
+        p = frame_points(d, K, T)
+        if voxel_size is not None:
+            p = voxel_downsample_points(p, voxel_size)
+        pts.append(p)
+    n = np.array([len(p) for p in pts])
+    trees: dict[int, cKDTree] = {}
+
+    def tree(k):
+        if k not in trees:
+            trees[k] = cKDTree(pts[k])
+        return trees[k]
+
+    out = np.zeros(len(pairs))
+    for idx, (a, b) in enumerate(pairs):
+        if n[a] == 0 or n[b] == 0:
+            continue
+        d_ab, _ = tree(b).query(pts[a], k=1, distance_upper_bound=radius, workers=workers)
+        d_ba, _ = tree(a).query(pts[b], k=1, distance_upper_bound=radius, workers=workers)
+        out[idx] = combine_overlap(np.isfinite(d_ab).sum(), np.isfinite(d_ba).sum(), n[a], n[b], combine)
+    return out
+
+
+@dataclass
+class MiningStats:
+    """What :func:`overlap_fast` did (counts summed over a scene)."""
+
+    pairs: int = 0  # pairs considered
+    culled_box: int = 0  # decided without projection: world boxes farther apart than radius (overlap 0)
+    culled_bound: int = 0  # dropped by the projection-stage upper bound (< min_overlap)
+    exact_pairs: int = 0  # pairs that needed KD-tree look-ups
+    queries: int = 0  # query points projected
+    kd_queries: int = 0  # query points resolved by the exact KD-tree
+
+    def add(self, other: MiningStats) -> None:
+        for k in self.__dataclass_fields__:
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _block_minmax(depth: np.ndarray, levels) -> dict[int, tuple[np.ndarray, np.ndarray, int]]:
+    """Depth bounds for windows: per block size ``b`` (powers of two), ``(min, max, b)`` of the valid
+    depths over the 3x3 blocks around each ``b x b`` block, so that every square window of half-size
+    ``<= b`` around a pixel ``(u, v)`` lies inside block ``(v // b, u // b)``'s neighbourhood.
+    Invalid depths are ignored (+inf / -inf where a neighbourhood has none)."""
+    H, W = depth.shape
+    top = max(levels)
+    Hp, Wp = -(-H // top) * top, -(-W // top) * top
+    mn = np.full((Hp, Wp), np.inf, np.float32)
+    mx = np.full((Hp, Wp), -np.inf, np.float32)
+    valid = depth > 0
+    mn[:H, :W] = np.where(valid, depth, np.inf)
+    mx[:H, :W] = np.where(valid, depth, -np.inf)
+    out = {}
+    b = 1
+    while b < top:
+        # 2x2 reduction of the previous level.
+        mn = np.minimum(np.minimum(mn[0::2, 0::2], mn[1::2, 0::2]), np.minimum(mn[0::2, 1::2], mn[1::2, 1::2]))
+        mx = np.maximum(np.maximum(mx[0::2, 0::2], mx[1::2, 0::2]), np.maximum(mx[0::2, 1::2], mx[1::2, 1::2]))
+        b *= 2
+        if b in levels:
+            out[b] = (_dilate3(mn, np.minimum, np.inf), _dilate3(mx, np.maximum, -np.inf), b)
+    return out
+
+
+def _dilate3(a: np.ndarray, op, fill) -> np.ndarray:
+    """3x3 neighbourhood reduction (``op`` = np.minimum / np.maximum) with ``fill`` outside."""
+    e = np.pad(a, 1, constant_values=fill)
+    h, w = a.shape
+    rows = op(op(e[:, 0:w], e[:, 1 : w + 1]), e[:, 2 : w + 2])
+    return op(op(rows[0:h], rows[1 : h + 1]), rows[2 : h + 2])
+
+
+def _frame_box(depth: np.ndarray, K: np.ndarray, pose: np.ndarray, block: int = 16) -> np.ndarray:
+    """A world box ``(2, 3)`` [min; max] containing every back-projected valid pixel of ``depth``:
+    the union of the frustum slabs of ``block x block`` pixel blocks between their depth extremes
+    (conservative, and cheap: no per-pixel points). Empty depth gives an inverted (+inf/-inf) box."""
+    H, W = depth.shape
+    Hp, Wp = -(-H // block) * block, -(-W // block) * block
+    mn = np.full((Hp, Wp), np.inf, np.float32)
+    mx = np.full((Hp, Wp), -np.inf, np.float32)
+    valid = depth > 0
+    mn[:H, :W] = np.where(valid, depth, np.inf)
+    mx[:H, :W] = np.where(valid, depth, -np.inf)
+    hb, wb = Hp // block, Wp // block
+    mn = mn.reshape(hb, block, wb, block).min(axis=(1, 3)).reshape(-1)
+    mx = mx.reshape(hb, block, wb, block).max(axis=(1, 3)).reshape(-1)
+    ok = np.isfinite(mn)
+    if not ok.any():
+        return np.array([[np.inf] * 3, [-np.inf] * 3])
+    bv, bu = np.divmod(np.nonzero(ok)[0], wb)
+    u0, u1 = bu * block - 0.5, np.minimum(bu * block + block, W) - 0.5
+    v0, v1 = bv * block - 0.5, np.minimum(bv * block + block, H) - 0.5
+    K = np.asarray(K, dtype=np.float64)
+    corners = []
+    for u in (u0, u1):
+        for v in (v0, v1):
+            for z in (mn[ok], mx[ok]):
+                z = z.astype(np.float64)
+                corners.append(np.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z], axis=1))
+    c = np.concatenate(corners) @ np.asarray(pose)[:3, :3].T + np.asarray(pose)[:3, 3]
+    return np.stack([c.min(axis=0), c.max(axis=0)])
+
+
+def _classify_queries(p, D, rx, ry, K, radius, window, levels) -> np.ndarray:
+    """Stage A of :func:`overlap_fast` for query points ``p`` ``(N, 3)`` float32 in the target camera
+    with target depth ``D`` ``(H, W)``. Returns ``(N,)`` int8: 0 surely unmatched, 1 surely matched
+    (a pixel within ``window`` of the projection back-projects within ``radius``), 2 undecided.
+    Work is compacted after each test so that later, costlier tests see fewer points."""
+    H, W = D.shape
+    fx, fy, cx, cy = (np.float32(v) for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+    r = np.float32(radius)
+    r2 = r * r
+    Dflat = D.reshape(-1)
+    rx = rx.astype(np.float32)
+    ry = ry.astype(np.float32)
+    status = np.zeros(len(p), dtype=np.int8)
+    z = p[:, 2]
+    # Points within `radius` of the camera centre: leave them to the exact test.
+    status[(z > 0) & (z <= r)] = 2
+    idx = np.nonzero(z > r)[0]
+    p = p[idx]
+    z = p[:, 2]
+    a = p[:, 0] / z
+    b = p[:, 1] / z
+    ui = np.floor(fx * a + cx + np.float32(0.5)).astype(np.int64)
+    vi = np.floor(fy * b + cy + np.float32(0.5)).astype(np.int64)
+    # Conservative pixel radius of where a point within `radius` of p can project (+1 for rounding):
+    # |du| <= fx * r * (1 + |x/z|) / (z - r).
+    zr = z - r
+    Ru = np.ceil(fx * r * (1 + np.abs(a)) / zr).astype(np.int64) + 1
+    Rv = np.ceil(fy * r * (1 + np.abs(b)) / zr).astype(np.int64) + 1
+    reach = (ui + Ru >= 0) & (ui - Ru <= W - 1) & (vi + Rv >= 0) & (vi - Rv <= H - 1)
+    keep = np.nonzero(reach)[0]
+    idx, p, Ru, Rv = idx[keep], p[keep], Ru[keep], Rv[keep]
+    # Points projecting just outside the image are tested against the nearest border pixels: the
+    # window around the clipped pixel (same radius) contains every pixel they can reach.
+    ui = np.clip(ui[keep], 0, W - 1)
+    vi = np.clip(vi[keep], 0, H - 1)
+
+    def _d2(uu, vv, pts):
+        dq = Dflat[vv * W + uu]
+        d2 = (rx[uu] * dq - pts[:, 0]) ** 2 + (ry[vv] * dq - pts[:, 1]) ** 2 + (dq - pts[:, 2]) ** 2
+        return np.where(dq > 0, d2, np.inf)
+
+    # 1. The pixel the point projects to.
+    hit = _d2(ui, vi, p) <= r2
+    status[idx[hit]] = 1
+    keep = np.nonzero(~hit)[0]
+    idx, p, ui, vi, Ru, Rv = idx[keep], p[keep], ui[keep], vi[keep], Ru[keep], Rv[keep]
+    # 2. Depth-range bound: no valid depth in the reachable window within [z - r, z + r].
+    Rmax = np.maximum(Ru, Rv)
+    excluded = np.zeros(len(idx), dtype=bool)
+    lo = 0
+    for bsize, (mn, mx, f) in levels(D).items():
+        sel = np.nonzero((Rmax > lo) & (Rmax <= bsize))[0]
+        lo = bsize
+        if len(sel):
+            bu, bv = ui[sel] // f, vi[sel] // f
+            zc = p[sel, 2]
+            excluded[sel] = (mn[bv, bu] > zc + r) | (mx[bv, bu] < zc - r)
+    keep = np.nonzero(~excluded)[0]
+    idx, p, ui, vi, Rmax = idx[keep], p[keep], ui[keep], vi[keep], Rmax[keep]
+    # 3. The rest of the window around the projection.
+    best = np.full(len(idx), np.inf, dtype=np.float32)
+    for dv in range(-window, window + 1):
+        for du in range(-window, window + 1):
+            if du == 0 and dv == 0:
+                continue
+            uu = np.clip(ui + du, 0, W - 1)
+            vv = np.clip(vi + dv, 0, H - 1)
+            best = np.minimum(best, _d2(uu, vv, p))
+    hit = best <= r2
+    status[idx[hit]] = 1
+    keep = np.nonzero(~hit)[0]
+    idx, p, ui, vi, Rmax = idx[keep], p[keep], ui[keep], vi[keep], Rmax[keep]
+    # 4. A coarser pattern over the reachable window (any pixel found within `radius` proves a match,
+    #    so extra candidates never bias the result; they only spare KD-tree look-ups).
+    step = np.maximum(window + 1, (Rmax + 2) // 3)
+    best = np.full(len(idx), np.inf, dtype=np.float32)
+    for dv in range(-2, 3):
+        for du in range(-2, 3):
+            if du == 0 and dv == 0:
+                continue
+            uu = np.clip(ui + du * step, 0, W - 1)
+            vv = np.clip(vi + dv * step, 0, H - 1)
+            best = np.minimum(best, _d2(uu, vv, p))
+    status[idx] = np.where(best <= r2, 1, 2)
+    return status
+
+
+def _reach_mask(p: np.ndarray, K: np.ndarray, size, radius: float) -> np.ndarray:
+    """``(H, W)`` bool: pixels where a point within ``radius`` of any of the camera-frame points
+    ``p`` ``(N, 3)`` can project (the conservative windows of :func:`_classify_queries`)."""
+    H, W = size
+    z = p[:, 2]
+    if (z <= radius).any():
+        return np.ones((H, W), dtype=bool)
+    a, b = p[:, 0] / z, p[:, 1] / z
+    u = np.floor(K[0, 0] * a + K[0, 2] + 0.5)
+    v = np.floor(K[1, 1] * b + K[1, 2] + 0.5)
+    Ru = np.ceil(K[0, 0] * radius * (1 + np.abs(a)) / (z - radius)) + 1
+    Rv = np.ceil(K[1, 1] * radius * (1 + np.abs(b)) / (z - radius)) + 1
+    u0 = np.clip(u - Ru, 0, W).astype(np.int64)
+    u1 = np.clip(u + Ru + 1, 0, W).astype(np.int64)
+    v0 = np.clip(v - Rv, 0, H).astype(np.int64)
+    v1 = np.clip(v + Rv + 1, 0, H).astype(np.int64)
+    ok = (u1 > u0) & (v1 > v0)
+    acc = np.zeros((H + 1, W + 1), dtype=np.int32)
+    np.add.at(acc, (v0[ok], u0[ok]), 1)
+    np.add.at(acc, (v0[ok], u1[ok]), -1)
+    np.add.at(acc, (v1[ok], u0[ok]), -1)
+    np.add.at(acc, (v1[ok], u1[ok]), 1)
+    return acc.cumsum(axis=0).cumsum(axis=1)[:H, :W] > 0
+
+
+def overlap_fast(
+    depth: np.ndarray,
+    K: np.ndarray,
+    poses: np.ndarray,
+    *,
+    radius: float = 0.02,
+    query_stride: int = 8,
+    window: int = 1,
+    min_overlap: float = 0.0,
+    exact: bool = True,
+    pairs=None,
+    combine: str = "sum",
+) -> tuple[np.ndarray, np.ndarray, MiningStats]:
+    """Pair overlap of one scene's frames, fast, with the same definition as :func:`overlap_reference`.
+
+    How it gets its speed, and what each step approximates (the parameters control it):
+
+    1. **Query sampling** (``query_stride``): matched fractions are measured on every
+       ``query_stride``-th pixel (rows and columns) of each frame instead of on every pixel, and
+       scaled by the frame's full count of valid pixels. Unbiased; the only approximation of the
+       default settings (about +-0.01 at stride 8 on 640x480).
+    2. **Box culling** (exact): pairs whose world bounding boxes are farther apart than ``radius``
+       have overlap 0.
+    3. **Reprojection** (exact decisions only): each query point is projected into the other frame.
+       It is *surely matched* when one of the other frame's pixels in a ``(2*window+1)^2`` window
+       around its projection back-projects within ``radius``; *surely unmatched* when it is behind
+       the camera or projects so far outside the image, or so far from every valid depth of the
+       surrounding pixels, that no point of the other frame can lie within ``radius`` (a
+       conservative bound on where a point within ``radius`` can project).
+    4. **Exact fallback** (``exact=True``): the remaining queries are resolved with a KD-tree over
+       all the valid pixels of the other frame. With ``exact=False`` they count as unmatched
+       (faster, biased low: a reprojection-with-depth-test approximation).
+    5. **Bound culling** (``min_overlap``): a pair whose upper bound (sure + undecided matches)
+       is below ``min_overlap`` is dropped without the fallback; its overlap is reported as NaN.
+       Pass 0 to compute every pair.
+
+    Args:
+        depth: ``(F, H, W)`` float32 metres (0 = invalid), every frame on the same pixel grid.
+        K: ``(3, 3)`` intrinsics of that grid.
+        poses: ``(F, 4, 4)`` camera-to-world.
+        radius: metres.
+        query_stride, window, min_overlap, exact: see above.
+        pairs: ``(P, 2)`` frame indices (``a != b``); all ``a < b`` pairs by default.
+        combine: ``"sum"`` (paper) or ``"max"`` (:func:`combine_overlap`).
+
+    Returns:
+        ``overlap`` ``(P,)`` float64 (NaN for pairs dropped by the bound), the ``pairs`` array used,
+        and :class:`MiningStats`.
+    """
+    from scipy.spatial import cKDTree
+
+    depth = np.asarray(depth, dtype=np.float32)
+    F, H, W = depth.shape
+    K = np.asarray(K, dtype=np.float64)
+    poses = np.asarray(poses, dtype=np.float64)
+    pairs = _all_pairs(F) if pairs is None else np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    stats = MiningStats(pairs=len(pairs))
+    rx, ry = _np_pixel_rays(K, (H, W))
+
+    valid = (depth > 0) & np.isfinite(depth)
+    n_full = valid.reshape(F, -1).sum(axis=1)
+    # Query points of every frame, in world coordinates (relative to a scene centre for precision).
+    queries = [frame_points(depth[k], K, poses[k], query_stride) for k in range(F)]
+    n_q = np.array([len(q) for q in queries])
+    centre = poses[:, :3, 3].mean(axis=0)
+    queries = [q - centre for q in queries]
+    full_boxes = np.stack([_frame_box(depth[k], K, poses[k]) for k in range(F)]) - centre
+
+    sure = np.zeros((len(pairs), 2), dtype=np.int64)  # [a matched in b, b matched in a]
+    undecided: dict[tuple[int, int], np.ndarray] = {}  # (pair index, direction) -> query indices
+    und_count = np.zeros((len(pairs), 2), dtype=np.int64)
+
+    gap = np.maximum(full_boxes[pairs[:, 0], 0] - full_boxes[pairs[:, 1], 1],
+                     full_boxes[pairs[:, 1], 0] - full_boxes[pairs[:, 0], 1]).max(axis=1)
+    live = (gap <= radius) & (n_q[pairs[:, 0]] > 0) & (n_q[pairs[:, 1]] > 0)
+    stats.culled_box = int((~live).sum())
+
+    def levels(D):
+        return _block_minmax(D, (2, 4, 8, 16, 32, 64))
+
+    # Stage A: for each target frame t, project the queries of every live partner s into it.
+    by_target: dict[int, list[tuple[int, int, int]]] = {}
+    for idx in np.nonzero(live)[0]:
+        a, b = pairs[idx]
+        by_target.setdefault(int(b), []).append((int(idx), 0, int(a)))  # a's queries into b
+        by_target.setdefault(int(a), []).append((int(idx), 1, int(b)))  # b's queries into a
+    for t, jobs in by_target.items():
+        Tt = poses[t]
+        R_t, t_t = Tt[:3, :3], Tt[:3, 3] - centre
+        src = np.concatenate([queries[s] for _, _, s in jobs])
+        owner = np.repeat(np.arange(len(jobs)), [n_q[s] for _, _, s in jobs])
+        p = ((src - t_t) @ R_t).astype(np.float32)  # (N, 3) in t's camera
+        stats.queries += len(p)
+        status = _classify_queries(p, depth[t], rx, ry, K, radius, window, levels)
+        # Per job counts.
+        n_jobs = len(jobs)
+        cnt_m = np.bincount(owner[status == 1], minlength=n_jobs)
+        cnt_u = np.bincount(owner[status == 2], minlength=n_jobs)
+        starts = np.concatenate([[0], np.cumsum([n_q[s] for _, _, s in jobs])])
+        und_idx = np.nonzero(status == 2)[0]
+        und_owner = owner[und_idx]
+        split = np.searchsorted(und_owner, np.arange(n_jobs + 1))
+        for j, (idx, direction, _s) in enumerate(jobs):
+            sure[idx, direction] = cnt_m[j]
+            und_count[idx, direction] = cnt_u[j]
+            if cnt_u[j]:
+                undecided[(idx, direction)] = (und_idx[split[j] : split[j + 1]] - starts[j]).astype(np.int64)
+
+    def _estimate(m):
+        # Scale sampled match fractions by the full valid-pixel counts.
+        fa = m[:, 0] / np.maximum(n_q[pairs[:, 0]], 1)
+        fb = m[:, 1] / np.maximum(n_q[pairs[:, 1]], 1)
+        return combine_overlap(fa * n_full[pairs[:, 0]], fb * n_full[pairs[:, 1]],
+                               n_full[pairs[:, 0]], n_full[pairs[:, 1]], combine)
+
+    upper = _estimate(sure + und_count)
+    need = live & (und_count.sum(axis=1) > 0)
+    if min_overlap > 0:
+        dropped = live & (upper < min_overlap)
+        stats.culled_bound = int(dropped.sum())
+        need &= ~dropped
+    else:
+        dropped = np.zeros(len(pairs), dtype=bool)
+    matched_total = sure.copy()
+    if exact and need.any():
+        stats.exact_pairs = int(need.sum())
+        by_tree: dict[int, list[tuple[int, int, int]]] = {}
+        for idx in np.nonzero(need)[0]:
+            a, b = pairs[idx]
+            if (idx, 0) in undecided:
+                by_tree.setdefault(int(b), []).append((int(idx), 0, int(a)))
+            if (idx, 1) in undecided:
+                by_tree.setdefault(int(a), []).append((int(idx), 1, int(b)))
+        for t, jobs in by_tree.items():
+            Tt = poses[t]
+            R_t, t_t = Tt[:3, :3], Tt[:3, 3] - centre
+            pts = [queries[s][undecided[(idx, direction)]] for idx, direction, s in jobs]
+            sizes = [len(x) for x in pts]
+            p = (np.concatenate(pts) - t_t) @ R_t
+            stats.kd_queries += len(p)
+            # The tree holds only the target pixels that some undecided query can reach.
+            reach = _reach_mask(p, K, (H, W), radius)
+            tree = cKDTree(frame_points(np.where(reach, depth[t], 0), K, None, 1),
+                           balanced_tree=False, compact_nodes=False)
+            dist, _ = tree.query(p, k=1, distance_upper_bound=radius)
+            hit = np.isfinite(dist)
+            bounds = np.concatenate([[0], np.cumsum(sizes)])
+            for j, (idx, direction, _s) in enumerate(jobs):
+                matched_total[idx, direction] += int(hit[bounds[j] : bounds[j + 1]].sum())
+    overlap = _estimate(matched_total)
+    overlap[~live] = 0.0
+    overlap[dropped] = np.nan
+    return overlap, pairs, stats

@@ -1,0 +1,632 @@
+"""``pri3d prepare``: overlapping-pair mining and voxel geometry for pre-training.
+
+For every scene of a dataset (any format :func:`~pri3d.data.formats.open_dataset` reads):
+
+1. **Frames.** Every ``frame_skip``-th frame is taken; frames with an invalid pose (non-finite or
+   not rigid, e.g. ScanNet's ``-inf``) or without valid depth are skipped and counted. Depth is
+   loaded once per frame onto one working pixel grid per scene (the first kept frame's depth grid;
+   frames whose depth has another size are resampled onto it through their own intrinsics).
+2. **Pairs.** The overlap of every pair of kept frames is computed
+   (:func:`pri3d.geometry.matching.overlap_fast`, the paper's definition with a documented query
+   stride and an exact KD-tree fallback; or, with ``mode="official"``, the official code's 5 cm
+   voxel / 7.5 cm radius / max-of-both-directions definition, computed exactly). Pairs with
+   ``overlap >= min_overlap`` are kept.
+3. **Geometry.** The scene surface is voxelized at ``voxel_size``: from the scene's mesh or point
+   cloud when it has one (``Scene.surface_path``: ScanNet's ``_vh_clean_2.ply``, the generator's
+   ``surface.ply``; faces are sampled every ``voxel_size / 2``), otherwise by fusing the kept
+   frames' depth: every ``fuse_stride``-th pixel is back-projected, coloured from the colour image,
+   and a voxel is kept when at least ``fuse_min_views`` frames put a point in it. Each frame's crop
+   box is the axis-aligned box of its view frustum between its nearest and farthest valid depth
+   (the far side capped at ``crop_far`` metres when set).
+
+Output layout: see :mod:`pri3d.data.prepared` (the reader). Every scene is written atomically
+(``scenes/<id>/pairs.csv`` and ``geometry/<id>.npz`` first, ``scenes/<id>/frames.json`` last); a
+re-run skips the scenes that have ``frames.json`` and rebuilds ``pairs.csv`` and ``summary.json``
+from the per-scene files. An output directory prepared with other parameters is refused unless
+``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pri3d.data.io import atomic_write_text
+from pri3d.data.prepared import PAIRS_HEADER, Pair, read_pairs_csv
+from pri3d.data.scene import DataError, Scene, SkipCounter
+from pri3d.fsutil import atomic_open
+from pri3d.geometry.camera import pose_is_valid
+from pri3d.geometry.matching import overlap_fast, overlap_reference
+from pri3d.geometry.voxels import frustum_aabb, sample_mesh_surface, voxel_keys, voxelize_points
+
+__all__ = ["PrepareParams", "SceneResult", "prepare", "prepare_scene", "load_scene_frames", "OFFICIAL", "VERSION"]
+
+VERSION = 1
+
+# The official code's settings (PointContrast's compute_full_overlapping.py, reused by Pri3D):
+# 5 cm voxel down-sampling, a 1.5 * 5 cm = 7.5 cm radius, overlap = max of the two directions.
+OFFICIAL = {"voxel": 0.05, "radius": 0.075, "combine": "max"}
+
+
+@dataclass
+class PrepareParams:
+    """Every parameter of a ``prepare`` run (all stored in ``OUT/params.json``).
+
+    Mining:
+        frame_skip: take every N-th frame of each scene (ScanNet: 25 on full sequences).
+        min_overlap: keep pairs with overlap >= this.
+        radius: a point matches when the other frame has a point within this distance (metres).
+        mode: ``"paper"`` (the paper's definition, every valid pixel, ``radius``) or ``"official"``
+            (the official code: 5 cm voxel centroids, 7.5 cm radius, max of both directions;
+            ``radius`` is then ignored).
+        query_stride: pixel stride of the query points of the fast miner; 0 = automatic (about
+            3000 queries per frame: 10 for 640x480). The only approximation of the default.
+        window: half-size of the pixel window searched around each reprojection (speed only).
+        exact: resolve undecided queries with a KD-tree (True, faithful). False counts them as
+            unmatched: faster, biased low (reprojection with a depth test only).
+    Geometry:
+        voxel_size: edge of the occupancy voxels (metres).
+        surface: ``"auto"`` (mesh/point cloud when the scene has one, else fused depth), ``"mesh"``
+            (required) or ``"fuse"`` (always fuse depth).
+        fuse_stride: pixel stride of the depth fusion.
+        fuse_min_views: keep a fused voxel seen by at least this many frames.
+        crop_far: cap (metres) on the far side of each frame's crop box; 0 = the frame's max depth.
+        geometry: write ``geometry/<scene>.npz`` at all.
+    """
+
+    frame_skip: int = 1
+    min_overlap: float = 0.30
+    radius: float = 0.02
+    mode: str = "paper"
+    query_stride: int = 0
+    window: int = 1
+    exact: bool = True
+    voxel_size: float = 0.02
+    surface: str = "auto"
+    fuse_stride: int = 4
+    fuse_min_views: int = 1
+    crop_far: float = 0.0
+    geometry: bool = True
+
+    def check(self) -> None:
+        from pri3d.config import ConfigError
+
+        if self.frame_skip < 1:
+            raise ConfigError(f"frame_skip must be >= 1, got {self.frame_skip}")
+        if not 0.0 <= self.min_overlap <= 1.0:
+            raise ConfigError(f"min_overlap must be in [0, 1], got {self.min_overlap}")
+        if self.radius <= 0 or self.voxel_size <= 0:
+            raise ConfigError("radius and voxel_size must be > 0")
+        if self.mode not in ("paper", "official"):
+            raise ConfigError(f"mode must be 'paper' or 'official', got {self.mode!r}")
+        if self.surface not in ("auto", "mesh", "fuse"):
+            raise ConfigError(f"surface must be 'auto', 'mesh' or 'fuse', got {self.surface!r}")
+        if self.query_stride < 0 or self.window < 0 or self.fuse_stride < 1 or self.fuse_min_views < 1:
+            raise ConfigError("query_stride, window >= 0 and fuse_stride, fuse_min_views >= 1 required")
+        if self.crop_far < 0:
+            raise ConfigError(f"crop_far must be >= 0, got {self.crop_far}")
+
+
+@dataclass
+class SceneFrames:
+    """A scene's kept frames, loaded once on one working grid."""
+
+    scene_id: str
+    frame_ids: list[int]
+    depth: np.ndarray  # (F, H, W) float32 metres
+    K: np.ndarray  # (3, 3) intrinsics of the working grid
+    poses: np.ndarray  # (F, 4, 4) camera-to-world
+    fused: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # points, colours, frame index
+    skips: SkipCounter = field(default_factory=SkipCounter)
+    notes: SkipCounter = field(default_factory=SkipCounter)  # corrections that did not skip a frame
+
+
+@dataclass
+class SceneResult:
+    scene_id: str
+    status: str  # "ok" | "skipped" | "done-before"
+    frames: int = 0
+    pairs_tested: int = 0
+    pairs_kept: int = 0
+    voxels: int = 0
+    skips: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    message: str = ""
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------------
+
+
+def _resample_np(depth: np.ndarray, K_from: np.ndarray, K_to: np.ndarray, size) -> np.ndarray:
+    """Nearest-neighbour resampling of one depth map onto another registered grid (numpy twin of
+    :func:`pri3d.geometry.matching.resample_depth`)."""
+    Hd, Wd = depth.shape
+    h, w = size
+    x = (np.arange(w) - K_to[0, 2]) / K_to[0, 0]
+    y = (np.arange(h) - K_to[1, 2]) / K_to[1, 1]
+    us = np.floor(x * K_from[0, 0] + K_from[0, 2] + 0.5).astype(np.int64)
+    vs = np.floor(y * K_from[1, 1] + K_from[1, 2] + 0.5).astype(np.int64)
+    ok = ((vs >= 0) & (vs < Hd))[:, None] & ((us >= 0) & (us < Wd))[None, :]
+    out = depth[np.clip(vs, 0, Hd - 1)[:, None], np.clip(us, 0, Wd - 1)[None, :]]
+    return np.where(ok, out, 0).astype(np.float32)
+
+
+def _fits(K: np.ndarray, size) -> bool:
+    """Whether intrinsics plausibly describe an image of ``size`` (principal point in its middle half)."""
+    H, W = size
+    return abs(K[0, 2] - (W - 1) / 2) <= 0.25 * W and abs(K[1, 2] - (H - 1) / 2) <= 0.25 * H
+
+
+def _depth_intrinsics(K: np.ndarray, size, ref_size, what: str) -> tuple[np.ndarray, bool]:
+    """The intrinsics of a depth image of ``size``: ``K`` when it fits; else ``K`` rescaled from the
+    scene's working size ``ref_size`` when that fits (the reader gave the intrinsics of another
+    resolution, e.g. one intrinsics file for depth maps of several sizes). Returns (K, rescaled)."""
+    H, W = size
+    if not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise DataError(f"{what}: invalid depth intrinsics {K.tolist()}")
+    if _fits(K, size):
+        return K, False
+    if ref_size is not None and tuple(ref_size) != tuple(size):
+        K2 = K.copy()
+        sx, sy = W / ref_size[1], H / ref_size[0]
+        K2[0, 0] *= sx
+        K2[1, 1] *= sy
+        K2[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
+        K2[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
+        if _fits(K2, size):
+            return K2, True
+    raise DataError(
+        f"{what}: depth intrinsics (cx={K[0, 2]:.1f}, cy={K[1, 2]:.1f}) do not fit the {W}x{H} depth "
+        "image; they seem to describe another resolution"
+    )
+
+
+def load_scene_frames(scene: Scene, params: PrepareParams, *, want_fusion: bool = False) -> SceneFrames:
+    """Load the kept frames of a scene (every ``frame_skip``-th, valid pose, some valid depth)."""
+    skips = SkipCounter()
+    notes = SkipCounter()
+    ids, depths, poses = [], [], []
+    K_work = size = None
+    fused_pts, fused_col, fused_idx = [], [], []
+    for fid in scene.frame_ids[:: params.frame_skip]:
+        what = f"{scene.scene_id}/{fid}"
+        pose = scene.load_pose(fid)
+        if not pose_is_valid(pose):
+            skips.add("invalid pose", what)
+            continue
+        try:
+            frame = scene.load_frame(fid, color=want_fusion, depth=True, labels=False)
+        except DataError as e:
+            skips.add("unreadable frame", f"{what}: {e}")
+            continue
+        d = np.asarray(frame.depth, dtype=np.float32)
+        d = np.where(np.isfinite(d) & (d > 0), d, 0).astype(np.float32)
+        if not (d > 0).any():
+            skips.add("no valid depth", what)
+            continue
+        Kd, rescaled = _depth_intrinsics(np.asarray(frame.depth_intrinsics, dtype=np.float64), d.shape, size, what)
+        if rescaled:
+            notes.add("depth intrinsics rescaled to the depth image size", what)
+        if K_work is None:
+            K_work, size = Kd.copy(), d.shape
+        if d.shape != size or not np.allclose(Kd, K_work):
+            d = _resample_np(d, Kd, K_work, size)
+            if not (d > 0).any():
+                skips.add("no valid depth", what)
+                continue
+        if want_fusion:
+            pts, col = _fusion_samples(d, K_work, pose, frame.color, frame.color_intrinsics, params.fuse_stride)
+            fused_pts.append(pts)
+            fused_col.append(col)
+            fused_idx.append(np.full(len(pts), len(ids), dtype=np.int32))
+        ids.append(int(fid))
+        depths.append(d)
+        poses.append(np.asarray(pose, dtype=np.float64))
+    if ids:
+        depth = np.stack(depths)
+        P = np.stack(poses)
+    else:
+        depth = np.zeros((0, 1, 1), np.float32)
+        P = np.zeros((0, 4, 4))
+        K_work = np.eye(3)
+    fused = None
+    if want_fusion and ids:
+        fused = (np.concatenate(fused_pts), np.concatenate(fused_col), np.concatenate(fused_idx))
+    return SceneFrames(scene.scene_id, ids, depth, K_work, P, fused, skips, notes)
+
+
+def _fusion_samples(depth, K, pose, color, K_color, stride):
+    """World points (every ``stride``-th valid pixel) and their colours from the registered colour image."""
+    H, W = depth.shape
+    v, u = np.mgrid[0:H:stride, 0:W:stride]
+    z = depth[v, u]
+    ok = z > 0
+    u, v, z = u[ok].astype(np.float64), v[ok].astype(np.float64), z[ok].astype(np.float64)
+    x = (u - K[0, 2]) / K[0, 0]
+    y = (v - K[1, 2]) / K[1, 1]
+    pts = np.stack([x * z, y * z, z], axis=1) @ pose[:3, :3].T + pose[:3, 3]
+    if color is None:
+        col = np.full((len(pts), 3), 128, dtype=np.uint8)
+    else:
+        Kc = np.asarray(K_color, dtype=np.float64)
+        Hc, Wc = color.shape[:2]
+        uc = np.clip(np.floor(x * Kc[0, 0] + Kc[0, 2] + 0.5).astype(np.int64), 0, Wc - 1)
+        vc = np.clip(np.floor(y * Kc[1, 1] + Kc[1, 2] + 0.5).astype(np.int64), 0, Hc - 1)
+        col = color[vc, uc, :3].astype(np.uint8)
+    return pts, col
+
+
+# --------------------------------------------------------------------------------------------------
+# Mining
+# --------------------------------------------------------------------------------------------------
+
+
+def auto_query_stride(size) -> int:
+    """About 3000 query points per frame: 10 for 640x480, 5 for 320x240."""
+    H, W = size
+    return max(1, int(round(math.sqrt(H * W / 3072.0))))
+
+
+def mine_pairs(frames: SceneFrames, params: PrepareParams) -> tuple[list[Pair], int, dict]:
+    """Pairs of kept frames with ``overlap >= min_overlap``; also the number of pairs tested and the
+    miner's statistics."""
+    F = len(frames.frame_ids)
+    if F < 2:
+        return [], 0, {}
+    if params.mode == "official":
+        ov = overlap_reference(
+            list(frames.depth), [frames.K] * F, list(frames.poses), radius=OFFICIAL["radius"],
+            voxel_size=OFFICIAL["voxel"], combine=OFFICIAL["combine"],
+        )
+        pairs = np.stack(np.triu_indices(F, k=1), axis=1)
+        stats = {"pairs": len(pairs)}
+    else:
+        qs = params.query_stride or auto_query_stride(frames.depth.shape[1:])
+        ov, pairs, st = overlap_fast(
+            frames.depth, frames.K, frames.poses, radius=params.radius, query_stride=qs,
+            window=params.window, min_overlap=params.min_overlap, exact=params.exact,
+        )
+        stats = st.to_dict()
+        stats["query_stride"] = qs
+    keep = np.nan_to_num(ov, nan=-1.0) >= params.min_overlap
+    out = []
+    for (a, b), o in zip(pairs[keep], ov[keep]):
+        fa, fb = frames.frame_ids[a], frames.frame_ids[b]
+        if fa > fb:
+            fa, fb = fb, fa
+        out.append(Pair(frames.scene_id, fa, fb, round(float(o), 4)))
+    out.sort(key=lambda p: (p.frame_a, p.frame_b))
+    return out, len(pairs), stats
+
+
+# --------------------------------------------------------------------------------------------------
+# Geometry
+# --------------------------------------------------------------------------------------------------
+
+
+def read_surface_ply(path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """``(vertices (V, 3) float64, faces (F, 3) int64 or None, colours (V, 3) uint8 or None)``."""
+    from plyfile import PlyData
+
+    path = Path(path)
+    try:
+        ply = PlyData.read(str(path))
+    except Exception as e:  # plyfile raises several types on malformed files
+        raise DataError(f"{path}: unreadable PLY ({e})") from e
+    if "vertex" not in ply:
+        raise DataError(f"{path}: PLY has no vertex element")
+    v = ply["vertex"].data
+    names = v.dtype.names or ()
+    if not {"x", "y", "z"} <= set(names):
+        raise DataError(f"{path}: PLY vertices have no x/y/z")
+    V = np.stack([v["x"], v["y"], v["z"]], axis=1).astype(np.float64)
+    col = None
+    if {"red", "green", "blue"} <= set(names):
+        col = np.stack([v["red"], v["green"], v["blue"]], axis=1).astype(np.uint8)
+    faces = None
+    if "face" in ply and ply["face"].count:
+        fd = ply["face"].data
+        key = "vertex_indices" if "vertex_indices" in fd.dtype.names else fd.dtype.names[0]
+        lists = fd[key]
+        try:
+            faces = np.stack(lists).astype(np.int64).reshape(-1, 3)
+        except ValueError as e:
+            raise DataError(f"{path}: only triangle faces are supported") from e
+    return V, faces, col
+
+
+def voxelize_surface(V, faces, colors, voxel_size: float, *, chunk_faces: int = 100_000):
+    """Voxelize a mesh (faces sampled every ``voxel_size / 2``) or a point cloud (``faces`` None).
+
+    Returns ``coords (N, 3) int32, origin (3,), colors (N, 3) uint8``. Works in chunks of faces so a
+    dense mesh never materialises all its samples at once.
+    """
+    V = np.asarray(V, dtype=np.float64)
+    origin = np.floor(V.min(axis=0) / voxel_size) * voxel_size
+    col = np.full((len(V), 3), 128, np.float64) if colors is None else np.asarray(colors, np.float64)
+    keys_all, sums_all, counts_all = [], [], []
+
+    def _add(pts, attrs):
+        idx = np.floor((pts - origin) / voxel_size).astype(np.int64)
+        keys = voxel_keys(idx)
+        uk, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
+        inv = inv.reshape(-1)
+        sums = np.stack([np.bincount(inv, weights=attrs[:, c], minlength=len(uk)) for c in range(3)], axis=1)
+        keys_all.append(uk)
+        sums_all.append(sums)
+        counts_all.append(cnt)
+
+    if faces is None or len(faces) == 0:
+        _add(V, col)
+    else:
+        for s in range(0, len(faces), chunk_faces):
+            pts, att = sample_mesh_surface(V, faces[s : s + chunk_faces], voxel_size / 2, vertex_attrs=col)
+            _add(pts, att)
+    keys = np.concatenate(keys_all)
+    uk, inv = np.unique(keys, return_inverse=True)
+    inv = inv.reshape(-1)
+    sums = np.zeros((len(uk), 3))
+    np.add.at(sums, inv, np.concatenate(sums_all))
+    counts = np.bincount(inv, weights=np.concatenate(counts_all), minlength=len(uk))
+    mask = (1 << 21) - 1
+    coords = np.stack([(uk >> 42) & mask, (uk >> 21) & mask, uk & mask], axis=1) - (1 << 20)
+    colors_out = np.clip(np.round(sums / counts[:, None]), 0, 255).astype(np.uint8)
+    return coords.astype(np.int32), origin, colors_out
+
+
+def fuse_depth(frames: SceneFrames, voxel_size: float, min_views: int = 1):
+    """Voxelize the fused depth samples of a scene (see :func:`load_scene_frames`); a voxel is kept
+    when at least ``min_views`` frames put a point in it. Returns ``coords, origin, colors``."""
+    pts, col, fidx = frames.fused
+    coords, origin, attrs, counts = voxelize_points(pts, voxel_size, attrs=col, return_counts=True)
+    if min_views > 1:
+        idx = np.floor((pts - origin) / voxel_size).astype(np.int64)
+        keys = voxel_keys(idx)
+        # Distinct (voxel, frame) observations per voxel.
+        obs = np.unique(np.stack([keys, fidx.astype(np.int64)], axis=1), axis=0)
+        uk, views = np.unique(obs[:, 0], return_counts=True)
+        ck = voxel_keys(coords)
+        keep = views[np.searchsorted(uk, ck)] >= min_views
+        coords, attrs = coords[keep], attrs[keep]
+    return coords, origin, np.clip(np.round(attrs), 0, 255).astype(np.uint8)
+
+
+def frame_boxes(frames: SceneFrames, crop_far: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per kept frame, the world AABB of its view frustum between its min and max valid depth
+    (max capped at ``crop_far`` when > 0). Returns ``bbox_min, bbox_max`` ``(F, 3)``."""
+    lo, hi = [], []
+    size = frames.depth.shape[1:]
+    for d, T in zip(frames.depth, frames.poses):
+        valid = d[d > 0]
+        near, far = float(valid.min()), float(valid.max())
+        if crop_far > 0:
+            far = min(far, crop_far)
+            near = min(near, far)
+        a, b = frustum_aabb(frames.K, T, size, near, far)
+        lo.append(a)
+        hi.append(b)
+    return np.array(lo).reshape(-1, 3), np.array(hi).reshape(-1, 3)
+
+
+def _atomic_savez(path: Path, **arrays) -> None:
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _pairs_csv(pairs: list[Pair]) -> str:
+    lines = [",".join(PAIRS_HEADER)]
+    lines += [f"{p.scene},{p.frame_a},{p.frame_b},{p.overlap:.4f}" for p in pairs]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# One scene, and the whole run
+# --------------------------------------------------------------------------------------------------
+
+
+def prepare_scene(scene: Scene, params: PrepareParams, out_dir) -> SceneResult:
+    """Mine and voxelize one scene and write its files atomically (``frames.json`` last)."""
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    sdir = out_dir / "scenes" / scene.scene_id
+    sdir.mkdir(parents=True, exist_ok=True)
+    surface = None
+    if params.geometry and params.surface != "fuse":
+        surface = scene.surface_path
+        if surface is None and params.surface == "mesh":
+            raise DataError(f"{scene.root}: scene {scene.scene_id} has no mesh/point cloud (surface='mesh')")
+    want_fusion = params.geometry and surface is None
+    frames = load_scene_frames(scene, params, want_fusion=want_fusion)
+    F = len(frames.frame_ids)
+    info = {"scene": scene.scene_id, "frame_ids": frames.frame_ids, "skips": frames.skips.to_dict(),
+            "notes": frames.notes.to_dict()}
+    if F < 2:
+        reason = "scene with fewer than 2 valid frames"
+        info.update(status="skipped", reason=reason, pairs_tested=0, pairs_kept=0)
+        atomic_write_text(sdir / "pairs.csv", _pairs_csv([]))
+        atomic_write_text(sdir / "frames.json", json.dumps(info, indent=1))
+        return SceneResult(scene.scene_id, "skipped", F, skips=frames.skips.to_dict(),
+                           seconds=time.perf_counter() - t0, message=reason)
+    pairs, tested, stats = mine_pairs(frames, params)
+    atomic_write_text(sdir / "pairs.csv", _pairs_csv(pairs))
+    n_vox = 0
+    if params.geometry:
+        if surface is not None:
+            V, faces, col = read_surface_ply(surface)
+            coords, origin, colors = voxelize_surface(V, faces, col, params.voxel_size)
+            source = f"mesh:{Path(surface).name}"
+        else:
+            coords, origin, colors = fuse_depth(frames, params.voxel_size, params.fuse_min_views)
+            source = "fused-depth"
+        bmin, bmax = frame_boxes(frames, params.crop_far)
+        (out_dir / "geometry").mkdir(exist_ok=True)
+        _atomic_savez(
+            out_dir / "geometry" / f"{scene.scene_id}.npz", coords=coords, origin=origin,
+            voxel_size=np.float64(params.voxel_size), colors=colors,
+            frame_ids=np.asarray(frames.frame_ids, dtype=np.int64), bbox_min=bmin, bbox_max=bmax,
+            source=np.array(source),
+        )
+        n_vox = len(coords)
+    info.update(status="ok", pairs_tested=tested, pairs_kept=len(pairs), voxels=n_vox, miner=stats)
+    atomic_write_text(sdir / "frames.json", json.dumps(info, indent=1))
+    return SceneResult(scene.scene_id, "ok", F, tested, len(pairs), n_vox, frames.skips.to_dict(),
+                       time.perf_counter() - t0)
+
+
+def _params_record(params: PrepareParams, input_path: Path, fmt: str, out_dir: Path, split) -> dict:
+    rec = {"version": VERSION}
+    rec.update(asdict(params))
+    rec["input"] = os.path.relpath(Path(input_path).resolve(), Path(out_dir).resolve())
+    rec["format"] = fmt
+    rec["split"] = sorted(split) if split is not None else None
+    if params.mode == "official":
+        rec["official"] = dict(OFFICIAL)
+    return rec
+
+
+def _worker(args):
+    scene, params, out_dir = args
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover
+        pass
+    return prepare_scene(scene, params, out_dir)
+
+
+def prepare(
+    input_path,
+    output,
+    *,
+    format: str | None = None,
+    params: PrepareParams | None = None,
+    split_file=None,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Run ``pri3d prepare`` and return the summary dict (also written to ``OUT/summary.json``).
+
+    Raises:
+        DataError: unreadable dataset, or ``output`` holds a run with other parameters (unless
+            ``overwrite``; then its previous results are removed first).
+    """
+    from pri3d.data.formats import detect_format, open_dataset, read_split_file
+
+    params = params or PrepareParams()
+    params.check()
+    t0 = time.perf_counter()
+    input_path = Path(input_path)
+    out = Path(output)
+    fmt = format or detect_format(input_path)
+    split = read_split_file(split_file) if split_file is not None else None
+    scenes = open_dataset(input_path, fmt, split=split)
+    record = _params_record(params, input_path, fmt, out, split)
+    pfile = out / "params.json"
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a directory")
+    if pfile.is_file():
+        try:
+            old = json.loads(pfile.read_text())
+        except json.JSONDecodeError:
+            old = None
+        if old != record:
+            if not overwrite:
+                diff = sorted(k for k in set(record) | set(old or {}) if (old or {}).get(k) != record.get(k))
+                raise DataError(
+                    f"{out}: holds a prepare run with other parameters (differing: {', '.join(diff)}); "
+                    "use another --output or pass --overwrite to replace it"
+                )
+            for sub in ("scenes", "geometry"):
+                shutil.rmtree(out / sub, ignore_errors=True)
+            for f in ("pairs.csv", "summary.json"):
+                (out / f).unlink(missing_ok=True)
+    elif out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise DataError(f"{out}: not empty and not a prepare output; choose an empty --output or pass --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(pfile, json.dumps(record, indent=1))
+
+    todo = [s for s in scenes if not (out / "scenes" / s.scene_id / "frames.json").is_file()]
+    done_before = len(scenes) - len(todo)
+    results: list[SceneResult] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(scenes), initial=done_before, desc="prepare", unit="scene")
+    if workers > 1 and len(todo) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
+            for res in ex.map(_worker, [(s, params, out) for s in todo]):
+                results.append(res)
+                if bar:
+                    bar.update(1)
+    else:
+        for s in todo:
+            results.append(prepare_scene(s, params, out))
+            if bar:
+                bar.update(1)
+    if bar:
+        bar.close()
+    summary = _rebuild_outputs(out, [s.scene_id for s in scenes])
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    summary["scenes_done_before"] = done_before
+    summary["message"] = (
+        f"prepared {summary['scenes']} scenes ({summary['scenes_skipped']} skipped, {done_before} already done): "
+        f"{summary['frames']} frames, {summary['pairs_kept']}/{summary['pairs_tested']} pairs kept "
+        f"(overlap >= {params.min_overlap}), {summary['skipped_frames']['total']} frames skipped "
+        f"in {summary['seconds']:.1f}s -> {out}"
+    )
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+    return summary
+
+
+def _rebuild_outputs(out: Path, scene_ids: list[str]) -> dict:
+    """Rebuild ``OUT/pairs.csv`` from the per-scene files and return the summary counts."""
+    pairs: list[Pair] = []
+    skips = SkipCounter()
+    frames = tested = kept = skipped_scenes = 0
+    per_scene = {}
+    for sid in sorted(scene_ids):
+        f = out / "scenes" / sid / "frames.json"
+        if not f.is_file():
+            continue
+        info = json.loads(f.read_text())
+        sk = info.get("skips", {})
+        for reason, n in sk.get("counts", {}).items():
+            skips.counts[reason] = skips.counts.get(reason, 0) + n
+            ex = skips.examples.setdefault(reason, [])
+            ex.extend(sk.get("examples", {}).get(reason, [])[: max(0, skips.max_examples - len(ex))])
+        if info.get("status") == "skipped":
+            skipped_scenes += 1
+            per_scene[sid] = {"status": "skipped", "reason": info.get("reason", "")}
+            continue
+        frames += len(info["frame_ids"])
+        tested += int(info.get("pairs_tested", 0))
+        scene_pairs = read_pairs_csv(out / "scenes" / sid / "pairs.csv")
+        kept += len(scene_pairs)
+        pairs.extend(scene_pairs)
+        per_scene[sid] = {"frames": len(info["frame_ids"]), "pairs_tested": int(info.get("pairs_tested", 0)),
+                          "pairs_kept": len(scene_pairs)}
+    atomic_write_text(out / "pairs.csv", _pairs_csv(pairs))
+    return {
+        "scenes": len(per_scene),
+        "scenes_skipped": skipped_scenes,
+        "frames": frames,
+        "pairs_tested": tested,
+        "pairs_kept": kept,
+        "skipped_frames": skips.to_dict(),
+        "per_scene": per_scene,
+    }
