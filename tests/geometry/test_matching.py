@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -121,3 +122,36 @@ def test_view_correspondences_empty():
     assert view_correspondences(d, K, _pose(), d, K, _pose()).shape == (0, 3)
     with pytest.raises(ValueError):
         view_correspondences(d[0], K, _pose(), d, K, _pose())
+
+
+def test_view_correspondences_on_real_7scenes_frames():
+    from conftest import shared_data
+    from pri3d.data.formats import open_dataset
+    from pri3d.geometry.camera import backproject_depth
+
+    root = shared_data("7scenes-redkitchen-150-199")
+    scene = open_dataset(root, "7scenes")[0]
+    fa, fb = (scene.load_frame(i, color=False, labels=False) for i in (150, 160))
+    # Training resolution 320x240 -> feature map 160x120 (half the input), batched (B = 2: a->b, b->a).
+    Kd = torch.from_numpy(fa.depth_intrinsics)
+    Kf = scale_intrinsics(Kd, 160 / 640, 120 / 480)
+    d = torch.from_numpy(np.stack([fa.depth, fb.depth]))
+    feat = resample_depth(d, Kd, Kf, (120, 160))
+    assert feat.shape == (2, 120, 160)
+    poses = torch.from_numpy(np.stack([fa.pose, fb.pose]))
+    m = view_correspondences(feat, Kf, poses, feat.flip(0), Kf, poses.flip(0), depth_threshold=0.05)
+    ab, ba = m[m[:, 0] == 0], m[m[:, 0] == 1]
+    n_valid = int((feat[0] > 0).sum())
+    assert 0.5 * n_valid < len(ab) < n_valid  # frames 10 apart overlap a lot, but not entirely
+    # Matched pixels back-project to nearby world points (< 5 cm depth test + pixel quantisation).
+    P = backproject_depth(feat.double(), Kf, poses).reshape(2, -1, 3)
+    dist = (P[0, ab[:, 1]] - P[1, ab[:, 2]]).norm(dim=1)
+    assert dist.median() < 0.02 and (dist < 0.10).float().mean() > 0.95
+    # Cycle consistency: following a->b then b->a lands within a pixel of the start for most pixels.
+    back = torch.full((120 * 160,), -1, dtype=torch.int64)
+    back[ba[:, 1]] = ba[:, 2]
+    end = back[ab[:, 2]]
+    ok = end >= 0
+    du = (end[ok] % 160 - ab[ok, 1] % 160).abs()
+    dv = (end[ok] // 160 - ab[ok, 1] // 160).abs()
+    assert ok.float().mean() > 0.9 and ((du <= 1) & (dv <= 1)).float().mean() > 0.9
