@@ -346,9 +346,13 @@ def _frame_box(depth: np.ndarray, K: np.ndarray, pose: np.ndarray, block: int = 
     valid = depth > 0
     mn[:H, :W] = np.where(valid, depth, np.inf)
     mx[:H, :W] = np.where(valid, depth, -np.inf)
-    hb, wb = Hp // block, Wp // block
-    mn = mn.reshape(hb, block, wb, block).min(axis=(1, 3)).reshape(-1)
-    mx = mx.reshape(hb, block, wb, block).max(axis=(1, 3)).reshape(-1)
+    b = 1
+    while b < block:
+        mn = np.minimum(np.minimum(mn[0::2, 0::2], mn[1::2, 0::2]), np.minimum(mn[0::2, 1::2], mn[1::2, 1::2]))
+        mx = np.maximum(np.maximum(mx[0::2, 0::2], mx[1::2, 0::2]), np.maximum(mx[0::2, 1::2], mx[1::2, 1::2]))
+        b *= 2
+    wb = mn.shape[1]
+    mn, mx = mn.reshape(-1), mx.reshape(-1)
     ok = np.isfinite(mn)
     if not ok.any():
         return np.array([[np.inf] * 3, [-np.inf] * 3])
@@ -453,29 +457,66 @@ def _classify_queries(p, D, rx, ry, K, radius, window, levels) -> np.ndarray:
     return status
 
 
-def _reach_mask(p: np.ndarray, K: np.ndarray, size, radius: float) -> np.ndarray:
-    """``(H, W)`` bool: pixels where a point within ``radius`` of any of the camera-frame points
-    ``p`` ``(N, 3)`` can project (the conservative windows of :func:`_classify_queries`)."""
-    H, W = size
+def _tree_points(p: np.ndarray, D: np.ndarray, K: np.ndarray, radius: float, block: int = 16) -> np.ndarray:
+    """The target pixels that can lie within ``radius`` of some query point, back-projected.
+
+    ``p`` ``(N, 3)`` are camera-frame query points, ``D`` ``(H, W)`` the target depth. A pixel can
+    match query ``p`` only inside ``p``'s conservative window (see :func:`_classify_queries`) and
+    with a depth within ``radius`` of ``p``'s. Per ``block x block`` pixel block we collect the depth
+    range of the queries whose window touches it and keep the pixels whose depth is within
+    ``radius`` of that range: an exact filter that keeps the KD-tree smaller.
+    """
+    H, W = D.shape
     z = p[:, 2]
-    if (z <= radius).any():
-        return np.ones((H, W), dtype=bool)
+    if (z <= radius).any():  # a query within `radius` of the camera centre: keep everything
+        return frame_points(D, K, None, 1)
+    hb, wb = -(-H // block), -(-W // block)
+    zmin = np.full((hb, wb), np.inf)
+    zmax = np.full((hb, wb), -np.inf)
     a, b = p[:, 0] / z, p[:, 1] / z
     u = np.floor(K[0, 0] * a + K[0, 2] + 0.5)
     v = np.floor(K[1, 1] * b + K[1, 2] + 0.5)
     Ru = np.ceil(K[0, 0] * radius * (1 + np.abs(a)) / (z - radius)) + 1
     Rv = np.ceil(K[1, 1] * radius * (1 + np.abs(b)) / (z - radius)) + 1
-    u0 = np.clip(u - Ru, 0, W).astype(np.int64)
-    u1 = np.clip(u + Ru + 1, 0, W).astype(np.int64)
-    v0 = np.clip(v - Rv, 0, H).astype(np.int64)
-    v1 = np.clip(v + Rv + 1, 0, H).astype(np.int64)
-    ok = (u1 > u0) & (v1 > v0)
-    acc = np.zeros((H + 1, W + 1), dtype=np.int32)
-    np.add.at(acc, (v0[ok], u0[ok]), 1)
-    np.add.at(acc, (v0[ok], u1[ok]), -1)
-    np.add.at(acc, (v1[ok], u0[ok]), -1)
-    np.add.at(acc, (v1[ok], u1[ok]), 1)
-    return acc.cumsum(axis=0).cumsum(axis=1)[:H, :W] > 0
+    bu0 = np.clip((u - Ru) // block, 0, wb - 1).astype(np.int64)
+    bu1 = np.clip((u + Ru) // block, 0, wb - 1).astype(np.int64)
+    bv0 = np.clip((v - Rv) // block, 0, hb - 1).astype(np.int64)
+    bv1 = np.clip((v + Rv) // block, 0, hb - 1).astype(np.int64)
+    small = ((bu1 - bu0) <= 2) & ((bv1 - bv0) <= 2)
+    for dv in range(3):
+        for du in range(3):
+            sel = small & (bv0 + dv <= bv1) & (bu0 + du <= bu1)
+            np.minimum.at(zmin, (bv0[sel] + dv, bu0[sel] + du), z[sel])
+            np.maximum.at(zmax, (bv0[sel] + dv, bu0[sel] + du), z[sel])
+    for i in np.nonzero(~small)[0]:  # very close queries: wide windows (rare)
+        sl = (slice(bv0[i], bv1[i] + 1), slice(bu0[i], bu1[i] + 1))
+        zmin[sl] = np.minimum(zmin[sl], z[i])
+        zmax[sl] = np.maximum(zmax[sl], z[i])
+    lo = np.repeat(np.repeat(zmin, block, axis=0), block, axis=1)[:H, :W] - radius
+    hi = np.repeat(np.repeat(zmax, block, axis=0), block, axis=1)[:H, :W] + radius
+    keep = (D > 0) & (D >= lo) & (D <= hi)
+    return frame_points(np.where(keep, D, 0), K, None, 1)
+
+
+class _pool:
+    """``with _pool(n) as run: results = run(fn, items)``: map in ``n`` threads (in order)."""
+
+    def __init__(self, threads: int):
+        self.threads = max(1, int(threads))
+        self.ex = None
+
+    def __enter__(self):
+        if self.threads == 1:
+            return lambda fn, items: [fn(x) for x in items]
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.ex = ThreadPoolExecutor(self.threads)
+        return lambda fn, items: list(self.ex.map(fn, items))
+
+    def __exit__(self, *exc):
+        if self.ex is not None:
+            self.ex.shutdown()
+        return False
 
 
 def overlap_fast(
@@ -490,6 +531,7 @@ def overlap_fast(
     exact: bool = True,
     pairs=None,
     combine: str = "sum",
+    threads: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, MiningStats]:
     """Pair overlap of one scene's frames, fast, with the same definition as :func:`overlap_reference`.
 
@@ -522,6 +564,8 @@ def overlap_fast(
         query_stride, window, min_overlap, exact: see above.
         pairs: ``(P, 2)`` frame indices (``a != b``); all ``a < b`` pairs by default.
         combine: ``"sum"`` (paper) or ``"max"`` (:func:`combine_overlap`).
+        threads: target frames processed in parallel threads (numpy and the KD-tree release the
+            GIL); the result does not depend on it.
 
     Returns:
         ``overlap`` ``(P,)`` float64 (NaN for pairs dropped by the bound), the ``pairs`` array used,
@@ -564,22 +608,27 @@ def overlap_fast(
         a, b = pairs[idx]
         by_target.setdefault(int(b), []).append((int(idx), 0, int(a)))  # a's queries into b
         by_target.setdefault(int(a), []).append((int(idx), 1, int(b)))  # b's queries into a
-    for t, jobs in by_target.items():
+    def stage_a(item):
+        t, jobs = item
         Tt = poses[t]
         R_t, t_t = Tt[:3, :3], Tt[:3, 3] - centre
         src = np.concatenate([queries[s] for _, _, s in jobs])
-        owner = np.repeat(np.arange(len(jobs)), [n_q[s] for _, _, s in jobs])
         p = ((src - t_t) @ R_t).astype(np.float32)  # (N, 3) in t's camera
-        stats.queries += len(p)
-        status = _classify_queries(p, depth[t], rx, ry, K, radius, window, levels)
+        return _classify_queries(p, depth[t], rx, ry, K, radius, window, levels)
+
+    with _pool(threads) as run:
+        statuses = run(stage_a, list(by_target.items()))
+    for (_t, jobs), status in zip(by_target.items(), statuses):
         # Per job counts.
         n_jobs = len(jobs)
+        sizes = [n_q[s] for _, _, s in jobs]
+        owner = np.repeat(np.arange(n_jobs), sizes)
+        stats.queries += len(status)
         cnt_m = np.bincount(owner[status == 1], minlength=n_jobs)
         cnt_u = np.bincount(owner[status == 2], minlength=n_jobs)
-        starts = np.concatenate([[0], np.cumsum([n_q[s] for _, _, s in jobs])])
+        starts = np.concatenate([[0], np.cumsum(sizes)])
         und_idx = np.nonzero(status == 2)[0]
-        und_owner = owner[und_idx]
-        split = np.searchsorted(und_owner, np.arange(n_jobs + 1))
+        split = np.searchsorted(owner[und_idx], np.arange(n_jobs + 1))
         for j, (idx, direction, _s) in enumerate(jobs):
             sure[idx, direction] = cnt_m[j]
             und_count[idx, direction] = cnt_u[j]
@@ -611,22 +660,26 @@ def overlap_fast(
                 by_tree.setdefault(int(b), []).append((int(idx), 0, int(a)))
             if (idx, 1) in undecided:
                 by_tree.setdefault(int(a), []).append((int(idx), 1, int(b)))
-        for t, jobs in by_tree.items():
+
+        def stage_b(item):
+            t, jobs = item
             Tt = poses[t]
             R_t, t_t = Tt[:3, :3], Tt[:3, 3] - centre
             pts = [queries[s][undecided[(idx, direction)]] for idx, direction, s in jobs]
-            sizes = [len(x) for x in pts]
             p = (np.concatenate(pts) - t_t) @ R_t
-            stats.kd_queries += len(p)
             # The tree holds only the target pixels that some undecided query can reach.
-            reach = _reach_mask(p, K, (H, W), radius)
-            tree = cKDTree(frame_points(np.where(reach, depth[t], 0), K, None, 1),
-                           balanced_tree=False, compact_nodes=False)
+            tree = cKDTree(_tree_points(p, depth[t], K, radius), balanced_tree=False, compact_nodes=False)
             dist, _ = tree.query(p, k=1, distance_upper_bound=radius)
+            bounds = np.concatenate([[0], np.cumsum([len(x) for x in pts])])
             hit = np.isfinite(dist)
-            bounds = np.concatenate([[0], np.cumsum(sizes)])
-            for j, (idx, direction, _s) in enumerate(jobs):
-                matched_total[idx, direction] += int(hit[bounds[j] : bounds[j + 1]].sum())
+            return [int(hit[bounds[j] : bounds[j + 1]].sum()) for j in range(len(jobs))], len(p)
+
+        with _pool(threads) as run:
+            results = run(stage_b, list(by_tree.items()))
+        for (_t, jobs), (hits, n) in zip(by_tree.items(), results):
+            stats.kd_queries += n
+            for (idx, direction, _s), h in zip(jobs, hits):
+                matched_total[idx, direction] += h
     overlap = _estimate(matched_total)
     overlap[~live] = 0.0
     overlap[dropped] = np.nan
