@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pri3d.models.sparse_backend import import_spconv
+from pri3d.models import sparse_backend
 
 __all__ = ["SparseResUNet", "MINKUNET34C", "TINY3D"]
 
@@ -80,7 +80,7 @@ class SparseResUNet(nn.Module):
             raise ValueError(f"planes and layers need 8 entries (4 encoder + 4 decoder stages), got {planes}, {layers}")
         if stem_kernel % 2 != 1:
             raise ValueError(f"stem_kernel must be odd, got {stem_kernel}")
-        sp = import_spconv()
+        sp = sparse_backend.import_spconv()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.stem = sp.SubMConv3d(in_channels, init_dim, stem_kernel, padding=stem_kernel // 2, bias=False,
                                   indice_key="stem")
@@ -106,7 +106,7 @@ class SparseResUNet(nn.Module):
         self.final = nn.Linear(c, out_channels)
 
     def forward(self, feats: torch.Tensor, coords: torch.Tensor, batch_size: int) -> torch.Tensor:
-        sp = import_spconv()  # cached after the first call
+        sp = sparse_backend.import_spconv()  # cached after the first call
         if coords.dim() != 2 or coords.shape[1] != 4 or feats.shape[0] != coords.shape[0]:
             raise ValueError(f"expected feats (M, C) and coords (M, 4), got {tuple(feats.shape)}, "
                              f"{tuple(coords.shape)}")

@@ -1,0 +1,173 @@
+"""Pre-training configuration: dataclasses, filled from YAML presets in ``pri3d/presets/pretrain/``
+plus ``key=value`` overrides (see :mod:`pri3d.config`).
+
+Presets: ``paper`` (the paper's optimisation), ``official`` (the authors' scripts: poly schedule,
+depth head, RGB voxel features), ``cpu-small`` (minutes-long CPU runs), ``cpu-tiny`` (tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pri3d.config import ConfigError
+from pri3d.models.resnet_unet import ARCHS
+
+__all__ = [
+    "PretrainConfig",
+    "DataConfig",
+    "ModelConfig",
+    "Model3DConfig",
+    "LossConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "OFFICIAL_FEATURE_DIM",
+]
+
+# Official Pri3D 2D feature widths (Res18UNet: 32, Res50UNet: 128 = the decoder's last width).
+OFFICIAL_FEATURE_DIM = {"resnet18": 32, "resnet34": 32, "resnet50": 128, "resnet101": 128}
+
+
+@dataclass
+class DataConfig:
+    path: str = ""  # a directory written by `pri3d prepare`
+    resolution: list[int] = field(default_factory=lambda: [240, 320])  # training image (H, W)
+    train_split: str = "train"  # split file name under <dataset>/splits/, a path, or "all"
+    val_split: str = "val"  # held-out scenes for matching recall ("" = none)
+    workers: int = 4  # DataLoader workers per process
+    prefetch: int = 2  # batches prefetched per worker
+
+    def validate(self):
+        if len(self.resolution) != 2 or any(int(v) <= 0 or int(v) % 4 for v in self.resolution):
+            raise ConfigError(f"data.resolution must be [H, W], both positive multiples of 4, got {self.resolution}")
+        if self.workers < 0:
+            raise ConfigError("data.workers must be >= 0")
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "resnet50"
+    feature_dim: int | None = None  # None: the official width for the arch (OFFICIAL_FEATURE_DIM)
+    init: str = "imagenet"  # scratch | imagenet | /path/to/torchvision-or-moco-or-pri3d.pth
+    head_dim: int = 64  # projection heads (2D -> 64, 3D -> 64) of the geometric-prior loss
+    depth_head: bool = False  # official scripts: on; the paper: not mentioned (off)
+    channels_last: bool = True
+
+    def validate(self):
+        if self.arch not in ARCHS:
+            raise ConfigError(f"model.arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if self.feature_dim is not None and self.feature_dim <= 0:
+            raise ConfigError("model.feature_dim must be positive")
+
+    @property
+    def resolved_feature_dim(self) -> int:
+        return int(self.feature_dim or OFFICIAL_FEATURE_DIM[self.arch])
+
+
+@dataclass
+class Model3DConfig:
+    input: str = "occupancy"  # occupancy (1 channel) | rgb (3 channels, as the official code)
+    crop: str = "aabb"  # aabb: the frustum's axis-aligned box (official) | frustum: voxels seen by the frame
+    out_channels: int = 96
+    planes: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 256, 128, 96, 96])
+    layers: list[int] = field(default_factory=lambda: [2, 3, 4, 6, 2, 2, 2, 2])
+    init_dim: int = 32
+    stem_kernel: int = 5
+
+    def validate(self):
+        if self.input not in ("occupancy", "rgb"):
+            raise ConfigError(f"model3d.input must be occupancy or rgb, got {self.input!r}")
+        if self.crop not in ("aabb", "frustum"):
+            raise ConfigError(f"model3d.crop must be aabb or frustum, got {self.crop!r}")
+        if len(self.planes) != 8 or len(self.layers) != 8:
+            raise ConfigError("model3d.planes and model3d.layers need 8 entries each")
+
+    @property
+    def in_channels(self) -> int:
+        return 1 if self.input == "occupancy" else 3
+
+
+@dataclass
+class LossConfig:
+    tau: float = 0.4
+    num_matches: int = 1024  # K: matches sampled per pair (and per chunk), without replacement
+    min_matches: int = 8  # pairs / chunks with fewer matches are skipped (counted)
+    cross_pair_negatives: bool = False  # negatives from all pairs of the batch
+    symmetric: bool = True  # average a->b and b->a (official)
+    depth_threshold: float = 0.05  # metres, view correspondences' depth test (official 0.05)
+    voxel_radius: float | None = None  # metres, pixel-to-voxel match radius; None = the prepared voxel size
+    view_weight: float = 1.0
+    geo_weight: float = 1.0
+    depth_weight: float = 1.0
+
+    def validate(self):
+        if self.tau <= 0:
+            raise ConfigError("loss.tau must be > 0")
+        if self.num_matches < 1 or self.min_matches < 1:
+            raise ConfigError("loss.num_matches and loss.min_matches must be >= 1")
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"  # sgd | adamw
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "step"  # step (lr * gamma ** (step // step_size)) | poly | constant
+    gamma: float = 0.99
+    step_size: int = 1000
+    poly_power: float = 0.9
+    warmup_steps: int = 0  # linear warm-up (0 = none)
+
+    def validate(self):
+        if self.name not in ("sgd", "adamw"):
+            raise ConfigError(f"optim.name must be sgd or adamw, got {self.name!r}")
+        if self.schedule not in ("step", "poly", "constant"):
+            raise ConfigError(f"optim.schedule must be step, poly or constant, got {self.schedule!r}")
+        if self.lr <= 0 or self.step_size <= 0:
+            raise ConfigError("optim.lr and optim.step_size must be > 0")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 60000  # optimizer steps
+    batch_size: int = 64  # pairs per optimizer step, over all processes and accumulation
+    accumulate: int = 1  # gradient accumulation: micro-batch = batch_size / (world * accumulate)
+    amp: str = "auto"  # auto (bf16 on GPU, off on CPU) | bf16 | fp16 | off
+    device: str = "auto"  # auto | cpu | cuda
+    compile: bool = False  # torch.compile the 2D backbone
+    seed: int = 0
+    log_every: int = 20
+    ckpt_every: int = 1000
+    keep_checkpoints: int = 3
+    eval_every: int = 1000  # feature-matching recall on held-out pairs (0 = never)
+    eval_pairs: int = 32
+    eval_points: int = 512  # sampled pixels of view A per pair
+    eval_radius: float = 4.0  # px at feature resolution: the logged recall@r
+    tensorboard: bool = True
+    progress: bool = True
+
+    def validate(self):
+        if self.steps < 0 or self.batch_size < 1 or self.accumulate < 1:
+            raise ConfigError("train.steps >= 0, train.batch_size >= 1 and train.accumulate >= 1 are required")
+        if self.amp not in ("auto", "bf16", "fp16", "off"):
+            raise ConfigError(f"train.amp must be auto, bf16, fp16 or off, got {self.amp!r}")
+        if self.log_every < 1 or self.ckpt_every < 1:
+            raise ConfigError("train.log_every and train.ckpt_every must be >= 1")
+
+
+@dataclass
+class PretrainConfig:
+    mode: str = "view+geo"  # view | geo | view+geo | trivial
+    out: str = "runs/pretrain"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    model3d: Model3DConfig = field(default_factory=Model3DConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self):
+        from pri3d.pretrain.method import MODES  # the registry: one entry per mode
+
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")

@@ -1,0 +1,314 @@
+"""Pre-training data: frame pairs from a ``pri3d prepare`` directory, with on-the-fly correspondences.
+
+One sample is a mined pair ``(scene, frame_a, frame_b)``:
+
+* both colour images resized to the training resolution ``(H, W)`` and colour-augmented
+  independently (:mod:`pri3d.pretrain.augment`);
+* both depth maps resampled onto the **feature grid** ``(H/2, W/2)`` of the 2D network, whose
+  intrinsics are ``scale_intrinsics(K_color, (W/2)/Wc, (H/2)/Hc)``;
+* ``view`` matches: pixel-to-pixel correspondences on the feature grids by reprojection with a depth
+  test (:func:`pri3d.geometry.matching.view_correspondences`), at most K sampled without replacement;
+* ``geo`` matches (geo modes): each view's voxel chunk (the scene's voxels inside the frame's
+  frustum box, shifted to start at 0) and pixel-to-voxel correspondences of its feature-grid pixels
+  (:func:`pri3d.geometry.voxels.pixel_voxel_correspondences`), at most K sampled without replacement;
+* ``trivial`` mode: frame A twice, two augmentations, positives at the same pixel.
+
+Randomness (augmentation, match sampling) comes from a generator seeded by the sampler from
+``(seed, global sample index)``; the global sample index is a pure function of the optimizer step
+(:class:`StepBatchSampler`). A run is therefore reproducible across worker counts, and a resumed
+run sees exactly the batches an uninterrupted run would.
+
+Collation (:func:`collate_pairs`) stacks the A images then the B images into one ``(2B, 3, H, W)``
+tensor (one backbone pass) and concatenates matches and sparse voxels with batch indices.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pri3d.data.formats import read_split_file
+from pri3d.data.prepared import Pair, PreparedData
+from pri3d.data.scene import DataError
+from pri3d.engine.seed import derive_seed
+from pri3d.geometry.camera import backproject_depth, scale_intrinsics
+from pri3d.geometry.matching import resample_depth, view_correspondences
+from pri3d.geometry.voxels import pixel_voxel_correspondences
+from pri3d.losses.point_info_nce import sample_without_replacement
+from pri3d.pretrain.augment import ColorAugment
+
+__all__ = ["PairDataset", "StepBatchSampler", "collate_pairs", "split_pairs", "resize_color", "worker_init"]
+
+
+def resize_color(color: np.ndarray, size) -> np.ndarray:
+    """``(Hc, Wc, 3)`` uint8 -> ``(H, W, 3)`` uint8 (area filter when shrinking)."""
+    H, W = int(size[0]), int(size[1])
+    if color.shape[:2] == (H, W):
+        return color
+    shrink = H < color.shape[0] or W < color.shape[1]
+    return cv2.resize(color, (W, H), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def _split_ids(prepared: PreparedData, split: str) -> set[str] | None:
+    """Scene ids of a split given by name (``<dataset>/splits/<name>.txt``) or path; None = no split."""
+    if not split or split == "all":
+        return None
+    p = Path(split)
+    if p.suffix or p.is_file():
+        return set(read_split_file(p))
+    f = prepared.input_path / "splits" / f"{split}.txt"
+    if f.is_file():
+        return set(read_split_file(f))
+    return None
+
+
+def split_pairs(prepared: PreparedData, train_split: str = "train", val_split: str = "val"):
+    """Training and held-out pairs. Held-out scenes never reach training, even when the train split
+    is missing or overlaps it. Returns ``(train_pairs, val_pairs, note)``."""
+    val_ids = _split_ids(prepared, val_split) or set()
+    train_ids = _split_ids(prepared, train_split)
+    notes = []
+    if train_split and train_split != "all" and train_ids is None:
+        notes.append(f"no train split {train_split!r} found: training on all mined scenes except held-out ones")
+    if val_split and not val_ids:
+        notes.append(f"no held-out split {val_split!r} found: matching recall is not measured")
+    if train_ids is not None and val_ids and train_ids & val_ids:
+        notes.append(f"{len(train_ids & val_ids)} scenes are in both splits: kept out of training")
+    train = [p for p in prepared.pairs if p.scene not in val_ids and (train_ids is None or p.scene in train_ids)]
+    val = [p for p in prepared.pairs if p.scene in val_ids]
+    return train, val, "; ".join(notes)
+
+
+class PairDataset(Dataset):
+    """Samples of mined pairs; ``dataset[(index, seed)]`` (see the module docstring for the content).
+
+    Args:
+        prepared: the prepared directory.
+        pairs: the pairs to draw from.
+        resolution: ``(H, W)`` of the training images (multiples of 4).
+        view / geo / trivial: which correspondences to compute.
+        num_matches: K, matches kept per pair (and per chunk).
+        depth_threshold: metres, for view correspondences.
+        voxel_radius: metres, for pixel-to-voxel correspondences; None = the prepared voxel size.
+        voxel_input: ``occupancy`` or ``rgb`` voxel features.
+        voxel_crop: ``aabb`` (the prepared chunk: voxels in the frustum's axis-aligned box, as the
+            official code) or ``frustum`` (only voxels whose centre projects into the image, in front
+            of the camera and at most one voxel beyond the frame's farthest depth: fewer voxels).
+        augment: colour augmentations on (training) or off (evaluation).
+    """
+
+    def __init__(self, prepared: PreparedData, pairs: list[Pair], *, resolution=(240, 320), view: bool = True,
+                 geo: bool = False, trivial: bool = False, num_matches: int = 1024, depth_threshold: float = 0.05,
+                 voxel_radius: float | None = None, voxel_input: str = "occupancy", voxel_crop: str = "aabb",
+                 augment: bool = True):
+        if not pairs:
+            raise DataError(f"{prepared.root}: no frame pairs to train on (check the splits and pairs.csv)")
+        self.prepared = prepared
+        self.pairs = list(pairs)
+        self.size = (int(resolution[0]), int(resolution[1]))
+        self.feat_size = (self.size[0] // 2, self.size[1] // 2)
+        self.view, self.geo, self.trivial = view, geo, trivial
+        self.num_matches = num_matches
+        self.depth_threshold = depth_threshold
+        self.voxel_radius = voxel_radius
+        self.voxel_input = voxel_input
+        if voxel_crop not in ("aabb", "frustum"):
+            raise ValueError(f"voxel_crop must be aabb or frustum, got {voxel_crop!r}")
+        self.voxel_crop = voxel_crop
+        self.augment = ColorAugment(enabled=augment)
+        self.voxel_cache = 4
+        self._vox_cache: dict = {}
+        self.scenes = prepared.scenes()
+        missing = sorted({p.scene for p in self.pairs} - set(self.scenes))
+        if missing:
+            raise DataError(f"{prepared.root}: pairs refer to scenes missing from {prepared.input_path}: "
+                            f"{', '.join(missing[:5])}")
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    # -- one view -----------------------------------------------------------------------------------
+    def _load(self, scene_id: str, frame_id: int):
+        fr = self.scenes[scene_id].load_frame(frame_id, labels=False)
+        if fr.color is None or fr.depth is None:
+            raise DataError(f"{scene_id} frame {frame_id}: colour or depth missing")
+        Hc, Wc = fr.color.shape[:2]
+        h, w = self.feat_size
+        Kc = torch.as_tensor(fr.color_intrinsics, dtype=torch.float64)
+        K_feat = scale_intrinsics(Kc, w / Wc, h / Hc)
+        depth = resample_depth(torch.from_numpy(np.ascontiguousarray(fr.depth, dtype=np.float32))[None],
+                               torch.as_tensor(fr.depth_intrinsics, dtype=torch.float64), K_feat, (h, w))[0]
+        pose = torch.as_tensor(fr.pose, dtype=torch.float64)
+        return resize_color(fr.color, self.size), depth, K_feat, pose
+
+    def _voxels(self, scene_id: str):
+        # a small per-worker LRU of scene geometry (pairs come from random scenes)
+        vox = self._vox_cache.pop(scene_id, None)
+        if vox is None:
+            vox = self.prepared.voxels(scene_id)
+            if len(self._vox_cache) >= self.voxel_cache:
+                self._vox_cache.pop(next(iter(self._vox_cache)))
+        self._vox_cache[scene_id] = vox
+        return vox
+
+    def _chunk(self, scene_id: str, frame_id: int, depth: torch.Tensor, K_feat, pose, g: torch.Generator):
+        vox = self._voxels(scene_id)
+        try:
+            coords, colors = vox.crop(frame_id)
+        except KeyError as e:
+            raise DataError(f"{self.prepared.geometry_path(scene_id)}: {e.args[0]}") from e
+        coords_t = torch.from_numpy(np.ascontiguousarray(coords, dtype=np.int32))
+        if self.voxel_crop == "frustum" and len(coords_t):
+            keep = _in_frustum(coords_t, vox.origin, vox.voxel_size, K_feat, pose, depth)
+            coords_t, colors = coords_t[keep], colors[keep.numpy()]
+        flat = torch.nonzero(depth.reshape(-1) > 0, as_tuple=True)[0]
+        radius = vox.voxel_size if self.voxel_radius is None else self.voxel_radius
+        if len(coords_t) and len(flat):
+            pts = backproject_depth(depth.double()[None], K_feat, pose)[0].reshape(-1, 3)[flat]
+            vidx = pixel_voxel_correspondences(pts, coords_t, vox.origin, vox.voxel_size, radius)
+            ok = vidx >= 0
+            m = torch.stack([flat[ok], vidx[ok]], dim=1)
+        else:
+            m = torch.zeros((0, 2), dtype=torch.int64)
+        m = m[sample_without_replacement(len(m), self.num_matches, g)]
+        local = coords_t - coords_t.min(dim=0).values if len(coords_t) else coords_t
+        if self.voxel_input == "rgb":
+            feats = torch.from_numpy(np.ascontiguousarray(colors)).float() / 255.0 - 0.5
+        else:
+            feats = torch.ones((len(coords_t), 1), dtype=torch.float32)
+        return local, feats, m
+
+    # -- a sample -----------------------------------------------------------------------------------
+    def __getitem__(self, key):
+        index, seed = key if isinstance(key, tuple) else (key, key)
+        p = self.pairs[int(index)]
+        g = torch.Generator().manual_seed(int(seed))
+        out = {"key": (p.scene, p.frame_a, p.frame_b)}
+        col_a, dep_a, K_a, T_a = self._load(p.scene, p.frame_a)
+        if self.trivial:  # one image, two augmentations, positives at the same pixel
+            out["image_a"] = self.augment(col_a, g)
+            out["image_b"] = self.augment(col_a, g)
+            out["depth_a"] = out["depth_b"] = dep_a
+            idx = sample_without_replacement(dep_a.numel(), self.num_matches, g)
+            out["view"] = torch.stack([idx, idx], dim=1)
+            return out
+        col_b, dep_b, K_b, T_b = self._load(p.scene, p.frame_b)
+        out["image_a"] = self.augment(col_a, g)
+        out["image_b"] = self.augment(col_b, g)
+        out["depth_a"], out["depth_b"] = dep_a, dep_b
+        if self.view:
+            m = view_correspondences(dep_a[None], K_a[None], T_a[None], dep_b[None], K_b[None], T_b[None],
+                                     depth_threshold=self.depth_threshold)[:, 1:]
+            out["view"] = m[sample_without_replacement(len(m), self.num_matches, g)]
+        if self.geo:
+            out["vox_a"] = self._chunk(p.scene, p.frame_a, dep_a, K_a, T_a, g)
+            out["vox_b"] = self._chunk(p.scene, p.frame_b, dep_b, K_b, T_b, g)
+        return out
+
+
+def _in_frustum(coords: torch.Tensor, origin, voxel_size: float, K: torch.Tensor, pose: torch.Tensor,
+                depth: torch.Tensor) -> torch.Tensor:
+    """``(M,)`` bool: voxel centres in front of the camera, projecting inside the ``(h, w)`` grid of
+    ``K`` (one pixel margin) and no farther than the frame's farthest valid depth plus one voxel."""
+    h, w = depth.shape
+    centres = torch.as_tensor(origin, dtype=torch.float64) + (coords.double() + 0.5) * voxel_size
+    R, t = pose[:3, :3].double(), pose[:3, 3].double()
+    cam = (centres - t) @ R  # world -> camera (R^T (x - t)), row vectors
+    z = cam[:, 2]
+    far = float(depth.max()) + voxel_size if bool((depth > 0).any()) else 0.0
+    ok = (z > 1e-6) & (z <= far)
+    zs = torch.where(ok, z, torch.ones_like(z))
+    u = K[0, 0] * cam[:, 0] / zs + K[0, 2]
+    v = K[1, 1] * cam[:, 1] / zs + K[1, 2]
+    return ok & (u >= -1.5) & (u <= w + 0.5) & (v >= -1.5) & (v <= h + 0.5)
+
+
+def collate_pairs(samples: list[dict]) -> dict:
+    """Batch samples of :class:`PairDataset`.
+
+    Returns a dict with
+        ``images`` ``(2B, 3, H, W)`` (A images, then B images), ``depth`` ``(2B, h, w)``,
+        ``num_pairs`` B, ``keys`` list of (scene, frame_a, frame_b),
+        ``view`` ``(N, 3)`` int64 ``[pair, flat_a, flat_b]`` (when present),
+        ``vox_coords`` ``(M, 4)`` int32 ``[chunk, x, y, z]`` with chunk = image index (A: b, B: B + b),
+        ``vox_feats`` ``(M, Cin)``, ``geo`` ``(G, 3)`` int64 ``[image, flat_pixel, voxel_row]``
+        (when present).
+    """
+    B = len(samples)
+    out = {
+        "num_pairs": B,
+        "keys": [s["key"] for s in samples],
+        "images": torch.stack([s["image_a"] for s in samples] + [s["image_b"] for s in samples]),
+        "depth": torch.stack([s["depth_a"] for s in samples] + [s["depth_b"] for s in samples]),
+    }
+    if "view" in samples[0]:
+        rows = [torch.cat([torch.full((len(s["view"]), 1), b, dtype=torch.int64), s["view"]], 1)
+                for b, s in enumerate(samples)]
+        out["view"] = torch.cat(rows)
+    if "vox_a" in samples[0]:
+        chunks = [s["vox_a"] for s in samples] + [s["vox_b"] for s in samples]
+        coords, feats, geo = [], [], []
+        offset = 0
+        for i, (c, f, m) in enumerate(chunks):
+            coords.append(torch.cat([torch.full((len(c), 1), i, dtype=torch.int32), c.to(torch.int32)], 1))
+            feats.append(f)
+            geo.append(torch.stack([torch.full((len(m),), i, dtype=torch.int64), m[:, 0], m[:, 1] + offset], 1))
+            offset += len(c)
+        out["vox_coords"] = torch.cat(coords)
+        out["vox_feats"] = torch.cat(feats)
+        out["geo"] = torch.cat(geo)
+    return out
+
+
+class StepBatchSampler:
+    """Batch sampler whose batches are a pure function of the optimizer step.
+
+    The global sample index of micro-batch ``micro`` of step ``s``, rank ``r``, slot ``j`` is
+    ``g = s * batch_size + (micro * world + r) * micro_batch + j``; it picks pair ``perm_e[g % n]``
+    with ``e = g // n`` and ``perm_e`` a permutation seeded by ``(seed, e)`` (epochs without
+    repetition), and seeds the sample's randomness with ``(seed, g)``. Yields lists of
+    ``(pair_index, sample_seed)`` for steps ``start_step .. steps - 1``.
+    """
+
+    def __init__(self, num_items: int, *, batch_size: int, world_size: int = 1, rank: int = 0, accumulate: int = 1,
+                 seed: int = 0, start_step: int = 0, steps: int = 1):
+        if num_items < 1:
+            raise ValueError("no items to sample from")
+        if batch_size % (world_size * accumulate):
+            raise ValueError(f"batch size {batch_size} is not divisible by world size {world_size} x "
+                             f"accumulation {accumulate}")
+        self.n = num_items
+        self.batch_size = batch_size
+        self.world, self.rank, self.accumulate = world_size, rank, accumulate
+        self.micro = batch_size // (world_size * accumulate)
+        self.seed = seed
+        self.start_step, self.steps = start_step, steps
+        self._perm: tuple[int, torch.Tensor] | None = None
+
+    def _pair(self, g: int) -> int:
+        e, i = divmod(g, self.n)
+        if self._perm is None or self._perm[0] != e:
+            gen = torch.Generator().manual_seed(derive_seed(self.seed, 1, e))
+            self._perm = (e, torch.randperm(self.n, generator=gen))
+        return int(self._perm[1][i])
+
+    def batch(self, step: int, micro: int) -> list[tuple[int, int]]:
+        base = step * self.batch_size + (micro * self.world + self.rank) * self.micro
+        return [(self._pair(g), derive_seed(self.seed, 2, g)) for g in range(base, base + self.micro)]
+
+    def __iter__(self):
+        for s in range(self.start_step, self.steps):
+            for m in range(self.accumulate):
+                yield self.batch(s, m)
+
+    def __len__(self) -> int:
+        return max(0, self.steps - self.start_step) * self.accumulate
+
+
+def worker_init(worker_id: int) -> None:
+    """DataLoader workers: one intra-op thread each (the workers are the parallelism)."""
+    torch.set_num_threads(1)

@@ -1,0 +1,160 @@
+"""Feature-matching recall: a label-free check that the 2D features learned the 3D priors.
+
+For held-out pairs (no augmentation), sample valid pixels of view A that have a true correspondence
+in view B (reprojection with a depth test, on the feature grid). For each, take the nearest
+neighbour (cosine similarity of L2-normalised backbone features) among **all** pixels of B's
+feature map, and count it correct when it lands within ``r`` pixels (feature resolution) of the true
+correspondence. ``recall@r`` is the fraction of correct points over all pairs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from pri3d.engine.seed import derive_seed
+
+__all__ = ["RADII", "matching_recall", "format_recall", "evaluate_checkpoint"]
+
+RADII = (1.0, 2.0, 4.0, 8.0)
+
+
+@torch.no_grad()
+def matching_recall(backbone: nn.Module, dataset, *, max_pairs: int | None = None, radii=RADII, device="cpu",
+                    batch_size: int = 4, seed: int = 0, progress: bool = False, channels_last: bool = False,
+                    autocast_dtype=None) -> dict:
+    """Recall of nearest-neighbour feature matches.
+
+    Args:
+        backbone: ``(N, 3, H, W) -> (N, C, H/2, W/2)`` network (evaluated in eval mode, restored).
+        dataset: a :class:`~pri3d.pretrain.data.PairDataset` built with ``view=True, augment=False``;
+            its ``num_matches`` is the number of sampled points per pair.
+        max_pairs: evaluate the first ``max_pairs`` pairs (all when None).
+        radii: pixel radii at feature resolution.
+
+    Returns:
+        ``{"recall@1px": ..., ..., "pairs": n_pairs_with_points, "points": n_points,
+        "median_px": median error}``.
+    """
+    from pri3d.pretrain.data import collate_pairs
+
+    n = len(dataset) if max_pairs is None else min(len(dataset), int(max_pairs))
+    was_training = backbone.training
+    backbone.eval()
+    dists = []
+    pairs_used = 0
+    try:
+        it = range(0, n, batch_size)
+        for start in tqdm(it, desc="matching", disable=not progress, leave=False):
+            idx = list(range(start, min(n, start + batch_size)))
+            batch = collate_pairs([dataset[(i, derive_seed(seed, 3, i))] for i in idx])
+            images = batch["images"].to(device)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device_type=torch.device(device).type, dtype=autocast_dtype or torch.bfloat16,
+                                enabled=autocast_dtype is not None):
+                feats = backbone(images)
+            feats = F.normalize(feats.float(), dim=1)
+            B = len(idx)
+            _, C, h, w = feats.shape
+            m = batch["view"].to(device)
+            for b in range(B):
+                rows = m[m[:, 0] == b]
+                if len(rows) == 0:
+                    continue
+                pairs_used += 1
+                fa = feats[b].reshape(C, h * w)[:, rows[:, 1]].t()  # (P, C)
+                fb = feats[B + b].reshape(C, h * w)  # (C, hw)
+                pred = (fa @ fb).argmax(dim=1)
+                du = (pred % w) - (rows[:, 2] % w)
+                dv = torch.div(pred, w, rounding_mode="floor") - torch.div(rows[:, 2], w, rounding_mode="floor")
+                dists.append(torch.sqrt(du.float() ** 2 + dv.float() ** 2).cpu())
+    finally:
+        backbone.train(was_training)
+    d = torch.cat(dists) if dists else torch.zeros(0)
+    out = {f"recall@{r:g}px": (float((d <= r).float().mean()) if len(d) else float("nan")) for r in radii}
+    out.update(pairs=pairs_used, points=int(len(d)), median_px=float(d.median()) if len(d) else float("nan"))
+    return out
+
+
+def format_recall(res: dict) -> str:
+    keys = [k for k in res if k.startswith("recall@")]
+    return "  ".join(f"{k} {res[k]:.3f}" for k in keys) + f"  ({res['points']} points, {res['pairs']} pairs)"
+
+
+def _load_model(checkpoint: str, arch: str | None, feature_dim: int | None, seed: int):
+    """``(ResNetUNet, training resolution or None, description)`` from a checkpoint or a baseline name."""
+    from pri3d.data.scene import DataError
+    from pri3d.engine.checkpoint import CheckpointError, load_checkpoint
+    from pri3d.engine.seed import seed_everything
+    from pri3d.models.init import InitError, init_encoder, load_backbone
+    from pri3d.models.resnet_unet import ResNetUNet
+    from pri3d.pretrain.config import OFFICIAL_FEATURE_DIM
+
+    if checkpoint in ("scratch", "imagenet"):
+        arch = arch or "resnet50"
+        seed_everything(seed)
+        model = ResNetUNet(arch, feature_dim or OFFICIAL_FEATURE_DIM[arch])
+        try:
+            desc = init_encoder(model.encoder, checkpoint, arch)
+        except InitError as e:
+            raise DataError(str(e)) from e
+        return model, None, f"{arch} at initialisation ({desc}, random decoder)"
+    try:
+        obj = load_checkpoint(checkpoint)
+    except CheckpointError as e:
+        raise DataError(str(e)) from e
+    if obj.get("format") not in ("pri3d-pretrain", "pri3d-unet", "pri3d-finetune") or "backbone" not in obj:
+        raise DataError(f"{checkpoint}: not a pri3d checkpoint or backbone file (format {obj.get('format')!r}); "
+                        "eval-matching needs the whole UNet")
+    arch = obj.get("arch") or arch
+    fd = obj.get("feature_dim") or feature_dim
+    if not arch or not fd:
+        raise DataError(f"{checkpoint}: the file does not say its arch/feature_dim; pass --arch and --feature-dim")
+    model = ResNetUNet(arch, int(fd))
+    try:
+        load_backbone(model, checkpoint)
+    except InitError as e:
+        raise DataError(str(e)) from e
+    res = None
+    cfg = obj.get("config") or {}
+    if isinstance(cfg.get("data"), dict) and cfg["data"].get("resolution"):
+        res = tuple(int(v) for v in cfg["data"]["resolution"])
+    step = f" step {obj['step']}" if "step" in obj else ""
+    return model, res, f"{arch}{step} ({obj.get('mode', obj.get('format'))})"
+
+
+def evaluate_checkpoint(checkpoint, data, *, pairs_csv=None, split: str = "val", max_pairs=None, points: int = 1024,
+                        resolution=None, arch=None, feature_dim=None, depth_threshold: float = 0.05,
+                        device: str = "auto", seed: int = 0, progress: bool = False) -> dict:
+    """Recall@{1,2,4,8}px of a checkpoint on pairs of a prepared directory (see :func:`matching_recall`)."""
+    from pri3d.data.prepared import PreparedData, read_pairs_csv
+    from pri3d.data.scene import DataError
+    from pri3d.pretrain.data import PairDataset, split_pairs
+
+    model, ckpt_res, desc = _load_model(str(checkpoint), arch, feature_dim, seed)
+    res = tuple(resolution) if resolution else (ckpt_res or (240, 320))
+    if any(int(v) % 4 for v in res):
+        raise DataError(f"resolution {res}: both sides must be multiples of 4")
+    prepared = PreparedData(data)
+    if pairs_csv:
+        pairs = read_pairs_csv(pairs_csv)
+        source = f"{len(pairs)} pairs from {pairs_csv}"
+    else:
+        _, pairs, _ = split_pairs(prepared, "all", split)
+        source = f"{len(pairs)} held-out pairs (split {split!r})"
+        if not pairs:
+            pairs = prepared.pairs
+            source = f"no held-out split {split!r}: all {len(pairs)} pairs"
+    if not pairs:
+        raise DataError(f"{data}: no pairs to evaluate")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    ds = PairDataset(prepared, pairs, resolution=res, view=True, num_matches=points, depth_threshold=depth_threshold,
+                     augment=False)
+    out = matching_recall(model, ds, max_pairs=max_pairs, device=device, seed=seed, progress=progress)
+    out.update(checkpoint=desc, data=str(data), pairs_source=source, resolution=list(res))
+    return out

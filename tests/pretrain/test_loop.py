@@ -1,0 +1,145 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pri3d.cli import main
+from pri3d.config import ConfigError
+from pri3d.engine.checkpoint import CheckpointManager, load_checkpoint
+from pri3d.engine.logging import read_jsonl
+from pri3d.pretrain.loop import TrainingError, load_config, lr_at, train
+from pri3d.pretrain.method import Pri3D
+
+STEPS = 20
+VIEW = ("mode=view", f"train.steps={STEPS}", "train.eval_every=0", "train.ckpt_every=4", "data.resolution=[32,32]")
+
+
+def _losses(run: Path) -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in read_jsonl(run / "metrics.jsonl") if "loss" in r}
+
+
+@pytest.fixture(scope="module")
+def reference_run(prepared_dir, tmp_path_factory):
+    """An uninterrupted 20-step view run (CPU, fixed seed)."""
+    out = tmp_path_factory.mktemp("ref")
+    cfg = load_config("cpu-tiny", [f"data.path={prepared_dir}", f"out={out}", "data.resolution=[32,48]", *VIEW])
+    train(cfg)
+    return out
+
+
+def test_same_seed_same_losses_and_kill_9_then_resume_continues_the_curve(reference_run, tiny, tmp_path):
+    """A second run with the same seed, in another process, killed with SIGKILL after its step-12
+    checkpoint, then resumed: all 20 losses equal the reference run's (the first >= 12 come from the
+    independent run, the rest from the resumed one)."""
+    args = [sys.executable, "-m", "pri3d.cli", "pretrain", "--config", "cpu-tiny", *tiny(tmp_path, *VIEW)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt = tmp_path / "checkpoints" / "ckpt_00000012.pt"
+    deadline = time.time() + 240
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists(), proc.stderr.read().decode()[-2000:]
+    killed_at = max(_losses(tmp_path))
+    assert 12 <= killed_at < STEPS
+    assert main(["pretrain", "--config", "cpu-tiny", "--resume", *tiny(tmp_path, *VIEW)]) == 0
+    ref, got = _losses(reference_run), _losses(tmp_path)
+    assert sorted(ref) == sorted(got) == list(range(1, STEPS + 1))  # resumed lines replaced, none duplicated
+    assert len(set(ref.values())) > 1
+    for s in range(1, STEPS + 1):
+        assert got[s] == pytest.approx(ref[s], rel=1e-6, abs=1e-6), s
+    ck = load_checkpoint(tmp_path / "checkpoints" / f"ckpt_{STEPS:08d}.pt")
+    assert ck["step"] == STEPS and ck["format"] == "pri3d-pretrain" and ck["mode"] == "view"
+    assert {"model", "backbone", "optimizer", "scheduler", "rng", "config", "arch", "feature_dim"} <= set(ck)
+    assert all(k.startswith(("encoder.", "decoder.")) for k in ck["backbone"])
+    assert len(CheckpointManager(tmp_path / "checkpoints").paths()) == 3  # keep-last-k
+
+
+def test_truncated_checkpoint_is_a_clear_error_and_the_previous_one_resumes(reference_run, tiny, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(reference_run, run)
+    newest = run / "checkpoints" / f"ckpt_{STEPS:08d}.pt"
+    newest.write_bytes(newest.read_bytes()[:5000])
+    rc = main(["eval-matching", "--checkpoint", str(newest), "--data", str(tiny(run)[0].split("=", 1)[1])])
+    assert rc == 1
+    with pytest.warns(UserWarning, match="truncated"):
+        state, path = CheckpointManager(run / "checkpoints").latest()
+    assert state["step"] == STEPS - 4
+    with pytest.warns(UserWarning, match="truncated"):
+        train(load_config("cpu-tiny", tiny(run, *VIEW)), resume=True)
+    ref, got = _losses(reference_run), _losses(run)
+    assert got[STEPS] == pytest.approx(ref[STEPS], rel=1e-6, abs=1e-6)
+    assert load_checkpoint(newest)["step"] == STEPS  # rewritten whole
+
+
+def test_nan_loss_stops_with_the_step_and_writes_no_checkpoint(tiny, tmp_path, monkeypatch):
+    real = Pri3D.forward
+    calls = {"n": 0}
+
+    def poisoned(self, batch):
+        calls["n"] += 1
+        losses = real(self, batch)
+        if calls["n"] == 3:
+            losses["view"] = losses["view"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(Pri3D, "forward", poisoned)
+    with pytest.raises(TrainingError, match="non-finite loss at step 3"):
+        train(load_config("cpu-tiny", tiny(tmp_path, "mode=view", "train.steps=6", "train.eval_every=0")))
+    names = [p.name for p in CheckpointManager(tmp_path / "checkpoints").paths()]
+    assert names == ["ckpt_00000002.pt"] and not (tmp_path / "backbone.pth").exists()
+    ck = load_checkpoint(tmp_path / "checkpoints" / names[0])
+    assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+
+
+def test_existing_run_needs_resume(reference_run, tiny):
+    with pytest.raises(ConfigError, match="--resume"):
+        train(load_config("cpu-tiny", tiny(reference_run, *VIEW)))
+
+
+def test_schedules_are_pure_functions_of_the_step():
+    paper = load_config("paper").optim
+    assert lr_at(paper, 0, 60000) == pytest.approx(0.1)
+    assert lr_at(paper, 999, 60000) == pytest.approx(0.1)
+    assert lr_at(paper, 1000, 60000) == pytest.approx(0.099)
+    assert lr_at(paper, 59999, 60000) == pytest.approx(0.1 * 0.99**59)
+    official = load_config("official")
+    assert official.optim.schedule == "poly" and official.model.depth_head and not load_config("paper").model.depth_head
+    assert lr_at(official.optim, 30000, 60000) == pytest.approx(0.1 * 0.5**0.9)
+    assert lr_at(official.optim, 60000, 60000) == 0.0
+
+
+def test_all_modes_train_through_the_cli_and_eval_matching_reports(prepared_dir, tiny, tmp_path, capsys):
+    for mode in ("view", "geo", "view+geo", "trivial"):
+        out = tmp_path / mode.replace("+", "_")
+        extra = ["train.accumulate=2"] if mode == "view" else []  # gradient accumulation: 2 micro-batches of 1
+        rc = main(["pretrain", "--config", "cpu-tiny", *tiny(out, f"mode={mode}", "train.steps=1",
+                                                             "train.eval_every=1", *extra)])
+        assert rc == 0 and (out / "backbone.pth").exists() and (out / "config.yaml").exists()
+        recs = read_jsonl(out / "metrics.jsonl")
+        assert any("val/recall@4px" in r for r in recs) and any("loss" in r for r in recs)
+    capsys.readouterr()
+    assert main(["eval-matching", "--checkpoint", str(tmp_path / "view" / "backbone.pth"), "--data",
+                 str(prepared_dir), "--points", "64"]) == 0
+    text = capsys.readouterr().out
+    for r in (1, 2, 4, 8):
+        assert f"recall@{r}px" in text
+
+
+def test_ddp_two_cpu_processes(tiny, tmp_path):
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "pri3d.cli",
+            "pretrain", "--config", "cpu-tiny",
+            *tiny(tmp_path, "mode=view", "train.steps=2", "train.batch_size=4", "train.eval_every=0")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ck = load_checkpoint(tmp_path / "checkpoints" / "ckpt_00000002.pt")
+    assert ck["step"] == 2
+    assert r.stdout.count("pretrain: done") == 1  # only rank 0 reports
