@@ -59,14 +59,21 @@ def bench(task_name, root, args, dev) -> dict:
     ]
     cfg = finetune_config(f"cpu-small-{task_name}", over, root=str(root))
     task = make_task(cfg)
-    ds = task.dataset("val", split=[s.name for s in sorted(Path(root).iterdir()) if s.is_dir() and s.name != "splits"],
-                      progress=False)
+    ds = task.dataset(
+        "val", split=[s.name for s in sorted(Path(root).iterdir()) if s.is_dir() and s.name != "splits"], progress=False
+    )
     n = len(ds)
     model, _ = task.build_model("scratch")
     model.to(dev)
     fwd = forward_only(model, dev, n, args.batch_size, (h, w), task_name == "detect")
-    evaluate_model(task, model, torch.utils.data.Subset(ds, range(min(len(ds), args.batch_size))), dev,
-                   batch_size=args.batch_size, progress=False)  # warm-up
+    evaluate_model(
+        task,
+        model,
+        torch.utils.data.Subset(ds, range(min(len(ds), args.batch_size))),
+        dev,
+        batch_size=args.batch_size,
+        progress=False,
+    )  # warm-up
     _sync(dev)
     t = time.perf_counter()
     scores = evaluate_model(task, model, ds, dev, batch_size=args.batch_size, workers=args.workers, progress=False)
@@ -82,7 +89,7 @@ def main() -> None:
     p.add_argument("--image-size", default="240x320", help="HxW (default 240x320, the paper's evaluation size)")
     p.add_argument("--arch", default="resnet18")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--max-images", type=int, default=32)
+    p.add_argument("--max-images", type=int, default=16)
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | both")
@@ -101,17 +108,29 @@ def main() -> None:
 
         tmp = tempfile.TemporaryDirectory(prefix="bench_eval_")
         root = Path(tmp.name) / "synth"
-        generate(root, scenes=2, frames_per_scene=max(4, args.max_images // 2), seed=0, resolution=args.image_size,
-                 progress=False)
-    print(f"data {root}, {args.arch}, {args.image_size[0]}x{args.image_size[1]}, batch {args.batch_size}, "
-          f"threads {torch.get_num_threads()}")
-    print(f"{'device':<6} {'task':<7} {'images':>6} {'forward img/s':>14} {'eval img/s':>11} {'eval/forward':>13}  notes")
+        generate(
+            root,
+            scenes=2,
+            frames_per_scene=max(4, args.max_images // 2),
+            seed=0,
+            resolution=args.image_size,
+            progress=False,
+        )
+    print(
+        f"data {root}, {args.arch}, {args.image_size[0]}x{args.image_size[1]}, batch {args.batch_size}, "
+        f"threads {torch.get_num_threads()}"
+    )
+    print(
+        f"{'device':<6} {'task':<7} {'images':>6} {'forward img/s':>14} {'eval img/s':>11} {'eval/forward':>13}  notes"
+    )
     for d in devices:
         dev = torch.device(d)
         for t in args.tasks.split(","):
             r = bench(t, root, args, dev)
-            print(f"{d:<6} {r['task']:<7} {r['images']:>6} {r['forward']:>14.2f} {r['full']:>11.2f} "
-                  f"{r['full'] / r['forward']:>13.2f}  {r['extra']}")
+            print(
+                f"{d:<6} {r['task']:<7} {r['images']:>6} {r['forward']:>14.2f} {r['full']:>11.2f} "
+                f"{r['full'] / r['forward']:>13.2f}  {r['extra']}"
+            )
     if tmp is not None:
         tmp.cleanup()
 

@@ -67,6 +67,7 @@ def resolve_config(args):
 
 
 def run(args) -> int:
+    import os
     import sys
 
     from pri3d.downstream.loop import run_finetune
@@ -74,10 +75,11 @@ def run(args) -> int:
     from pri3d.models.init import InitError
 
     cfg = resolve_config(args)
-    print(
-        f"pri3d finetune {args.task}: config {args.config or 'paper-' + args.task}, data {cfg.data.root}, "
-        f"init {cfg.init}, out {cfg.out}"
-    )
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks
+        print(
+            f"pri3d finetune {args.task}: config {args.config or 'paper-' + args.task}, data {cfg.data.root}, "
+            f"init {cfg.init}, out {cfg.out}"
+        )
     try:
         run_finetune(cfg, resume=args.resume, progress=not args.no_progress)
     except (InitError, CheckpointError) as e:

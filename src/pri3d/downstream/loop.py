@@ -191,7 +191,7 @@ def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, progress: bool = 
     seed_everything(derive_seed(cfg.seed, dist.rank))
     out = Path(cfg.out)
     ckpts = CheckpointManager(out / "checkpoints", keep=cfg.train.keep)
-    if main and ckpts.paths() and not resume:
+    if ckpts.paths() and not resume:
         raise ConfigError(f"{out} already holds checkpoints; pass --resume to continue, or choose another --out")
 
     task = make_task(cfg)
