@@ -40,7 +40,7 @@ def detect(path: Path) -> bool:
         return False
     if _is_scene_dir(path):
         return True
-    return any(_is_scene_dir(c) for c in sorted(path.iterdir())[:50] if c.is_dir())
+    return any(_is_scene_dir(c) for c in sorted(path.iterdir())[:50] if c.is_dir() and not c.name.startswith("."))
 
 
 def _frame_files(folder: Path, exts) -> dict[int, Path]:
@@ -117,7 +117,9 @@ def open_scenes(path: Path) -> list[Scene]:
     path = Path(path)
     if _is_scene_dir(path):
         return [ScanNetScene(path)]
-    scenes = [ScanNetScene(c) for c in sorted(path.iterdir()) if c.is_dir() and _is_scene_dir(c)]
+    # hidden folders are never scenes (pri3d synth writes unfinished scenes to .tmp-<scene>)
+    children = [c for c in sorted(path.iterdir()) if c.is_dir() and not c.name.startswith(".")]
+    scenes = [ScanNetScene(c) for c in children if _is_scene_dir(c)]
     if not scenes:
         raise DataError(f"{path}: no ScanNet-layout scene folders (color/, depth/, pose/) found")
     return scenes
