@@ -261,6 +261,7 @@ def test_rerun_keeps_finished_and_redoes_unfinished(dataset, tmp_path):
     (out / "scene0001_00").rename(out / ".tmp-scene0001_00")
     (out / ".tmp-scene0001_00" / "meta.json").unlink()
     (out / ".tmp-scene0001_00" / "color" / "3.jpg").write_bytes(b"garbage")
+    assert [s.scene_id for s in open_dataset(out)] == ["scene0000_00"]  # readers skip unfinished scenes
     summary = generate(out, scenes=3, frames_per_scene=N_FRAMES, seed=SEED, resolution=RES, progress=False)
     assert summary["kept"] == 1 and summary["generated"] == 2
     assert (done / "color" / "0.jpg").stat().st_mtime_ns == stamp
@@ -410,3 +411,10 @@ def test_pair_overlap_mix():
     assert np.median(near) > 0.4
     assert np.mean(np.array(far) < 0.3) > 0.5
     assert max(near) > 0.3
+
+
+def test_pri3d_info_reads_the_dataset(dataset, capsys):
+    pytest.importorskip("pri3d.commands.info")
+    assert main(["info", str(dataset)]) == 0
+    out = capsys.readouterr().out
+    assert "scene0000_00" in out and "scannet" in out

@@ -45,7 +45,7 @@ class RenderParams:
     noise: bool = True
     depth_sigma: tuple[float, float, float] = (0.0012, 0.0019, 0.0001)  # a + b (z - 0.4)^2 + c theta term
     grazing_cos: tuple[float, float] = (0.22, 0.07)  # holes start below the first |cos|, certain below the second
-    dark_albedo: float = 0.02  # holes become likely on surfaces darker than this (linear)
+    dark_albedo: float = 0.015  # holes become likely on surfaces darker than this (linear)
     edge_holes: float = 0.6  # hole probability at depth discontinuities
     speckle: float = 0.004  # random isolated holes
     exposure_jitter: float = 0.2  # log-normal sigma of the per-frame exposure
@@ -332,6 +332,8 @@ def render_frame(
         c0, c1 = p.grazing_cos
         p_hole = np.clip((c0 - cos_inc) / (c0 - c1), 0, 1)
         lum_alb = (f32(0.2126) * alb[:, 0] + f32(0.7152) * alb[:, 1] + f32(0.0722) * alb[:, 2]).reshape(H, W)
+        # the projector pattern is a few pixels wide: thin dark lines (seams, grain) still return depth
+        lum_alb = cv2.GaussianBlur(lum_alb, (0, 0), sigmaX=max(1.0, W / 160), borderType=cv2.BORDER_REPLICATE)
         p_hole = np.maximum(p_hole, np.clip((p.dark_albedo * 2 - lum_alb) / p.dark_albedo, 0, 1) * 0.8)
         shiny = ks.reshape(H, W)
         p_hole = np.maximum(p_hole, np.clip(shiny - 0.35, 0, None) * (cos_inc**30 * 1.5 + (1 - cos_inc) * 0.4))
