@@ -47,6 +47,9 @@ def test_sample_mesh_surface_covers_big_triangles():
     np.testing.assert_allclose(att[:, 2], 255 * pts[:, 1], atol=1e-6)
     with pytest.raises(ValueError):
         sample_mesh_surface(V, F, 0.0001, max_points=1000)
+    # Chunked sampling (vertices added once by the caller) gives the same point set.
+    parts = [V] + [sample_mesh_surface(V, F[i : i + 1], 0.05, include_vertices=False) for i in range(2)]
+    assert sorted(map(tuple, np.round(np.concatenate(parts), 9))) == sorted(map(tuple, np.round(pts, 9)))
 
 
 def test_frustum_aabb_identity_and_translated():

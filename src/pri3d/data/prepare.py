@@ -344,11 +344,11 @@ def read_surface_ply(path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | 
     return V, faces, col
 
 
-def voxelize_surface(V, faces, colors, voxel_size: float, *, chunk_faces: int = 100_000):
+def voxelize_surface(V, faces, colors, voxel_size: float, *, chunk_samples: int = 1_000_000):
     """Voxelize a mesh (faces sampled every ``voxel_size / 2``) or a point cloud (``faces`` None).
 
-    Returns ``coords (N, 3) int32, origin (3,), colors (N, 3) uint8``. Works in chunks of faces so a
-    dense mesh never materialises all its samples at once.
+    Returns ``coords (N, 3) int32, origin (3,), colors (N, 3) uint8``. Works in chunks of about
+    ``chunk_samples`` samples, so a big mesh never materialises all its samples at once.
     """
     V = np.asarray(V, dtype=np.float64)
     origin = np.floor(V.min(axis=0) / voxel_size) * voxel_size
@@ -365,12 +365,23 @@ def voxelize_surface(V, faces, colors, voxel_size: float, *, chunk_faces: int = 
         sums_all.append(sums)
         counts_all.append(cnt)
 
-    if faces is None or len(faces) == 0:
-        _add(V, col)
-    else:
-        for s in range(0, len(faces), chunk_faces):
-            pts, att = sample_mesh_surface(V, faces[s : s + chunk_faces], voxel_size / 2, vertex_attrs=col)
+    _add(V, col)
+    if faces is not None and len(faces):
+        # Chunks of faces holding about `chunk_samples` samples each (big faces make many samples).
+        tri = V[faces]
+        longest = np.max(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2), axis=1)
+        n = np.maximum(1, np.ceil(longest / (voxel_size / 2)))
+        cost = np.cumsum((n + 1) * (n + 2) / 2)
+        bounds = np.searchsorted(cost, np.arange(chunk_samples, cost[-1] + chunk_samples, chunk_samples))
+        start = 0
+        for end in np.unique(np.append(np.maximum(bounds, 1), len(faces))):
+            end = int(min(max(end, start + 1), len(faces)))
+            if end <= start:
+                continue
+            pts, att = sample_mesh_surface(V, faces[start:end], voxel_size / 2, vertex_attrs=col,
+                                           include_vertices=False)
             _add(pts, att)
+            start = end
     keys = np.concatenate(keys_all)
     uk, inv = np.unique(keys, return_inverse=True)
     inv = inv.reshape(-1)

@@ -94,12 +94,15 @@ def voxelize_points(points, voxel_size: float, origin=None, *, attrs=None, retur
     return tuple(out)
 
 
-def sample_mesh_surface(vertices, faces, spacing: float, vertex_attrs=None, *, max_points: int = 50_000_000):
+def sample_mesh_surface(
+    vertices, faces, spacing: float, vertex_attrs=None, *, max_points: int = 50_000_000, include_vertices: bool = True
+):
     """Sample a triangle mesh's surface on a regular barycentric grid per face.
 
     Each face is subdivided ``n = ceil(longest_edge / spacing)`` times along its edges, so samples
     are at most ``spacing`` apart along the edge directions and every surface point lies within
-    ``spacing`` of a sample. Vertices are always included.
+    ``spacing`` of a sample. All vertices are included unless ``include_vertices=False`` (useful when
+    a big mesh is sampled in chunks of faces: add the vertices once).
 
     Args:
         vertices: ``(V, 3)`` float.
@@ -125,11 +128,11 @@ def sample_mesh_surface(vertices, faces, spacing: float, vertex_attrs=None, *, m
          np.linalg.norm(tri[:, 0] - tri[:, 2], axis=1)], axis=1)
     n = np.maximum(1, np.ceil(edges.max(axis=1) / spacing)).astype(np.int64) if len(F) else np.zeros(0, np.int64)
     # Interior samples only for faces needing subdivision (n >= 2); the vertices cover n == 1.
-    total = int(((n + 1) * (n + 2) // 2)[n >= 2].sum()) + len(V)
+    total = int(((n + 1) * (n + 2) // 2)[n >= 2].sum()) + (len(V) if include_vertices else 0)
     if total > max_points:
         raise ValueError(f"sampling the mesh at {spacing} m would create {total} points (> {max_points})")
-    pts = [V]
-    att = [A] if A is not None else []
+    pts = [V] if include_vertices else [np.zeros((0, 3))]
+    att = ([A] if include_vertices else [np.zeros((0, A.shape[1]))]) if A is not None else []
     for k in np.unique(n[n >= 2]):
         k = int(k)
         i, j = np.meshgrid(np.arange(k + 1), np.arange(k + 1), indexing="ij")
