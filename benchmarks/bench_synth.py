@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -22,14 +23,21 @@ from pathlib import Path
 import numpy as np
 
 
-def run(out: Path, scenes: int, frames: int, resolution, workers: int) -> float:
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the pool's workers once joined)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run(out: Path, scenes: int, frames: int, resolution, workers: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one generate() call."""
     from pri3d.data.synth import generate
 
-    t0 = time.perf_counter()
+    c0, t0 = _cpu_seconds(), time.perf_counter()
     generate(
         out, scenes=scenes, frames_per_scene=frames, seed=0, resolution=resolution, workers=workers, progress=False
     )
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, _cpu_seconds() - c0
 
 
 def overlap_report(root: Path, radius: float, n_query: int) -> None:
@@ -95,18 +103,24 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.full:
-            secs = run(tmp / "full", 10, 100, res, 2)
-            print(f"10 scenes x 100 frames at {res[0]}x{res[1]}, 2 workers: {secs:.1f} s ({1000 / secs:.2f} frames/s)")
+            secs, cpu = run(tmp / "full", 10, 100, res, 2)
+            print(
+                f"10 scenes x 100 frames at {res[0]}x{res[1]}, 2 workers: {secs:.1f} s ({1000 / secs:.2f} frames/s), "
+                f"{cpu:.0f} CPU s ({cpu:.0f} CPU ms/frame)"
+            )
             if args.overlap:
                 overlap_report(tmp / "full", args.radius, args.query_points)
             return 0
         n = args.scenes * args.frames
-        t1 = run(tmp / "w1", args.scenes, args.frames, res, 1)
-        t2 = run(tmp / "w2", args.scenes, args.frames, res, 2)
+        t1, c1 = run(tmp / "w1", args.scenes, args.frames, res, 1)
+        t2, c2 = run(tmp / "w2", args.scenes, args.frames, res, 2)
         print(f"{args.scenes} scenes x {args.frames} frames at {res[0]}x{res[1]}:")
-        print(f"  1 worker : {t1:6.1f} s  {n / t1:6.2f} frames/s")
-        print(f"  2 workers: {t2:6.1f} s  {n / t2:6.2f} frames/s  (x{t1 / t2:.2f} vs 1 worker)")
-        print(f"  projected 10 scenes x 100 frames with 2 workers: {1000 / (n / t2):.0f} s (target < 180 s)")
+        print(f"  1 worker : {t1:6.1f} s  {n / t1:6.2f} frames/s  {c1 / n * 1000:5.0f} CPU ms/frame")
+        print(f"  2 workers: {t2:6.1f} s  {n / t2:6.2f} frames/s  {c2 / n * 1000:5.0f} CPU ms/frame (x{t1 / t2:.2f})")
+        print(
+            f"  projected 10 scenes x 100 frames with 2 workers: {1000 / (n / t2):.0f} s at this load, "
+            f"{1000 * c2 / n / 2:.0f} s on 2 idle cores (target < 180 s)"
+        )
         print(f"load average after: {os.getloadavg()[0]:.2f}")
         if args.overlap:
             overlap_report(tmp / "w2", args.radius, args.query_points)

@@ -110,16 +110,26 @@ def mesh_distance(V, F, p, *, face_instance=None, instance=None, spacing=0.025, 
         P = a[sel, None] + (b[sel] - a[sel])[:, None] * u[None, :, None] + (c[sel] - a[sel])[:, None] * v[None, :, None]
         pts.append(P.reshape(-1, 3))
         tri.append(np.repeat(sel, len(u)))
-    tri = np.concatenate(tri)
-    _, idx = cKDTree(np.concatenate(pts)).query(p, k=k)
-    best = np.full(len(p), np.inf)
+    tri, pts = np.concatenate(tri), np.concatenate(pts)
+
+    def nearest(q, tri_q, pts_q):
+        _, idx = cKDTree(pts_q).query(q, k=min(k, len(pts_q)))
+        idx = idx.reshape(len(q), -1)
+        best = np.full(len(q), np.inf)
+        for t in tri_q[idx].T:
+            best = np.minimum(best, _closest_on_triangles(q, a[t], b[t], c[t]))
+        return best
+
+    best = nearest(p, tri, pts)
+    if instance is None:
+        return best
     own = np.full(len(p), np.inf)
-    for t in tri[idx].T:
-        d = _closest_on_triangles(p, a[t], b[t], c[t])
-        best = np.minimum(best, d)
-        if instance is not None:
-            own = np.where(face_instance[sel_f[t]] == instance, np.minimum(own, d), own)
-    return best if instance is None else (best, own)
+    sample_inst = face_instance[sel_f[tri]]
+    for k_id in np.unique(instance):  # each point against its own instance's triangles only
+        q, s_ = instance == k_id, sample_inst == k_id
+        if s_.any():
+            own[q] = nearest(p[q], tri[s_], pts[s_])
+    return best, own
 
 
 def backproject(depth: np.ndarray, K: np.ndarray, pose: np.ndarray) -> np.ndarray:
