@@ -473,6 +473,24 @@ def load_finetuned(path) -> tuple[dict, FinetuneConfig]:
     return state, build(FinetuneConfig, state["config"])
 
 
+def load_finetuned_model(path):
+    """Rebuild a fine-tuned model from its checkpoint (without reading the original init file).
+    Returns ``(model in eval mode, task, config, checkpoint dict)``; the task's datasets follow
+    ``config.data``, which callers may change before building one."""
+    from pri3d.models.init import load_state_strict
+
+    state, cfg = load_finetuned(path)
+    if cfg.task == "detect" and cfg.model.norm == "auto":
+        cfg.model.norm = "bn" if cfg.init in ("scratch", "", None) else "frozen_bn"
+    if "feature_dim" in state:
+        cfg.model.feature_dim = int(state["feature_dim"])
+    cfg.model.transfer = "auto"
+    task = make_task(cfg)
+    model, _ = task.build_model("scratch")
+    load_state_strict(model, state["model"], f"{path} model weights")
+    return model.eval(), task, cfg, state
+
+
 def evaluate_checkpoint(
     path,
     *,
@@ -486,7 +504,7 @@ def evaluate_checkpoint(
 ) -> dict:
     """Evaluate a fine-tuned checkpoint on ``split`` ("val", "train" or a split file) of its dataset or
     of ``data``. Returns ``{"task", "split", "checkpoint", "step", "scores", "images", "data"}``."""
-    state, cfg = load_finetuned(path)
+    model, task, cfg, state = load_finetuned_model(path)
     if data is not None:
         cfg.data.root = str(data)
         cfg.data.format = format
@@ -495,22 +513,11 @@ def evaluate_checkpoint(
         cfg.data.format = format
     if max_images is not None:
         cfg.data.max_val_images = max_images
-    # rebuild the trained architecture without reading the original init file
-    if cfg.task == "detect" and cfg.model.norm == "auto":
-        cfg.model.norm = "bn" if cfg.init in ("scratch", "", None) else "frozen_bn"
-    if "feature_dim" in state:
-        cfg.model.feature_dim = int(state["feature_dim"])
-    cfg.model.transfer = "auto"
-    task = make_task(cfg)
     if split in ("train", "val"):
         which, split_file = split, (cfg.data.train_split if split == "train" else cfg.data.val_split)
     else:  # a split file
         which, split_file = "val", split
     ds = task.dataset(which, split=split_file, train=False, progress=progress)
-    model, _ = task.build_model("scratch")
-    from pri3d.models.init import load_state_strict
-
-    load_state_strict(model, state["model"], f"{path} model weights")
     dev = D.init_distributed(device).device
     model.to(dev)
     t0 = time.time()

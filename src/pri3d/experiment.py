@@ -1,0 +1,461 @@
+"""The paper's protocol: methods x label fractions x seeds, each cell cached and resumable.
+
+An experiment config (YAML, see ``configs/``) names a dataset (or synthetic-generator settings),
+``pri3d prepare`` options, a pre-training preset with per-method overrides, a fine-tuning preset, the
+methods, fractions and seeds. :func:`run_experiment` runs:
+
+1. data: generate the synthetic dataset (when ``data.synth.scenes > 0``) or use ``data.path``;
+2. prepare: mine pairs and geometry on the pre-training split only (evaluation scenes never leak);
+3. pretrain: one run per pre-training method (``trivial``, ``mocov2``, ``view``, ``geo``,
+   ``view+geo``), as in the paper (one pre-trained model per method);
+4. finetune: one run per (method, fraction, seed); ``scratch`` and ``imagenet`` need no
+   pre-training;
+5. report: ``results.json``, ``table.md`` (Table-1 shape: mean +- std across seeds, delta against the
+   reference method) and ``curve.png`` (Figure-5 shape: score against label fraction).
+
+Caching: every cell lives in its own folder named by a hash of everything that determines it (its
+resolved settings and the hashes of its inputs) and is finished when its ``done.json`` exists. A
+re-run skips finished cells, so a killed experiment resumes where it stopped, and changing a setting
+re-runs only the cells it affects. Pre-training and fine-tuning cells also resume from their own
+checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pri3d.config import ConfigError, build, to_dict
+from pri3d.data.scene import DataError
+from pri3d.fsutil import atomic_open
+
+__all__ = ["ExperimentConfig", "load_experiment", "run_experiment", "PRETRAIN_METHODS", "ALL_METHODS"]
+
+PRETRAIN_METHODS = ("trivial", "mocov2", "view", "geo", "view+geo")
+ALL_METHODS = ("scratch", "imagenet") + PRETRAIN_METHODS
+METHOD_LABELS = {
+    "scratch": "Scratch",
+    "imagenet": "ImageNet",
+    "trivial": "Trivial corr.",
+    "mocov2": "MoCoV2 (scans)",
+    "view": "Pri3D (view)",
+    "geo": "Pri3D (geo)",
+    "view+geo": "Pri3D (view+geo)",
+}
+
+
+@dataclass
+class SynthSpec:
+    scenes: int = 0  # > 0: generate this many scenes with `pri3d synth`
+    frames_per_scene: int = 30
+    seed: int = 0
+    resolution: list[int] = field(default_factory=lambda: [120, 160])
+    workers: int = 2
+
+
+@dataclass
+class DataSpec:
+    synth: SynthSpec = field(default_factory=SynthSpec)
+    path: str = ""  # pre-training RGB-D scans (used when synth.scenes == 0); relative to the config file
+    format: str | None = None
+    pretrain_split: str = "train"  # pre-training scenes: a split name (<dataset>/splits/<name>.txt) or a file
+    finetune_path: str = ""  # labelled downstream dataset; "" = the same dataset
+    finetune_format: str | None = None
+
+
+@dataclass
+class PretrainSpec:
+    preset: str = "cpu-small"
+    overrides: list[str] = field(default_factory=list)
+    per_method: dict = field(default_factory=dict)  # method -> list of extra overrides
+
+
+@dataclass
+class FinetuneSpec:
+    task: str = "semseg"
+    preset: str = "cpu-small-semseg"
+    overrides: list[str] = field(default_factory=list)
+    # method -> extra overrides. MoCoV2 trains the encoder only, so only the encoder is transferred.
+    per_method: dict = field(default_factory=lambda: {"mocov2": ["model.transfer=encoder"]})
+    metric: str = "miou"  # key of the fine-tuning results used in the table
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    out: str = "runs/experiment"
+    data: DataSpec = field(default_factory=DataSpec)
+    prepare: dict = field(default_factory=dict)  # keyword options of pri3d.data.prepare
+    pretrain: PretrainSpec = field(default_factory=PretrainSpec)
+    finetune: FinetuneSpec = field(default_factory=FinetuneSpec)
+    methods: list[str] = field(default_factory=lambda: list(ALL_METHODS))
+    fractions: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8, 1.0])
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    reference: str = "scratch"
+    base_dir: str = ""  # set by load_experiment: the config file's folder (relative paths start there)
+
+    def validate(self):
+        bad = [m for m in self.methods if m not in ALL_METHODS]
+        if bad:
+            raise ConfigError(f"unknown method(s) {bad}; choose from {', '.join(ALL_METHODS)}")
+        if not self.methods:
+            raise ConfigError("methods must not be empty")
+        for f in self.fractions:
+            if not 0 < f <= 1:
+                raise ConfigError(f"fractions must be in (0, 1], got {f}")
+        if not self.seeds:
+            raise ConfigError("seeds must not be empty")
+        if self.reference not in self.methods:
+            raise ConfigError(f"reference method {self.reference!r} is not in methods")
+        if self.data.synth.scenes <= 0 and not self.data.path:
+            raise ConfigError("data: set synth.scenes > 0 or a dataset path")
+
+
+def load_experiment(path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load an experiment YAML (+ ``key=value`` overrides) into a validated config."""
+    import yaml
+
+    from pri3d.config import apply_overrides
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: experiment config not found")
+    try:
+        d = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from e
+    d = apply_overrides(d, overrides or [])
+    d.setdefault("base_dir", str(path.resolve().parent))
+    return build(ExperimentConfig, d)
+
+
+# ----------------------------------------------------------------------------- cells
+
+
+def _hash(obj) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def _write_json(path, obj) -> None:
+    with atomic_open(path, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True, default=str)
+
+
+class Cell:
+    """A cached unit of work in ``root/<kind>/<name>-<hash>/``; finished when ``done.json`` exists."""
+
+    def __init__(self, root: Path, kind: str, name: str, spec: dict):
+        self.spec = spec
+        self.key = _hash(spec)
+        safe = name.replace("+", "_").replace("/", "_")
+        self.dir = Path(root) / kind / f"{safe}-{self.key}"
+
+    @property
+    def done(self) -> bool:
+        return (self.dir / "done.json").is_file()
+
+    def result(self) -> dict:
+        return json.loads((self.dir / "done.json").read_text())
+
+    def finish(self, result: dict) -> dict:
+        _write_json(self.dir / "done.json", result)
+        return result
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        _write_json(self.dir / "spec.json", self.spec)
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def _resolve_path(base: str, p: str) -> Path:
+    q = Path(p).expanduser()
+    return q if q.is_absolute() else (Path(base or ".") / q).resolve()
+
+
+def data_cell(cfg: ExperimentConfig, root: Path, log) -> tuple[Path, str]:
+    """The dataset: generated (cached) or given. Returns (path, content hash key)."""
+    s = cfg.data.synth
+    if s.scenes > 0:
+        spec = {"synth": to_dict(s) | {"workers": None}}  # worker count does not change the bytes
+        cell = Cell(root, "data", "synth", spec)
+        if not cell.done:
+            from pri3d.data.synth import generate
+
+            cell.start()
+            log(f"[data] generating {s.scenes} synthetic scenes x {s.frames_per_scene} frames -> {cell.dir / 'synth'}")
+            t0 = time.time()
+            generate(cell.dir / "synth", scenes=s.scenes, frames_per_scene=s.frames_per_scene, seed=s.seed,
+                     resolution=tuple(s.resolution), workers=s.workers)
+            cell.finish({"path": str(cell.dir / "synth"), "seconds": time.time() - t0})
+        return cell.dir / "synth", cell.key
+    path = _resolve_path(cfg.base_dir, cfg.data.path)
+    if not path.exists():
+        raise DataError(f"{path}: dataset not found (data.path in the experiment config)")
+    return path, _hash({"path": str(path)})
+
+
+def prepare_cell(cfg: ExperimentConfig, root: Path, data_path: Path, data_key: str, log) -> tuple[Path, str]:
+    """Pairs and geometry of every scene, cached. (Which scenes pre-training may use is decided by
+    ``data.pretrain_split``; the held-out scenes' pairs only serve the label-free matching recall.)"""
+    spec = {"data": data_key, "format": cfg.data.format, "options": cfg.prepare}
+    cell = Cell(root, "prepared", "prepared", spec)
+    if not cell.done:
+        from pri3d.data.prepare import PrepareParams, prepare
+
+        cell.start()
+        log(f"[prepare] mining pairs and voxel geometry -> {cell.dir / 'out'}")
+        t0 = time.time()
+        opts = dict(cfg.prepare)
+        workers = int(opts.pop("workers", 1))
+        summary = prepare(data_path, cell.dir / "out", format=cfg.data.format, params=PrepareParams(**opts),
+                          workers=workers, overwrite=True)
+        log(f"[prepare] {summary.get('message', '')}")
+        cell.finish({"summary": summary, "seconds": time.time() - t0})
+    return cell.dir / "out", cell.key
+
+
+def pretrain_cell(cfg: ExperimentConfig, root: Path, method: str, prepared: Path, prep_key: str, log) -> Path:
+    """One pre-training run for ``method``; returns the path of its exported backbone."""
+    overrides = [*cfg.pretrain.overrides, *cfg.pretrain.per_method.get(method, []), f"mode={method}",
+                 f"data.train_split={cfg.data.pretrain_split}"]
+    spec = {"prepared": prep_key, "preset": cfg.pretrain.preset, "overrides": overrides}
+    cell = Cell(root, "pretrain", method, spec)
+    if not cell.done:
+        from pri3d.config import resolve
+        from pri3d.pretrain.config import PretrainConfig
+        from pri3d.pretrain.loop import train
+
+        cell.start()
+        pcfg = resolve(PretrainConfig, cfg.pretrain.preset, [*overrides, f"data.path={prepared}",
+                                                               f"out={cell.dir / 'run'}"], "pretrain")
+        log(f"[pretrain] {method}: {pcfg.train.steps} steps, {pcfg.model.arch} -> {cell.dir / 'run'}")
+        t0 = time.time()
+        summary = train(pcfg, resume=(cell.dir / "run" / "checkpoints").is_dir())
+        cell.finish({"backbone": str((cell.dir / "run" / "backbone.pth").resolve()), "seconds": time.time() - t0,
+                     "summary": summary})
+    return Path(cell.result()["backbone"])
+
+
+def finetune_cell(cfg: ExperimentConfig, root: Path, method: str, init: str, init_key: str, data_path: Path,
+                  data_format: str | None, data_key: str, fraction: float, seed: int, log) -> dict:
+    overrides = [*cfg.finetune.overrides, *cfg.finetune.per_method.get(method, [])]
+    spec = {"data": data_key, "init": init_key, "task": cfg.finetune.task, "preset": cfg.finetune.preset,
+            "overrides": overrides, "fraction": fraction, "seed": seed}
+    cell = Cell(root, "finetune", f"{method}-f{fraction:g}-s{seed}", spec)
+    if not cell.done:
+        from pri3d.downstream import finetune_config, run_finetune
+
+        cell.start()
+        fcfg = finetune_config(cfg.finetune.preset, [*overrides, f"task={cfg.finetune.task}", f"init={init}",
+                                                     f"seed={seed}", f"out={cell.dir / 'run'}"],
+                               root=str(data_path), format=data_format, fraction=fraction)
+        log(f"[finetune] {method} fraction={fraction:g} seed={seed} -> {cell.dir / 'run'}")
+        t0 = time.time()
+        res = run_finetune(fcfg, resume=(cell.dir / "run" / "checkpoints").is_dir(), progress=True, log=log)
+        cell.finish({"results": res, "seconds": time.time() - t0})
+    return cell.result()
+
+
+# ----------------------------------------------------------------------------- aggregation
+
+
+def _metric(res: dict, name: str, which: str) -> float | None:
+    """``name`` (a dotted key such as ``miou`` or ``bbox.AP``) from the ``final`` or ``best`` block of
+    a fine-tuning results dict."""
+    block = res.get(which) or {}
+    if res.get("metric") == name and block.get("value") is not None:
+        return float(block["value"])
+    v = block.get("scores") or {}
+    for part in name.split("."):
+        v = v.get(part) if isinstance(v, dict) else None
+    return None if v is None else float(v)
+
+
+def _mean_std(xs: list[float]) -> tuple[float, float]:
+    m = sum(xs) / len(xs)
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return m, sd
+
+
+def summarize(cells: list[dict], cfg: ExperimentConfig, which: str = "final") -> dict:
+    """``{method: {fraction: {"mean", "std", "n", "values"}}}`` for the table metric."""
+    out: dict = {}
+    for c in cells:
+        v = _metric(c["results"], cfg.finetune.metric, which)
+        if v is None:
+            continue
+        out.setdefault(c["method"], {}).setdefault(c["fraction"], []).append(v)
+    return {
+        m: {f: dict(zip(("mean", "std"), _mean_std(vs))) | {"n": len(vs), "values": vs} for f, vs in fr.items()}
+        for m, fr in out.items()
+    }
+
+
+def markdown_table(summary: dict, cfg: ExperimentConfig, scale: float = 100.0) -> str:
+    """Table-1 shape: rows = methods, columns = fractions; mean +- std over seeds and the delta of the
+    mean against the reference method."""
+    fracs = sorted({f for fr in summary.values() for f in fr})
+    head = "| Method | " + " | ".join(f"{f * 100:g}%" for f in fracs) + " |"
+    sep = "|---|" + "---|" * len(fracs)
+    lines = [head, sep]
+    ref = summary.get(cfg.reference, {})
+    for m in cfg.methods:
+        if m not in summary:
+            continue
+        cells = []
+        for f in fracs:
+            s = summary[m].get(f)
+            if s is None:
+                cells.append("–")
+                continue
+            txt = f"{s['mean'] * scale:.1f} ± {s['std'] * scale:.1f}"
+            if m != cfg.reference and f in ref:
+                txt += f" ({(s['mean'] - ref[f]['mean']) * scale:+.1f})"
+            cells.append(txt)
+        lines.append(f"| {METHOD_LABELS.get(m, m)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def curve_plot(path, summary: dict, cfg: ExperimentConfig, scale: float = 100.0) -> Path:
+    from pri3d.viz import plot_curves
+
+    series = {}
+    for m in cfg.methods:
+        if m in summary:
+            fr = sorted(summary[m])
+            series[METHOD_LABELS.get(m, m)] = (
+                [f * 100 for f in fr],
+                [summary[m][f]["mean"] * scale for f in fr],
+                [summary[m][f]["std"] * scale for f in fr],
+            )
+    return plot_curves(path, series, xlabel="% of training labels", ylabel=f"{cfg.finetune.metric} (x{scale:g})",
+                       title=f"{cfg.name}: data efficiency")
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def imagenet_available(arch: str) -> tuple[bool, str]:
+    from pri3d.models.init import InitError, imagenet_state_dict
+
+    try:
+        imagenet_state_dict(arch)
+        return True, ""
+    except InitError as e:
+        return False, str(e)
+
+
+def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
+    """Run (or resume) every cell, then write results.json, table.md and curve.png into ``cfg.out``."""
+    out = _resolve_path(cfg.base_dir, cfg.out) if not Path(cfg.out).is_absolute() else Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    data_path, data_key = data_cell(cfg, out, log)
+    methods = list(cfg.methods)
+    skipped = {}
+    if "imagenet" in methods:
+        arch = _finetune_arch(cfg)
+        ok, why = imagenet_available(arch)
+        if not ok:
+            log(f"[imagenet] skipped: {why}")
+            skipped["imagenet"] = why
+            methods.remove("imagenet")
+    inits: dict[str, tuple[str, str]] = {}
+    if any(m in PRETRAIN_METHODS for m in methods):
+        prepared, prep_key = prepare_cell(cfg, out, data_path, data_key, log)
+        for m in methods:
+            if m in PRETRAIN_METHODS:
+                bb = pretrain_cell(cfg, out, m, prepared, prep_key, log)
+                inits[m] = (str(bb), _hash({"backbone": str(bb)}))
+    for m in ("scratch", "imagenet"):
+        if m in methods:
+            inits[m] = (m, m)
+    if cfg.data.finetune_path:
+        ft_path = _resolve_path(cfg.base_dir, cfg.data.finetune_path)
+        ft_format, ft_key = cfg.data.finetune_format, _hash({"path": str(ft_path)})
+    else:
+        ft_path, ft_format, ft_key = data_path, cfg.data.format, data_key
+    cells = []
+    total = len(methods) * len(cfg.fractions) * len(cfg.seeds)
+    done = 0
+    for m in methods:
+        for f in cfg.fractions:
+            for s in cfg.seeds:
+                init, key = inits[m]
+                r = finetune_cell(cfg, out, m, init, key, ft_path, ft_format, ft_key, f, s, log)
+                done += 1
+                log(f"[experiment] {done}/{total} cells done")
+                cells.append({"method": m, "fraction": f, "seed": s, "results": r["results"],
+                              "seconds": r.get("seconds")})
+    summary = {w: summarize(cells, cfg, w) for w in ("final", "best")}
+    results = {"name": cfg.name, "config": to_dict(cfg), "metric": cfg.finetune.metric, "cells": cells,
+               "summary_final": summary["final"], "summary_best": summary["best"], "skipped": skipped,
+               "seconds": time.time() - t0}
+    _write_json(out / "results.json", results)
+    table = markdown_table(summary["final"], cfg)
+    best = markdown_table(summary["best"], cfg)
+    with atomic_open(out / "table.md", "w") as f:
+        f.write(f"## {cfg.name}: {cfg.finetune.metric} (final epoch; mean ± std over seeds {cfg.seeds}, "
+                f"delta vs {cfg.reference})\n\n{table}\n\n### Best-on-val (as the official numbers)\n\n{best}\n")
+    curve_plot(out / "curve.png", summary["final"], cfg)
+    log(table)
+    log(f"[experiment] wrote {out / 'results.json'}, {out / 'table.md'}, {out / 'curve.png'}")
+    return results
+
+
+def _finetune_arch(cfg: ExperimentConfig) -> str:
+    from pri3d.downstream import finetune_config
+
+    return finetune_config(cfg.finetune.preset, cfg.finetune.overrides).model.arch
+
+
+def check_experiment(cfg: ExperimentConfig, *, require_data: bool = False) -> list[str]:
+    """Validate an experiment config without running it: every preset and override resolves to a
+    valid pre-training / fine-tuning config for every method, and every path it names is reported
+    (missing datasets are an error only with ``require_data``). Returns report lines; raises
+    :class:`ConfigError` on the first problem."""
+    from pri3d.config import resolve
+    from pri3d.downstream import finetune_config
+    from pri3d.pretrain.config import PretrainConfig
+
+    lines = [f"experiment {cfg.name!r}: methods {cfg.methods}, fractions {cfg.fractions}, seeds {cfg.seeds}"]
+    for m in cfg.methods:
+        if m in PRETRAIN_METHODS:
+            ov = [*cfg.pretrain.overrides, *cfg.pretrain.per_method.get(m, []), f"mode={m}"]
+            p = resolve(PretrainConfig, cfg.pretrain.preset, ov, "pretrain")
+            lines.append(f"  pretrain {m}: preset {cfg.pretrain.preset} -> {p.model.arch}, {p.train.steps} steps, "
+                         f"batch {p.train.batch_size}, lr {p.optim.lr}")
+    unknown = set(cfg.pretrain.per_method) - set(PRETRAIN_METHODS)
+    if unknown:
+        raise ConfigError(f"pretrain.per_method names unknown method(s): {sorted(unknown)}")
+    f = finetune_config(cfg.finetune.preset, [*cfg.finetune.overrides, f"task={cfg.finetune.task}"])
+    lines.append(f"  finetune {f.task}: preset {cfg.finetune.preset} -> {f.model.arch}/{f.model.head}, "
+                 f"{f.train.epochs} epochs, batch {f.train.batch_size}, lr {f.optim.lr}")
+    if cfg.prepare:
+        from pri3d.data.prepare import PrepareParams
+
+        opts = {k: v for k, v in cfg.prepare.items() if k != "workers"}
+        try:
+            PrepareParams(**opts).check()
+        except TypeError as e:
+            raise ConfigError(f"prepare: {e}") from e
+    paths = []
+    if cfg.data.synth.scenes <= 0:
+        paths.append(("data.path", _resolve_path(cfg.base_dir, cfg.data.path)))
+    if cfg.data.finetune_path:
+        paths.append(("data.finetune_path", _resolve_path(cfg.base_dir, cfg.data.finetune_path)))
+    for what, p in paths:
+        if p.exists():
+            lines.append(f"  {what}: {p} (found)")
+        elif require_data:
+            raise DataError(f"{what}: {p} does not exist")
+        else:
+            lines.append(f"  {what}: {p} (not on this machine)")
+    lines.append("config OK")
+    return lines
