@@ -440,6 +440,7 @@ def generate(
                 pool.join()
     finally:
         bar.close()
+        _CACHE.clear()
 
     train, val = split_scene_ids(ids)
     (out / "splits").mkdir(exist_ok=True)
@@ -459,6 +460,7 @@ def generate(
     atomic_write_text(meta_path, _dumps(dataset_meta) + "\n")
     preview_path = write_preview(out, ids, n_frames, out / "preview.png", params.max_depth) if preview else None
 
+    extra = sorted(p.name for p in out.glob("scene*_00") if p.is_dir() and p.name not in set(ids))
     seconds = time.perf_counter() - t_start
     written = len(todo) * n_frames
     fps = written / seconds if written else 0.0
@@ -466,6 +468,8 @@ def generate(
         f"pri3d synth: {n_scenes} scenes ({len(todo)} generated, {len(kept)} kept) x {n_frames} frames at "
         f"{H}x{W} -> {out} in {seconds:.1f} s ({fps:.1f} frames/s, {workers} worker{'s' * (workers > 1)})"
     )
+    if extra:
+        msg += f"; note: {len(extra)} scene folder(s) beyond --scenes left in place ({extra[0]}...), not in meta.json"
     return {
         "out_dir": str(out),
         "scenes": n_scenes,
