@@ -43,7 +43,7 @@ from pri3d.data.prepared import PAIRS_HEADER, Pair, read_pairs_csv
 from pri3d.data.scene import DataError, Scene, SkipCounter
 from pri3d.fsutil import atomic_open
 from pri3d.geometry.camera import pose_is_valid
-from pri3d.geometry.matching import overlap_fast, overlap_reference
+from pri3d.geometry.matching import affine, overlap_fast, overlap_reference
 from pri3d.geometry.voxels import frustum_aabb, sample_mesh_surface, voxel_keys, voxelize_points
 
 __all__ = ["PrepareParams", "SceneResult", "prepare", "prepare_scene", "load_scene_frames", "OFFICIAL", "VERSION"]
@@ -253,7 +253,7 @@ def _fusion_samples(depth, K, pose, color, K_color, stride):
     u, v, z = u[ok].astype(np.float64), v[ok].astype(np.float64), z[ok].astype(np.float64)
     x = (u - K[0, 2]) / K[0, 0]
     y = (v - K[1, 2]) / K[1, 1]
-    pts = np.stack([x * z, y * z, z], axis=1) @ pose[:3, :3].T + pose[:3, 3]
+    pts = affine(np.stack([x * z, y * z, z], axis=1), pose[:3, :3].T, pose[:3, 3])
     if color is None:
         col = np.full((len(pts), 3), 128, dtype=np.uint8)
     else:
