@@ -2,7 +2,8 @@
 plus ``key=value`` overrides (see :mod:`pri3d.config`).
 
 Presets: ``paper`` (the paper's optimisation), ``official`` (the authors' scripts: poly schedule,
-depth head, RGB voxel features), ``cpu-small`` (minutes-long CPU runs), ``cpu-tiny`` (tests).
+depth head, RGB voxel features), ``mocov2`` (the MoCo v2 baseline on scan frames), ``cpu-small``
+(minutes-long CPU runs), ``cpu-tiny`` (tests).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "LossConfig",
     "OptimConfig",
     "TrainConfig",
+    "MocoConfig",
     "OFFICIAL_FEATURE_DIM",
 ]
 
@@ -112,7 +114,7 @@ class OptimConfig:
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 0.0
-    schedule: str = "step"  # step (lr * gamma ** (step // step_size)) | poly | constant
+    schedule: str = "step"  # step (lr * gamma ** (step // step_size)) | poly | cosine | constant
     gamma: float = 0.99
     step_size: int = 1000
     poly_power: float = 0.9
@@ -121,8 +123,8 @@ class OptimConfig:
     def validate(self):
         if self.name not in ("sgd", "adamw"):
             raise ConfigError(f"optim.name must be sgd or adamw, got {self.name!r}")
-        if self.schedule not in ("step", "poly", "constant"):
-            raise ConfigError(f"optim.schedule must be step, poly or constant, got {self.schedule!r}")
+        if self.schedule not in ("step", "poly", "cosine", "constant"):
+            raise ConfigError(f"optim.schedule must be step, poly, cosine or constant, got {self.schedule!r}")
         if self.lr <= 0 or self.step_size <= 0:
             raise ConfigError("optim.lr and optim.step_size must be > 0")
 
@@ -156,8 +158,34 @@ class TrainConfig:
 
 
 @dataclass
+class MocoConfig:
+    """Mode ``mocov2`` only (MoCo v2's recipe; see :mod:`pri3d.pretrain.mocov2`)."""
+
+    queue_size: int = 65536  # K: negative keys kept in the queue
+    temperature: float = 0.2  # T of the InfoNCE logits
+    momentum: float = 0.999  # key encoder: theta_k <- m * theta_k + (1 - m) * theta_q
+    mlp_dim: int | None = None  # hidden width of the 2-layer MLP head; None = C5 (2048 ResNet-50, 512 ResNet-18)
+    out_dim: int = 128  # embedding width
+    crop_scale: list[float] = field(default_factory=lambda: [0.2, 1.0])  # RandomResizedCrop area fraction
+    shuffle_bn: bool = True  # keys on a permuted batch (across processes under DDP)
+    bn_group_size: int = 32  # BatchNorm groups of this many samples per process (MoCo: 32 per GPU); 0 = one
+
+    def validate(self):
+        if self.queue_size < 1 or self.out_dim < 1 or (self.mlp_dim is not None and self.mlp_dim < 1):
+            raise ConfigError("moco.queue_size, moco.out_dim and moco.mlp_dim must be >= 1")
+        if self.temperature <= 0:
+            raise ConfigError("moco.temperature must be > 0")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"moco.momentum must be in [0, 1), got {self.momentum}")
+        if len(self.crop_scale) != 2 or not 0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0:
+            raise ConfigError(f"moco.crop_scale must be [lo, hi] with 0 < lo <= hi <= 1, got {self.crop_scale}")
+        if self.bn_group_size < 0:
+            raise ConfigError("moco.bn_group_size must be >= 0")
+
+
+@dataclass
 class PretrainConfig:
-    mode: str = "view+geo"  # view | geo | view+geo | trivial
+    mode: str = "view+geo"  # view | geo | view+geo | trivial | mocov2
     out: str = "runs/pretrain"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -165,6 +193,7 @@ class PretrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    moco: MocoConfig = field(default_factory=MocoConfig)
 
     def validate(self):
         from pri3d.pretrain.method import MODES  # the registry: one entry per mode

@@ -22,6 +22,7 @@ before any optimizer update or checkpoint of that step. Distributed training: la
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from pathlib import Path
 
@@ -63,12 +64,15 @@ def lr_at(optim, step: int, total_steps: int) -> float:
 
     ``step``: ``lr * gamma ** (step // step_size)`` (the paper: x0.99 every 1000 steps);
     ``poly``: ``lr * (1 - step / total_steps) ** poly_power`` (the official scripts);
+    ``cosine``: ``lr * 0.5 * (1 + cos(pi * step / total_steps))`` (MoCo v2, per step);
     ``constant``; all multiplied by a linear warm-up over ``warmup_steps``.
     """
     if optim.schedule == "step":
         lr = optim.lr * optim.gamma ** (step // optim.step_size)
     elif optim.schedule == "poly":
         lr = optim.lr * max(0.0, 1.0 - step / max(1, total_steps)) ** optim.poly_power
+    elif optim.schedule == "cosine":
+        lr = optim.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(1, total_steps)))
     else:
         lr = optim.lr
     if optim.warmup_steps > 0 and step < optim.warmup_steps:

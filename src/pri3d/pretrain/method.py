@@ -170,3 +170,5 @@ register_mode("view+geo", ModeSpec(_method(True, True), _pair_dataset(True, True
                                    "both losses: two views and both voxel chunks"))
 register_mode("trivial", ModeSpec(_method(True, False), _pair_dataset(True, False, trivial=True), _collate, False,
                                   "baseline: two colour augmentations of one image, positives at the same pixel"))
+
+from pri3d.pretrain import mocov2  # noqa: E402,F401  (registers the "mocov2" baseline mode)
