@@ -60,7 +60,7 @@ class SynthSpec:
 @dataclass
 class DataSpec:
     synth: SynthSpec = field(default_factory=SynthSpec)
-    path: str = ""  # pre-training RGB-D scans (used when synth.scenes == 0); relative to the config file
+    path: str = ""  # pre-training RGB-D scans (used when synth.scenes == 0)
     format: str | None = None
     pretrain_split: str = "train"  # pre-training scenes: a split name (<dataset>/splits/<name>.txt) or a file
     finetune_path: str = ""  # labelled downstream dataset; "" = the same dataset
@@ -72,6 +72,7 @@ class PretrainSpec:
     preset: str = "cpu-small"
     overrides: list[str] = field(default_factory=list)
     per_method: dict = field(default_factory=dict)  # method -> list of extra overrides
+    presets: dict = field(default_factory=dict)  # method -> preset replacing `preset` (e.g. mocov2: mocov2)
 
 
 @dataclass
@@ -96,7 +97,7 @@ class ExperimentConfig:
     fractions: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8, 1.0])
     seeds: list[int] = field(default_factory=lambda: [0, 1])
     reference: str = "scratch"
-    base_dir: str = ""  # set by load_experiment: the config file's folder (relative paths start there)
+    base_dir: str = ""  # relative paths start here ("" = the current directory)
 
     def validate(self):
         bad = [m for m in self.methods if m not in ALL_METHODS]
@@ -129,7 +130,6 @@ def load_experiment(path, overrides: list[str] | None = None) -> ExperimentConfi
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML: {e}") from e
     d = apply_overrides(d, overrides or [])
-    d.setdefault("base_dir", str(path.resolve().parent))
     return build(ExperimentConfig, d)
 
 
@@ -224,7 +224,8 @@ def pretrain_cell(cfg: ExperimentConfig, root: Path, method: str, prepared: Path
     """One pre-training run for ``method``; returns the path of its exported backbone."""
     overrides = [*cfg.pretrain.overrides, *cfg.pretrain.per_method.get(method, []), f"mode={method}",
                  f"data.train_split={cfg.data.pretrain_split}"]
-    spec = {"prepared": prep_key, "preset": cfg.pretrain.preset, "overrides": overrides}
+    preset = cfg.pretrain.presets.get(method, cfg.pretrain.preset)
+    spec = {"prepared": prep_key, "preset": preset, "overrides": overrides}
     cell = Cell(root, "pretrain", method, spec)
     if not cell.done:
         from pri3d.config import resolve
@@ -232,7 +233,7 @@ def pretrain_cell(cfg: ExperimentConfig, root: Path, method: str, prepared: Path
         from pri3d.pretrain.loop import train
 
         cell.start()
-        pcfg = resolve(PretrainConfig, cfg.pretrain.preset, [*overrides, f"data.path={prepared}",
+        pcfg = resolve(PretrainConfig, preset, [*overrides, f"data.path={prepared}",
                                                                f"out={cell.dir / 'run'}"], "pretrain")
         log(f"[pretrain] {method}: {pcfg.train.steps} steps, {pcfg.model.arch} -> {cell.dir / 'run'}")
         t0 = time.time()
@@ -428,10 +429,11 @@ def check_experiment(cfg: ExperimentConfig, *, require_data: bool = False) -> li
     for m in cfg.methods:
         if m in PRETRAIN_METHODS:
             ov = [*cfg.pretrain.overrides, *cfg.pretrain.per_method.get(m, []), f"mode={m}"]
-            p = resolve(PretrainConfig, cfg.pretrain.preset, ov, "pretrain")
-            lines.append(f"  pretrain {m}: preset {cfg.pretrain.preset} -> {p.model.arch}, {p.train.steps} steps, "
+            preset = cfg.pretrain.presets.get(m, cfg.pretrain.preset)
+            p = resolve(PretrainConfig, preset, ov, "pretrain")
+            lines.append(f"  pretrain {m}: preset {preset} -> {p.model.arch}, {p.train.steps} steps, "
                          f"batch {p.train.batch_size}, lr {p.optim.lr}")
-    unknown = set(cfg.pretrain.per_method) - set(PRETRAIN_METHODS)
+    unknown = (set(cfg.pretrain.per_method) | set(cfg.pretrain.presets)) - set(PRETRAIN_METHODS)
     if unknown:
         raise ConfigError(f"pretrain.per_method names unknown method(s): {sorted(unknown)}")
     f = finetune_config(cfg.finetune.preset, [*cfg.finetune.overrides, f"task={cfg.finetune.task}"])

@@ -1,0 +1,129 @@
+"""The experiment runner: config checks, aggregation, and kill-and-resume on a tiny config."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pri3d.config import ConfigError
+from pri3d.experiment import (
+    ExperimentConfig,
+    check_experiment,
+    load_experiment,
+    markdown_table,
+    run_experiment,
+    summarize,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = """
+name: tiny
+out: {out}
+data:
+  synth: {{scenes: 3, frames_per_scene: 4, seed: 0, resolution: [48, 64], workers: 1}}
+prepare: {{voxel_size: 0.08}}
+pretrain:
+  preset: cpu-tiny
+  overrides: ["data.resolution=[32,48]", "train.steps=2", "train.eval_every=0"]
+finetune:
+  task: semseg
+  preset: tiny-semseg
+methods: [scratch, view]
+fractions: [1.0]
+seeds: [0]
+"""
+
+
+@pytest.mark.parametrize("name", ["synthetic-cpu", "scannet-paper", "nyuv2-paper"])
+def test_shipped_configs_validate(name):
+    cfg = load_experiment(ROOT / "configs" / f"{name}.yaml")
+    lines = check_experiment(cfg)
+    assert lines[-1] == "config OK"
+    assert set(cfg.methods) >= {"scratch", "view", "geo", "view+geo"}
+
+
+def test_demo_config_validates():
+    from pri3d.demo import DEMO_CONFIG
+
+    cfg = load_experiment(DEMO_CONFIG)
+    assert check_experiment(cfg)[-1] == "config OK"
+    assert cfg.methods == ["scratch", "view+geo"] and cfg.fractions == [0.2]
+
+
+def test_bad_configs_are_rejected(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(TINY.format(out=tmp_path / "o"))
+    with pytest.raises(ConfigError, match="unknown method"):
+        load_experiment(p, ["methods=[scratch,simclr]"])
+    with pytest.raises(ConfigError, match="fractions"):
+        load_experiment(p, ["fractions=[0.0]"])
+    with pytest.raises(ConfigError, match="unknown config key"):
+        load_experiment(p, ["pretrain.preset_name=x"])
+    cfg = load_experiment(p, ["pretrain.overrides=[train.stepz=3]"])
+    with pytest.raises(ConfigError, match="stepz"):
+        check_experiment(cfg)
+
+
+def test_summary_and_table():
+    cfg = ExperimentConfig(methods=["scratch", "view"], fractions=[0.2], seeds=[0, 1])
+
+    def cell(m, s, v):
+        return {"method": m, "fraction": 0.2, "seed": s,
+                "results": {"metric": "miou", "final": {"value": v}, "best": {"value": v + 0.1}}}
+
+    cells = [cell("scratch", 0, 0.10), cell("scratch", 1, 0.20), cell("view", 0, 0.30), cell("view", 1, 0.40)]
+    s = summarize(cells, cfg)
+    assert s["scratch"][0.2]["mean"] == pytest.approx(0.15)
+    assert s["scratch"][0.2]["std"] == pytest.approx(0.0707107, rel=1e-5)  # sample std over seeds
+    table = markdown_table(s, cfg)
+    assert "| Scratch | 15.0 ± 7.1 |" in table
+    assert "| Pri3D (view) | 35.0 ± 7.1 (+20.0) |" in table
+    assert summarize(cells, cfg, "best")["view"][0.2]["mean"] == pytest.approx(0.45)
+
+
+def _done_files(out: Path) -> dict[str, float]:
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.rglob("done.json")}
+
+
+def test_killed_experiment_resumes_without_recomputing(tmp_path):
+    out = tmp_path / "out"
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(TINY.format(out=out))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "pri3d.cli", "experiment", "--config", str(cfg_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:  # kill -9 once the pre-training cell has finished, i.e. half way through
+        deadline = time.time() + 300
+        while time.time() < deadline and not list((out / "pretrain").glob("*/done.json")):
+            assert proc.poll() is None, "experiment ended before the pre-training cell finished"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    before = _done_files(out)
+    assert any(k.startswith("pretrain/") for k in before) and any(k.startswith("data/") for k in before)
+    assert not (out / "results.json").exists()
+
+    logs: list[str] = []
+    res = run_experiment(load_experiment(cfg_path), log=logs.append)
+    after = _done_files(out)
+    for k, t in before.items():  # finished cells were kept, not recomputed
+        assert after[k] == t, k
+    assert not any(line.startswith(("[data] generating", "[prepare] mining", "[pretrain]")) for line in logs)
+    assert {c["method"] for c in res["cells"]} == {"scratch", "view"}
+    assert (out / "table.md").read_text().count("|") > 8 and (out / "curve.png").stat().st_size > 0
+    saved = json.loads((out / "results.json").read_text())
+    assert len(saved["cells"]) == 2 and saved["metric"] == "miou"
+
+    # a third run does nothing at all
+    logs.clear()
+    run_experiment(load_experiment(cfg_path), log=logs.append)
+    assert not any(line.startswith(("[finetune]", "[pretrain]")) for line in logs)
