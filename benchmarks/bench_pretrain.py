@@ -10,9 +10,14 @@ For each mode, on one batch that is already loaded (data ready), in the same pro
 * ``3d share`` (geo modes): the 3D sparse UNet's forward + backward as a share of the step;
 * ``loader``: DataLoader throughput with ``--workers`` workers (pairs/s), against the step's pairs/s.
 
-Timings are medians over ``--iters`` repeats after a warm-up. Example::
+Timings are medians over ``--iters`` rounds after a warm-up, measured round-robin (backbone, step,
+3D branch, backbone, ...) so that load changes on a shared machine hit all of them alike. Examples::
 
+    # CPU
     python benchmarks/bench_pretrain.py --arch resnet18 --resolution 96 128 --batch 8 --workers 2
+    # GPU (the issue's setting): ResNet-50 UNet, 240x320, 64 pairs, bf16, channels_last; then --compile
+    python benchmarks/bench_pretrain.py --config paper --data PREPARED --arch resnet50 --resolution 240 320 \
+        --batch 64 --matches 1024 --amp bf16 --channels-last --modes view view+geo --workers 8
 
 Without ``--data`` a small synthetic dataset is generated and prepared in a temporary folder.
 """
@@ -28,25 +33,35 @@ from pathlib import Path
 import torch
 
 
-def _median_time(fn, iters: int, warmup: int = 1) -> float:
+def _sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _interleaved_medians(fns: dict, iters: int, warmup: int = 1) -> dict:
+    """Median time of each function, measured round-robin so that load changes on a shared machine
+    hit every measurement alike."""
     for _ in range(warmup):
-        fn()
-    ts = []
+        for fn in fns.values():
+            fn()
+    _sync()
+    ts = {k: [] for k in fns}
     for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            _sync()
+            ts[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in ts.items()}
 
 
-def _make_data(tmp: Path, scenes: int, frames: int, res) -> Path:
+def _make_data(tmp: Path, scenes: int, frames: int, res, voxel_size: float) -> Path:
     from pri3d.cli import main
     from pri3d.data.synth import generate
 
     generate(tmp / "synth", scenes=scenes, frames_per_scene=frames, seed=0, resolution=res, progress=False)
-    if main(["prepare", "--input", str(tmp / "synth"), "--output", str(tmp / "prepared"), "--frame-skip", "1"]):
+    if main(["prepare", "--input", str(tmp / "synth"), "--output", str(tmp / "prepared"), "--frame-skip", "1",
+             "--voxel-size", str(voxel_size), "--no-progress"]):
         raise SystemExit("prepare failed")
     return tmp / "prepared"
 
@@ -61,7 +76,8 @@ def bench_mode(mode: str, data: Path, args) -> dict:
 
     H, W = args.resolution
     cfg = load_config(args.config, [f"mode={mode}", f"data.path={data}", f"model.arch={args.arch}",
-                                     f"data.resolution=[{H},{W}]", f"loss.num_matches={args.matches}"])
+                                     f"data.resolution=[{H},{W}]", f"loss.num_matches={args.matches}",
+                                     "model.init=scratch", *args.overrides])
     spec = MODES[mode]
     prepared = PreparedData(data)
     pairs, _, _ = split_pairs(prepared, "all", "")
@@ -69,33 +85,52 @@ def bench_mode(mode: str, data: Path, args) -> dict:
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
     method = spec.build_method(cfg).to(dev)
+    if args.channels_last:
+        method.backbone.to(memory_format=torch.channels_last)
+    if args.compile:
+        method.compile_backbone()
     opt = torch.optim.SGD(method.parameters(), lr=1e-3, momentum=0.9)
     batch = spec.collate([ds[(i % len(ds), i)] for i in range(args.batch)])
     batch = {k: (v.to(dev) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+    if args.channels_last:
+        batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
+
+    def autocast():
+        return torch.autocast(device_type=dev.type, dtype=amp or torch.bfloat16, enabled=amp is not None)
 
     def backbone_only():
-        f = method.backbone(batch["images"])
+        with autocast():
+            f = method.features(batch["images"])
         f.float().square().mean().backward()
         method.zero_grad(set_to_none=True)
 
     def full_step():
-        losses = method(batch)
+        with autocast():
+            losses = method(batch)
         sum(losses.values()).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    t_bb = _median_time(backbone_only, args.iters)
-    t_step = _median_time(full_step, args.iters)
-    out = {"mode": mode, "backbone_s": t_bb, "step_s": t_step, "ratio": t_step / t_bb,
-           "step_pairs_s": args.batch / t_step}
+    fns = {"backbone": backbone_only, "step": full_step}
     if spec.uses_3d:
         def branch3d():
             f3 = method.net3d(batch["vox_feats"].float(), batch["vox_coords"], 2 * args.batch)
             f3.square().mean().backward()
             method.zero_grad(set_to_none=True)
 
-        out["t3d_s"] = _median_time(branch3d, args.iters)
-        out["share3d"] = out["t3d_s"] / t_step
+        fns["3d"] = branch3d
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    t = _interleaved_medians(fns, args.iters)
+    t_bb, t_step = t["backbone"], t["step"]
+    out = {"mode": mode, "backbone_s": t_bb, "step_s": t_step, "ratio": t_step / t_bb,
+           "step_pairs_s": args.batch / t_step}
+    if dev.type == "cuda":
+        out["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    if spec.uses_3d:
+        out["t3d_s"] = t["3d"]
+        out["share3d"] = t["3d"] / t_step
         out["voxels"] = int(batch["vox_coords"].shape[0])
     # loader throughput
     sampler = StepBatchSampler(len(ds), batch_size=args.batch, seed=0, steps=args.loader_batches + 1)
@@ -122,22 +157,29 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--loader-batches", type=int, default=8)
     p.add_argument("--threads", type=int, default=0, help="torch threads in the main process (0 = default)")
+    p.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off", help="autocast (GPU: bf16)")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true", help="torch.compile the 2D backbone")
+    p.add_argument("--voxel-size", type=float, default=0.04, help="voxel size when generating data (m)")
+    p.add_argument("overrides", nargs="*", help="extra config overrides (key=value)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(args.data) if args.data else _make_data(Path(tmp), 3, 10, (120, 160))
+        data = Path(args.data) if args.data else _make_data(Path(tmp), 3, 10, (120, 160), args.voxel_size)
+        dev = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
         print(f"bench_pretrain: {args.arch} at {args.resolution[0]}x{args.resolution[1]}, batch {args.batch} pairs, "
-              f"K={args.matches}, {torch.get_num_threads()} threads, device "
-              f"{'cuda' if torch.cuda.is_available() else 'cpu'}, data {data}")
+              f"K={args.matches}, {torch.get_num_threads()} threads, device {dev}, amp {args.amp}, channels_last "
+              f"{args.channels_last}, compile {args.compile}, data {data}")
         print(f"{'mode':<9} {'backbone s':>10} {'step s':>8} {'ratio':>6} {'3d share':>8} {'voxels':>8} "
               f"{'step pairs/s':>12} {'loader pairs/s':>14}")
         for mode in args.modes:
             r = bench_mode(mode, data, args)
             share = f"{r['share3d']:.2f}" if "share3d" in r else "-"
             vox = str(r.get("voxels", "-"))
+            mem = f"  peak {r['peak_gib']:.1f} GiB" if "peak_gib" in r else ""
             print(f"{r['mode']:<9} {r['backbone_s']:>10.3f} {r['step_s']:>8.3f} {r['ratio']:>6.2f} {share:>8} "
-                  f"{vox:>8} {r['step_pairs_s']:>12.1f} {r['loader_pairs_s']:>14.1f}")
+                  f"{vox:>8} {r['step_pairs_s']:>12.1f} {r['loader_pairs_s']:>14.1f}{mem}")
 
 
 if __name__ == "__main__":

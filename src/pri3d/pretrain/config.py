@@ -132,6 +132,7 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     steps: int = 60000  # optimizer steps
+    max_minutes: float = 0.0  # stop (evaluate, checkpoint, export) after this much wall time (0 = no limit)
     batch_size: int = 64  # pairs per optimizer step, over all processes and accumulation
     accumulate: int = 1  # gradient accumulation: micro-batch = batch_size / (world * accumulate)
     amp: str = "auto"  # auto (bf16 on GPU, off on CPU) | bf16 | fp16 | off

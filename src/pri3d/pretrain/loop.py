@@ -189,6 +189,10 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
         restore_rng(state["rng"])
         if main:
             print(f"pretrain: resumed from {ckpt_path} at step {start}")
+            changed = _config_changes(state.get("config") or {}, to_dict(cfg))
+            if changed:
+                print(f"pretrain: warning: the config differs from the checkpoint's in {', '.join(changed)}; "
+                      "the resumed run will not reproduce an uninterrupted one exactly")
     if T.compile:
         method.compile_backbone()
     model = method
@@ -233,6 +237,8 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
     pbar = tqdm(total=T.steps, initial=start, desc=f"pretrain {cfg.mode}", disable=not (main and T.progress),
                 dynamic_ncols=True)
     skips: dict[str, int] = {}
+    stopped_early = False
+    done = start
     last_loss = float("nan")
     rate = None
     t_start = time.perf_counter()
@@ -271,27 +277,36 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
         done = step + 1
         dt = time.perf_counter() - t0
         rate = T.batch_size / dt if rate is None else 0.9 * rate + 0.1 * T.batch_size / dt
-        if done % T.log_every == 0 or done == T.steps:
+        last = done == T.steps
+        if T.max_minutes > 0 and not last:  # time budget: rank 0 decides, everyone stops at the same step
+            flag = torch.tensor(float((time.perf_counter() - t_start) / 60 >= T.max_minutes), device=dev)
+            if info.distributed:
+                dist.broadcast(flag, 0)
+            if flag.item() > 0:
+                last = stopped_early = True
+        if done % T.log_every == 0 or last:
             parts = _reduce(parts, dev)
             last_loss = sum(parts.values())
             logger.log(done, loss=last_loss, **{f"loss/{k}": v for k, v in parts.items()}, lr=lr,
                        pairs_per_s=rate, **{f"skips/{k}": v for k, v in skips.items()})
         pbar.update(1)
         pbar.set_postfix(loss=f"{sum(parts.values()):.4f}", pairs_s=f"{rate:.1f}")
-        if main and T.eval_every > 0 and (done % T.eval_every == 0 or done == T.steps):
+        if main and T.eval_every > 0 and (done % T.eval_every == 0 or last):
             last_eval = evaluate(done)
-        if done % T.ckpt_every == 0 or done == T.steps:
+        if done % T.ckpt_every == 0 or last:
             if main:
                 if not _all_finite(method):
                     raise TrainingError(f"non-finite weights after step {done}: refusing to write a checkpoint")
                 manager.save(_checkpoint(cfg, method, optimizer, done, lr), done)
             barrier()
+        if last:
+            break
     pbar.close()
 
     # ---- final weights and summary ----------------------------------------------------------
     elapsed = time.perf_counter() - t_start
-    summary = {"mode": cfg.mode, "steps": T.steps, "start_step": start, "final_loss": last_loss,
-               "seconds": elapsed, "skips": skips, "out": str(out)}
+    summary = {"mode": cfg.mode, "steps": done, "start_step": start, "final_loss": last_loss,
+               "seconds": elapsed, "skips": skips, "out": str(out), "stopped_early": stopped_early}
     if main:
         if not _all_finite(method):
             raise TrainingError("non-finite weights at the end of training: backbone.pth not written")
@@ -301,10 +316,33 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
             summary["recall"] = last_eval
         r = f", recall@{T.eval_radius:g}px {last_eval[f'recall@{T.eval_radius:g}px']:.3f}" if last_eval else ""
         skipped = sum(skips.values())
-        print(f"pretrain: done: mode {cfg.mode}, steps {start}->{T.steps} in {elapsed:.0f}s, final loss "
+        why = f" (train.max_minutes={T.max_minutes:g} reached)" if stopped_early else ""
+        print(f"pretrain: done: mode {cfg.mode}, steps {start}->{done}{why} in {elapsed:.0f}s, final loss "
               f"{last_loss:.4f}{r}, {skipped} pair/chunk skips; weights in {out / 'backbone.pth'}")
     logger.close()
     return summary
+
+
+# Keys that may change on resume without affecting the computation.
+_RESUME_FREE = {"out", "data.path", "data.workers", "data.prefetch", "train.steps", "train.max_minutes",
+                "train.log_every", "train.ckpt_every", "train.keep_checkpoints", "train.eval_every",
+                "train.eval_pairs", "train.eval_points", "train.eval_radius", "train.tensorboard", "train.progress",
+                "train.compile"}
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _config_changes(old: dict, new: dict) -> list[str]:
+    a, b = _flatten(old), _flatten(new)
+    return sorted(k for k in set(a) | set(b) if k not in _RESUME_FREE and a.get(k) != b.get(k))
 
 
 def _checkpoint(cfg: PretrainConfig, method, optimizer, step: int, lr: float) -> dict:
