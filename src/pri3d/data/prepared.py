@@ -170,9 +170,7 @@ class PreparedData:
                     f"{self.params['input']!r}, relative to this directory) does not exist"
                 )
             wanted = set(self.scene_ids())
-            kwargs = dict(self.params.get("reader_kwargs") or {})
-            self._scenes = {s.scene_id: s for s in open_dataset(self.input_path, self.format, **kwargs)
-                            if s.scene_id in wanted}
+            self._scenes = {s.scene_id: s for s in open_dataset(self.input_path, self.format) if s.scene_id in wanted}
         return self._scenes
 
     def frame_info(self, scene_id: str) -> dict:
