@@ -425,7 +425,8 @@ def generate(
             results = map(_run_task, tasks)
             pool = None
         else:
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+            # spawn, not fork: forking a process whose OpenCV/torch thread pools are running deadlocks
+            ctx = mp.get_context("spawn")
             pool = ctx.Pool(min(workers, len(tasks)), initializer=_worker_init)
             results = pool.imap_unordered(_run_task, tasks)
         try:
