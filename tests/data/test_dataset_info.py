@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from rgbd_fixtures import make_frames, write_7scenes
 
-from conftest import shared_data
 from pri3d.data.formats.sens import write_sens
 from pri3d.data.info import dataset_info, format_info, id_ranges, sample_frames, summary_line
 from pri3d.data.io import write_depth, write_matrix
+from realdata import shared_data
 
 
 def test_sample_frames_rule():

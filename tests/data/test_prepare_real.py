@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from conftest import shared_data
 from pri3d.data.formats import open_dataset
 from pri3d.data.prepare import PrepareParams, prepare
 from pri3d.data.prepared import PreparedData
 from pri3d.geometry.matching import frame_points, overlap_reference
 from pri3d.geometry.voxels import pixel_voxel_correspondences
+from realdata import shared_data
 
 
 @pytest.mark.slow

@@ -9,11 +9,11 @@ import torch
 from rgbd_fixtures import make_frames, write_7scenes
 from scipy.spatial import cKDTree
 
-from conftest import shared_data
 from pri3d.data.formats import detect_format, open_dataset
 from pri3d.data.formats.sevenscenes import DEFAULT_K
 from pri3d.data.scene import DataError
 from pri3d.geometry.camera import backproject_depth
+from realdata import shared_data
 
 
 def test_sequence_round_trip(tmp_path):

@@ -2,7 +2,7 @@
 and .mat).
 
 There is deliberately no ``conftest.py`` in this folder: other test folders import the root one with
-``from conftest import shared_data``, which a second module named ``conftest`` would shadow. Test
+``from realdata import shared_data`` (tests/realdata.py). Test
 modules import what they use from here (``one_thread`` is an autouse fixture)."""
 
 from __future__ import annotations

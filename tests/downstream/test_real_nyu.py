@@ -10,16 +10,7 @@ from dsfixtures import one_thread  # noqa: F401  (pytest fixture)
 from pri3d.data.formats import open_dataset
 from pri3d.downstream.classes import IGNORE_INDEX, get_label_set
 from pri3d.downstream.metrics import confusion_matrix, semseg_scores
-
-
-def _shared(name):
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("_root_conftest", Path(__file__).parents[1] / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.shared_data(name)
+from realdata import shared_data
 
 
 def _fixed_prediction(label_png: np.ndarray) -> np.ndarray:
@@ -46,7 +37,7 @@ def _numpy_miou(gts, preds, k=40, ignore=255):
 
 
 def test_real_nyu40_miou_with_ignore():
-    root = _shared("nyuv2-labeled-samples")
+    root = shared_data("nyuv2-labeled-samples")
     scenes = open_dataset(root, "nyuv2")
     frames = [s.load_frame(f, color=False, depth=False) for s in scenes for f in s.frame_ids]
     assert len(frames) == 2

@@ -125,9 +125,9 @@ def test_view_correspondences_empty():
 
 
 def test_view_correspondences_on_real_7scenes_frames():
-    from conftest import shared_data
     from pri3d.data.formats import open_dataset
     from pri3d.geometry.camera import backproject_depth
+    from realdata import shared_data
 
     root = shared_data("7scenes-redkitchen-150-199")
     scene = open_dataset(root, "7scenes")[0]
