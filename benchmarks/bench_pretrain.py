@@ -94,7 +94,7 @@ def bench_mode(mode: str, data: Path, args) -> dict:
     batch = {k: (v.to(dev) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
     if args.channels_last:
         batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
+    amp = {"bf16": torch.bfloat16}.get(args.amp)
 
     def autocast():
         return torch.autocast(device_type=dev.type, dtype=amp or torch.bfloat16, enabled=amp is not None)
@@ -157,7 +157,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--loader-batches", type=int, default=8)
     p.add_argument("--threads", type=int, default=0, help="torch threads in the main process (0 = default)")
-    p.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off", help="autocast (GPU: bf16)")
+    p.add_argument("--amp", choices=["off", "bf16"], default="off", help="autocast (GPU: bf16)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the 2D backbone")
     p.add_argument("--voxel-size", type=float, default=0.04, help="voxel size when generating data (m)")

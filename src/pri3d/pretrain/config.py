@@ -135,7 +135,7 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop (evaluate, checkpoint, export) after this much wall time (0 = no limit)
     batch_size: int = 64  # pairs per optimizer step, over all processes and accumulation
     accumulate: int = 1  # gradient accumulation: micro-batch = batch_size / (world * accumulate)
-    amp: str = "auto"  # auto (bf16 on GPU, off on CPU) | bf16 | fp16 | off
+    amp: str = "auto"  # auto (bf16 on GPU, off on CPU) | bf16 | off  (no fp16: it would need loss scaling)
     device: str = "auto"  # auto | cpu | cuda
     compile: bool = False  # torch.compile the 2D backbone
     seed: int = 0
@@ -152,8 +152,8 @@ class TrainConfig:
     def validate(self):
         if self.steps < 0 or self.batch_size < 1 or self.accumulate < 1:
             raise ConfigError("train.steps >= 0, train.batch_size >= 1 and train.accumulate >= 1 are required")
-        if self.amp not in ("auto", "bf16", "fp16", "off"):
-            raise ConfigError(f"train.amp must be auto, bf16, fp16 or off, got {self.amp!r}")
+        if self.amp not in ("auto", "bf16", "off"):
+            raise ConfigError(f"train.amp must be auto, bf16 or off, got {self.amp!r}")
         if self.log_every < 1 or self.ckpt_every < 1:
             raise ConfigError("train.log_every and train.ckpt_every must be >= 1")
 

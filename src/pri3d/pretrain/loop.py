@@ -92,7 +92,7 @@ def _amp_dtype(cfg: PretrainConfig, device: torch.device):
     a = cfg.train.amp
     if a == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[a]
+    return {"bf16": torch.bfloat16, "off": None}[a]
 
 
 def _to_device(batch: dict, device, channels_last: bool) -> dict:
