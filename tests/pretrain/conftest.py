@@ -19,6 +19,17 @@ def prepared_dir(tmp_path_factory):
     return root / "prepared"
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread, as the CPU presets: on a shared machine OpenMP barriers stall small ops."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def tiny(prepared_dir):
     """``tiny(out, *overrides)``: cpu-tiny overrides on the prepared data at 32x48 (fractions of a second

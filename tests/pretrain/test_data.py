@@ -69,3 +69,11 @@ def test_frustum_crop_keeps_fewer_voxels_and_the_matches(prepared_dir):
     a, b = box[(2, 5)]["vox_a"], fru[(2, 5)]["vox_a"]
     assert 0 < len(b[0]) < len(a[0])
     assert len(b[2]) == len(a[2])  # every sampled pixel still finds its voxel
+
+
+def test_crop_margin_grows_the_chunk_at_random(prepared_dir):
+    _, tight = _dataset(prepared_dir, view=False, geo=True)
+    _, loose = _dataset(prepared_dir, view=False, geo=True, crop_margin=0.5)
+    n_tight = len(tight[(0, 1)]["vox_a"][0])
+    sizes = {len(loose[(0, s)]["vox_a"][0]) for s in range(1, 4)}
+    assert min(sizes) >= n_tight and len(sizes) > 1

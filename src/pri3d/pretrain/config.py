@@ -69,6 +69,7 @@ class ModelConfig:
 class Model3DConfig:
     input: str = "occupancy"  # occupancy (1 channel) | rgb (3 channels, as the official code)
     crop: str = "aabb"  # aabb: the frustum's axis-aligned box (official) | frustum: voxels seen by the frame
+    crop_margin: float = 0.0  # metres: grow each face of the box by a random amount up to this (aabb only)
     out_channels: int = 96
     planes: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 256, 128, 96, 96])
     layers: list[int] = field(default_factory=lambda: [2, 3, 4, 6, 2, 2, 2, 2])
@@ -137,6 +138,8 @@ class TrainConfig:
     accumulate: int = 1  # gradient accumulation: micro-batch = batch_size / (world * accumulate)
     amp: str = "auto"  # auto (bf16 on GPU, off on CPU) | bf16 | off  (no fp16: it would need loss scaling)
     device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch intra-op threads of each training process (0 = torch's default). On a shared
+    # CPU, 1 avoids OpenMP barrier stalls that make the many small ops of the sparse 3D net several times slower
     compile: bool = False  # torch.compile the 2D backbone
     seed: int = 0
     log_every: int = 20

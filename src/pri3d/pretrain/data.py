@@ -37,7 +37,7 @@ from pri3d.data.scene import DataError
 from pri3d.engine.seed import derive_seed
 from pri3d.geometry.camera import backproject_depth, scale_intrinsics
 from pri3d.geometry.matching import resample_depth, view_correspondences
-from pri3d.geometry.voxels import pixel_voxel_correspondences
+from pri3d.geometry.voxels import crop_voxels, pixel_voxel_correspondences
 from pri3d.losses.point_info_nce import sample_without_replacement
 from pri3d.pretrain.augment import ColorAugment
 
@@ -98,13 +98,16 @@ class PairDataset(Dataset):
         voxel_crop: ``aabb`` (the prepared chunk: voxels in the frustum's axis-aligned box, as the
             official code) or ``frustum`` (only voxels whose centre projects into the image, in front
             of the camera and at most one voxel beyond the frame's farthest depth: fewer voxels).
+        crop_margin: metres; each face of the frustum box grows by a random amount in
+            ``[0, crop_margin]`` (a tight, view-aligned chunk boundary lets the 3D features encode where a
+            voxel sits in the view, a shortcut for the geometric loss).
         augment: colour augmentations on (training) or off (evaluation).
     """
 
     def __init__(self, prepared: PreparedData, pairs: list[Pair], *, resolution=(240, 320), view: bool = True,
                  geo: bool = False, trivial: bool = False, num_matches: int = 1024, depth_threshold: float = 0.05,
                  voxel_radius: float | None = None, voxel_input: str = "occupancy", voxel_crop: str = "aabb",
-                 augment: bool = True):
+                 crop_margin: float = 0.0, augment: bool = True):
         if not pairs:
             raise DataError(f"{prepared.root}: no frame pairs to train on (check the splits and pairs.csv)")
         self.prepared = prepared
@@ -119,6 +122,7 @@ class PairDataset(Dataset):
         if voxel_crop not in ("aabb", "frustum"):
             raise ValueError(f"voxel_crop must be aabb or frustum, got {voxel_crop!r}")
         self.voxel_crop = voxel_crop
+        self.crop_margin = float(crop_margin)
         self.augment = ColorAugment(enabled=augment)
         self.voxel_cache = 4
         self._vox_cache: dict = {}
@@ -158,9 +162,14 @@ class PairDataset(Dataset):
     def _chunk(self, scene_id: str, frame_id: int, depth: torch.Tensor, K_feat, pose, g: torch.Generator):
         vox = self._voxels(scene_id)
         try:
-            coords, colors = vox.crop(frame_id)
+            lo, hi = vox.frame_box(frame_id)
         except KeyError as e:
             raise DataError(f"{self.prepared.geometry_path(scene_id)}: {e.args[0]}") from e
+        if self.crop_margin > 0:  # random growth of each face: the chunk boundary no longer tells the view
+            grow = torch.rand(2, 3, generator=g, dtype=torch.float64).numpy() * self.crop_margin
+            lo, hi = lo - grow[0], hi + grow[1]
+        inside = crop_voxels(vox.coords, vox.origin, vox.voxel_size, lo, hi)
+        coords, colors = vox.coords[inside], vox.colors[inside]
         coords_t = torch.from_numpy(np.ascontiguousarray(coords, dtype=np.int32))
         if self.voxel_crop == "frustum" and len(coords_t):
             keep = _in_frustum(coords_t, vox.origin, vox.voxel_size, K_feat, pose, depth)

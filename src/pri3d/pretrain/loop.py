@@ -131,6 +131,8 @@ def train(cfg: PretrainConfig, *, resume: bool = False) -> dict:
     if not cfg.data.path:
         raise ConfigError("no data: pass --data PREPARED_DIR (or data.path=...), a directory written by "
                           "'pri3d prepare'")
+    if T.threads > 0:
+        torch.set_num_threads(T.threads)
     info = init_distributed(T.device)
     try:
         return _train(cfg, info, resume)
