@@ -35,9 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("speed/accuracy (defaults are faithful to the exact definition)")
     g.add_argument("--query-stride", type=int, default=0,
                    help="pixel stride of the query points; 0 = auto (about 3000 per frame, 10 at 640x480)")
-    g.add_argument("--window", type=int, default=1, help="half-size of the pixel window searched around reprojections")
     g.add_argument("--no-exact", dest="exact", action="store_false",
-                   help="skip the exact KD-tree fallback (faster; overlaps biased low)")
+                   help="search only a small window around each reprojection (faster; overlaps biased low)")
+    g.add_argument("--window", type=int, default=1, help="with --no-exact: half-size of that window (pixels)")
     g = p.add_argument_group("geometry")
     g.add_argument("--voxel-size", type=float, default=0.02, help="voxel edge in metres")
     g.add_argument("--surface", choices=["auto", "mesh", "fuse"], default="auto",

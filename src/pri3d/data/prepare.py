@@ -68,9 +68,10 @@ class PrepareParams:
             ``radius`` is then ignored).
         query_stride: pixel stride of the query points of the fast miner; 0 = automatic (about
             3000 queries per frame: 10 for 640x480). The only approximation of the default.
-        window: half-size of the pixel window searched around each reprojection (speed only).
-        exact: resolve undecided queries with a KD-tree (True, faithful). False counts them as
-            unmatched: faster, biased low (reprojection with a depth test only).
+        exact: search every pixel where a point within ``radius`` can project (True, faithful).
+            False searches only a small window around each reprojection: faster, biased low
+            (reprojection with a depth test only).
+        window: with ``exact=False``, the half-size of that window (pixels).
     Geometry:
         voxel_size: edge of the occupancy voxels (metres).
         surface: ``"auto"`` (mesh/point cloud when the scene has one, else fused depth), ``"mesh"``
@@ -293,11 +294,11 @@ def mine_pairs(frames: SceneFrames, params: PrepareParams) -> tuple[list[Pair], 
         qs = params.query_stride or auto_query_stride(frames.depth.shape[1:])
         ov, pairs, st = overlap_fast(
             frames.depth, frames.K, frames.poses, radius=params.radius, query_stride=qs,
-            window=params.window, min_overlap=params.min_overlap, exact=params.exact,
+            window=params.window, exact=params.exact,
         )
         stats = st.to_dict()
         stats["query_stride"] = qs
-    keep = np.nan_to_num(ov, nan=-1.0) >= params.min_overlap
+    keep = ov >= params.min_overlap
     out = []
     for (a, b), o in zip(pairs[keep], ov[keep]):
         fa, fb = frames.frame_ids[a], frames.frame_ids[b]

@@ -10,8 +10,8 @@ Two families of pure functions live here:
   ``(matched points of i + matched points of j) / (points of i + points of j)``, where a point
   matches when the other frame has a point within ``radius``. :func:`overlap_reference` computes it
   exactly with scipy KD-trees over every valid pixel (slow; the yardstick for tests and the
-  benchmark); :func:`overlap_matrix_fast` approximates it by reprojection (see its docstring for
-  every approximation and the parameter controlling it).
+  benchmark); :func:`overlap_fast` computes the same thing by reprojection and an exact pixel-window
+  search (see its docstring for every approximation and the parameter controlling it).
 
 Conventions: depth in metres (0 = invalid); intrinsics ``(3, 3)`` (or ``(B, 3, 3)``); poses
 camera-to-world ``(4, 4)`` in the OpenCV camera convention (x right, y down, z forward).
@@ -302,10 +302,8 @@ class MiningStats:
 
     pairs: int = 0  # pairs considered
     culled_box: int = 0  # decided without projection: world boxes farther apart than radius (overlap 0)
-    culled_bound: int = 0  # dropped by the projection-stage upper bound (< min_overlap)
-    exact_pairs: int = 0  # pairs that needed KD-tree look-ups
     queries: int = 0  # query points projected
-    kd_queries: int = 0  # query points resolved by the exact KD-tree
+    kd_queries: int = 0  # query points within `radius` of a camera centre, resolved by a KD-tree
 
     def add(self, other: MiningStats) -> None:
         for k in self.__dataclass_fields__:
@@ -313,39 +311,6 @@ class MiningStats:
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-def _block_minmax(depth: np.ndarray, levels) -> dict[int, tuple[np.ndarray, np.ndarray, int]]:
-    """Depth bounds for windows: per block size ``b`` (powers of two), ``(min, max, b)`` of the valid
-    depths over the 3x3 blocks around each ``b x b`` block, so that every square window of half-size
-    ``<= b`` around a pixel ``(u, v)`` lies inside block ``(v // b, u // b)``'s neighbourhood.
-    Invalid depths are ignored (+inf / -inf where a neighbourhood has none)."""
-    H, W = depth.shape
-    top = max(levels)
-    Hp, Wp = -(-H // top) * top, -(-W // top) * top
-    mn = np.full((Hp, Wp), np.inf, np.float32)
-    mx = np.full((Hp, Wp), -np.inf, np.float32)
-    valid = depth > 0
-    mn[:H, :W] = np.where(valid, depth, np.inf)
-    mx[:H, :W] = np.where(valid, depth, -np.inf)
-    out = {}
-    b = 1
-    while b < top:
-        # 2x2 reduction of the previous level.
-        mn = np.minimum(np.minimum(mn[0::2, 0::2], mn[1::2, 0::2]), np.minimum(mn[0::2, 1::2], mn[1::2, 1::2]))
-        mx = np.maximum(np.maximum(mx[0::2, 0::2], mx[1::2, 0::2]), np.maximum(mx[0::2, 1::2], mx[1::2, 1::2]))
-        b *= 2
-        if b in levels:
-            out[b] = (_dilate3(mn, np.minimum, np.inf), _dilate3(mx, np.maximum, -np.inf), b)
-    return out
-
-
-def _dilate3(a: np.ndarray, op, fill) -> np.ndarray:
-    """3x3 neighbourhood reduction (``op`` = np.minimum / np.maximum) with ``fill`` outside."""
-    e = np.pad(a, 1, constant_values=fill)
-    h, w = a.shape
-    rows = op(op(e[:, 0:w], e[:, 1 : w + 1]), e[:, 2 : w + 2])
-    return op(op(rows[0:h], rows[1 : h + 1]), rows[2 : h + 2])
 
 
 def _frame_box(depth: np.ndarray, K: np.ndarray, pose: np.ndarray, block: int = 16) -> np.ndarray:
@@ -383,187 +348,6 @@ def _frame_box(depth: np.ndarray, K: np.ndarray, pose: np.ndarray, block: int = 
     return np.stack([c.min(axis=0), c.max(axis=0)])
 
 
-def _classify_queries(p, D, rx, ry, K, radius, window, levels) -> np.ndarray:
-    """Stage A of :func:`overlap_fast` for query points ``p`` ``(N, 3)`` float32 in the target camera
-    with target depth ``D`` ``(H, W)``. Returns ``(N,)`` int8: 0 surely unmatched, 1 surely matched
-    (a pixel within ``window`` of the projection back-projects within ``radius``), 2 undecided.
-    Work is compacted after each test so that later, costlier tests see fewer points."""
-    H, W = D.shape
-    fx, fy, cx, cy = (np.float32(v) for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
-    r = np.float32(radius)
-    r2 = r * r
-    Dflat = D.reshape(-1)
-    rx = rx.astype(np.float32)
-    ry = ry.astype(np.float32)
-    status = np.zeros(len(p), dtype=np.int8)
-    z = p[:, 2]
-    # Points with |z| <= radius can only match pixels with depth <= z + radius: undecided when the
-    # target has such close depth (then the exact test decides), unmatched otherwise. Points further
-    # behind the camera cannot match anything in front of it.
-    valid = D[D > 0]
-    dmin, dmax = (float(valid.min()), float(valid.max())) if valid.size else (np.inf, -np.inf)
-    near = (z > -r) & (z <= r)
-    status[near & (dmin <= z + r)] = 2
-    # Outside the target's depth range (+- radius) nothing can match.
-    idx = np.nonzero((z > r) & (z + r >= dmin) & (z - r <= dmax))[0]
-    p = p[idx]
-    z = p[:, 2]
-    a = p[:, 0] / z
-    b = p[:, 1] / z
-    ui = np.floor(fx * a + cx + np.float32(0.5)).astype(np.int64)
-    vi = np.floor(fy * b + cy + np.float32(0.5)).astype(np.int64)
-    # Conservative pixel radius of where a point within `radius` of p can project (+1 for rounding):
-    # |du| <= fx * r * (1 + |x/z|) / (z - r).
-    zr = z - r
-    Ru = np.ceil(fx * r * (1 + np.abs(a)) / zr).astype(np.int64) + 1
-    Rv = np.ceil(fy * r * (1 + np.abs(b)) / zr).astype(np.int64) + 1
-    reach = (ui + Ru >= 0) & (ui - Ru <= W - 1) & (vi + Rv >= 0) & (vi - Rv <= H - 1)
-    keep = np.nonzero(reach)[0]
-    idx, p, Ru, Rv = idx[keep], p[keep], Ru[keep], Rv[keep]
-    # Points projecting just outside the image are tested against the nearest border pixels: the
-    # window around the clipped pixel (same radius) contains every pixel they can reach.
-    ui = np.clip(ui[keep], 0, W - 1)
-    vi = np.clip(vi[keep], 0, H - 1)
-
-    def _d2(uu, vv, pts):
-        dq = Dflat[vv * W + uu]
-        d2 = (rx[uu] * dq - pts[:, 0]) ** 2 + (ry[vv] * dq - pts[:, 1]) ** 2 + (dq - pts[:, 2]) ** 2
-        return np.where(dq > 0, d2, np.inf)
-
-    # 1. The pixel the point projects to.
-    hit = _d2(ui, vi, p) <= r2
-    status[idx[hit]] = 1
-    keep = np.nonzero(~hit)[0]
-    idx, p, ui, vi, Ru, Rv = idx[keep], p[keep], ui[keep], vi[keep], Ru[keep], Rv[keep]
-    # 2. Depth-range bound: no valid depth in the reachable window within [z - r, z + r].
-    Rmax = np.maximum(Ru, Rv)
-    excluded = np.zeros(len(idx), dtype=bool)
-    lo = 0
-    for bsize, (mn, mx, f) in levels(D).items():
-        sel = np.nonzero((Rmax > lo) & (Rmax <= bsize))[0]
-        lo = bsize
-        if len(sel):
-            bu, bv = ui[sel] // f, vi[sel] // f
-            zc = p[sel, 2]
-            excluded[sel] = (mn[bv, bu] > zc + r) | (mx[bv, bu] < zc - r)
-    keep = np.nonzero(~excluded)[0]
-    idx, p, ui, vi, Rmax = idx[keep], p[keep], ui[keep], vi[keep], Rmax[keep]
-    # 3. The rest of the window around the projection.
-    best = np.full(len(idx), np.inf, dtype=np.float32)
-    for dv in range(-window, window + 1):
-        for du in range(-window, window + 1):
-            if du == 0 and dv == 0:
-                continue
-            uu = np.clip(ui + du, 0, W - 1)
-            vv = np.clip(vi + dv, 0, H - 1)
-            best = np.minimum(best, _d2(uu, vv, p))
-    hit = best <= r2
-    status[idx[hit]] = 1
-    keep = np.nonzero(~hit)[0]
-    idx, p, ui, vi, Rmax = idx[keep], p[keep], ui[keep], vi[keep], Rmax[keep]
-    # 4. A coarser pattern over the reachable window (any pixel found within `radius` proves a match,
-    #    so extra candidates never bias the result; they only spare KD-tree look-ups).
-    step = np.maximum(window + 1, (Rmax + 2) // 3)
-    best = np.full(len(idx), np.inf, dtype=np.float32)
-    for dv in range(-2, 3):
-        for du in range(-2, 3):
-            if du == 0 and dv == 0:
-                continue
-            uu = np.clip(ui + du * step, 0, W - 1)
-            vv = np.clip(vi + dv * step, 0, H - 1)
-            best = np.minimum(best, _d2(uu, vv, p))
-    status[idx] = np.where(best <= r2, 1, 2)
-    return status
-
-
-def _window_search(p, D, K, rx, ry, radius: float, *, max_elems: int = 2_000_000, tree_cost: float = 5.0):
-    """Exact test by brute force over each query's conservative pixel window (see
-    :func:`_classify_queries`): ``(N,)`` bool "some valid pixel back-projects within ``radius``".
-
-    Returns None when a KD-tree is expected to be cheaper (many queries or wide windows, i.e. a cost
-    above ``tree_cost`` element evaluations per target pixel) or a query is within ``radius`` of the
-    camera centre."""
-    H, W = D.shape
-    z = p[:, 2]
-    if len(p) == 0:
-        return np.zeros(0, dtype=bool)
-    if (z <= radius).any():
-        return None
-    a, b = p[:, 0] / z, p[:, 1] / z
-    u = np.floor(K[0, 0] * a + K[0, 2] + 0.5).astype(np.int64)
-    v = np.floor(K[1, 1] * b + K[1, 2] + 0.5).astype(np.int64)
-    R = np.maximum(np.ceil(K[0, 0] * radius * (1 + np.abs(a)) / (z - radius)),
-                   np.ceil(K[1, 1] * radius * (1 + np.abs(b)) / (z - radius)))
-    R = np.minimum(R, max(H, W)).astype(np.int64) + 1
-    cost = float(((2 * R + 1) ** 2).sum())
-    if cost > tree_cost * int((D > 0).sum()) + 75.0 * len(p):
-        return None
-    u = np.clip(u, 0, W - 1)
-    v = np.clip(v, 0, H - 1)
-    Dflat = D.reshape(-1).astype(np.float64)
-    r2 = radius * radius
-    hit = np.zeros(len(p), dtype=bool)
-    # Windows are grouped into a few sizes (a larger window only adds real pixels: still exact).
-    edges = np.array([0, 4, 6, 8, 11, 16, 23, 32, 45, 64, 90, 128, 181, 256, 362, 512, 724, 1024, 1 << 30])
-    group = np.searchsorted(edges, R)
-    for g in np.unique(group):
-        idx = np.nonzero(group == g)[0]
-        Rk = int(min(edges[g], R[idx].max()))
-        off = np.arange(-Rk, Rk + 1)
-        du = np.tile(off, len(off))
-        dv = np.repeat(off, len(off))
-        step = max(1, max_elems // len(du))
-        for s0 in range(0, len(idx), step):
-            q = idx[s0 : s0 + step]
-            uu = np.clip(u[q, None] + du[None, :], 0, W - 1)
-            vv = np.clip(v[q, None] + dv[None, :], 0, H - 1)
-            dq = Dflat[vv * W + uu]
-            d2 = (rx[uu] * dq - p[q, 0, None]) ** 2 + (ry[vv] * dq - p[q, 1, None]) ** 2 + (dq - p[q, 2, None]) ** 2
-            hit[q] = ((d2 <= r2) & (dq > 0)).any(axis=1)
-    return hit
-
-
-def _tree_points(p: np.ndarray, D: np.ndarray, K: np.ndarray, radius: float, block: int = 16) -> np.ndarray:
-    """The target pixels that can lie within ``radius`` of some query point, back-projected.
-
-    ``p`` ``(N, 3)`` are camera-frame query points, ``D`` ``(H, W)`` the target depth. A pixel can
-    match query ``p`` only inside ``p``'s conservative window (see :func:`_classify_queries`) and
-    with a depth within ``radius`` of ``p``'s. Per ``block x block`` pixel block we collect the depth
-    range of the queries whose window touches it and keep the pixels whose depth is within
-    ``radius`` of that range: an exact filter that keeps the KD-tree smaller.
-    """
-    H, W = D.shape
-    z = p[:, 2]
-    if (z <= radius).any():  # a query within `radius` of the camera centre: keep everything
-        return frame_points(D, K, None, 1)
-    hb, wb = -(-H // block), -(-W // block)
-    zmin = np.full((hb, wb), np.inf)
-    zmax = np.full((hb, wb), -np.inf)
-    a, b = p[:, 0] / z, p[:, 1] / z
-    u = np.floor(K[0, 0] * a + K[0, 2] + 0.5)
-    v = np.floor(K[1, 1] * b + K[1, 2] + 0.5)
-    Ru = np.ceil(K[0, 0] * radius * (1 + np.abs(a)) / (z - radius)) + 1
-    Rv = np.ceil(K[1, 1] * radius * (1 + np.abs(b)) / (z - radius)) + 1
-    bu0 = np.clip((u - Ru) // block, 0, wb - 1).astype(np.int64)
-    bu1 = np.clip((u + Ru) // block, 0, wb - 1).astype(np.int64)
-    bv0 = np.clip((v - Rv) // block, 0, hb - 1).astype(np.int64)
-    bv1 = np.clip((v + Rv) // block, 0, hb - 1).astype(np.int64)
-    small = ((bu1 - bu0) <= 2) & ((bv1 - bv0) <= 2)
-    for dv in range(3):
-        for du in range(3):
-            sel = small & (bv0 + dv <= bv1) & (bu0 + du <= bu1)
-            np.minimum.at(zmin, (bv0[sel] + dv, bu0[sel] + du), z[sel])
-            np.maximum.at(zmax, (bv0[sel] + dv, bu0[sel] + du), z[sel])
-    for i in np.nonzero(~small)[0]:  # very close queries: wide windows (rare)
-        sl = (slice(bv0[i], bv1[i] + 1), slice(bu0[i], bu1[i] + 1))
-        zmin[sl] = np.minimum(zmin[sl], z[i])
-        zmax[sl] = np.maximum(zmax[sl], z[i])
-    lo = np.repeat(np.repeat(zmin, block, axis=0), block, axis=1)[:H, :W] - radius
-    hi = np.repeat(np.repeat(zmax, block, axis=0), block, axis=1)[:H, :W] + radius
-    keep = (D > 0) & (D >= lo) & (D <= hi)
-    return frame_points(np.where(keep, D, 0), K, None, 1)
-
-
 class _pool:
     """``with _pool(n) as run: results = run(fn, items)``: map in ``n`` threads (in order)."""
 
@@ -585,6 +369,8 @@ class _pool:
         return False
 
 
+
+
 def overlap_fast(
     depth: np.ndarray,
     K: np.ndarray,
@@ -593,11 +379,11 @@ def overlap_fast(
     radius: float = 0.02,
     query_stride: int = 8,
     window: int = 1,
-    min_overlap: float = 0.0,
     exact: bool = True,
     pairs=None,
     combine: str = "sum",
     threads: int = 1,
+    block: int = 16,
 ) -> tuple[np.ndarray, np.ndarray, MiningStats]:
     """Pair overlap of one scene's frames, fast, with the same definition as :func:`overlap_reference`.
 
@@ -610,148 +396,103 @@ def overlap_fast(
        test always uses every valid pixel, as the exact definition does.
     2. **Box culling** (exact): pairs whose world boxes (conservative, from per-block depth
        extremes) are farther apart than ``radius`` have overlap 0.
-    3. **Reprojection** (exact decisions only): each query point is projected into the other frame.
-       It is *surely matched* when a pixel of the other frame in a ``(2*window+1)^2`` window around
-       its projection, or on a coarser pattern over its reachable window, back-projects within
-       ``radius``; *surely unmatched* when it lies behind the camera, or projects so far outside the
-       image, or so far from every valid depth of the surrounding pixels, that no point of the other
-       frame can lie within ``radius`` (a proven bound on where such a point can project:
-       ``|du| <= fx * radius * (1 + |x/z|) / (z - radius)``).
-    4. **Exact fallback** (``exact=True``): the remaining queries are resolved exactly, by brute
-       force over their reachable pixel window or with a KD-tree over the other frame's valid
-       pixels that can be reached (whichever is cheaper). With ``exact=False`` they count as
-       unmatched (faster, biased low: reprojection with a depth test only).
-    5. **Bound culling** (``min_overlap``): a pair whose upper bound (sure + undecided matches)
-       is below ``min_overlap`` is dropped without the fallback (exact decision); its overlap is
-       reported as NaN. Pass 0 to compute every pair.
+    3. **Reprojection with an exact window search** (``exact=True``, exact): each query point is
+       projected into the other frame, and the pixels where a point within ``radius`` of it can
+       project (a proven bound, see :mod:`pri3d.geometry.window_match`) are searched, nearest rows
+       first, until one back-projects within ``radius``. Row segments of ``block`` pixels whose
+       depth range is too far from the query's depth are skipped. Queries within ``radius`` of the
+       camera centre (rare) are resolved with a KD-tree over the other frame's valid pixels.
+    4. ``exact=False`` searches only the ``(2 * window + 1)^2`` pixels around each projection
+       (reprojection with a depth test): faster, biased low.
 
     Args:
         depth: ``(F, H, W)`` float32 metres (0 = invalid), every frame on the same pixel grid.
         K: ``(3, 3)`` intrinsics of that grid.
         poses: ``(F, 4, 4)`` camera-to-world.
         radius: metres.
-        query_stride, window, min_overlap, exact: see above.
+        query_stride, window, exact, block: see above.
         pairs: ``(P, 2)`` frame indices (``a != b``); all ``a < b`` pairs by default.
         combine: ``"sum"`` (paper) or ``"max"`` (:func:`combine_overlap`).
-        threads: target frames processed in parallel threads (numpy and the KD-tree release the
-            GIL); the result does not depend on it.
+        threads: target frames processed in parallel threads (the compiled kernel and the KD-tree
+            release the GIL); the result does not depend on it.
 
     Returns:
-        ``overlap`` ``(P,)`` float64 (NaN for pairs dropped by the bound), the ``pairs`` array used,
-        and :class:`MiningStats`.
+        ``overlap`` ``(P,)`` float64, the ``pairs`` array used, and :class:`MiningStats`.
     """
     from scipy.spatial import cKDTree
 
+    from pri3d.geometry.window_match import match_into_frame, segment_bounds
+
     depth = np.asarray(depth, dtype=np.float32)
+    valid = (depth > 0) & np.isfinite(depth)
+    depth = np.where(valid, depth, np.float32(0))
     F, H, W = depth.shape
     K = np.asarray(K, dtype=np.float64)
     poses = np.asarray(poses, dtype=np.float64)
     pairs = _all_pairs(F) if pairs is None else np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     stats = MiningStats(pairs=len(pairs))
     rx, ry = _np_pixel_rays(K, (H, W))
+    fx, fy, cx, cy = float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])
 
-    valid = (depth > 0) & np.isfinite(depth)
     n_full = valid.reshape(F, -1).sum(axis=1)
-    # Query points of every frame, in world coordinates (relative to a scene centre for precision).
-    queries = [frame_points(depth[k], K, poses[k], query_stride) for k in range(F)]
-    n_q = np.array([len(q) for q in queries])
+    # Query points of every frame, in world coordinates (relative to a scene centre for precision),
+    # stacked: frame k at rows offsets[k]:offsets[k + 1].
     centre = poses[:, :3, 3].mean(axis=0)
-    queries = [q - centre for q in queries]
+    per_frame = [frame_points(depth[k], K, poses[k], query_stride).astype(np.float64) - centre for k in range(F)]
+    n_q = np.array([len(q) for q in per_frame])
+    offsets = np.concatenate([[0], np.cumsum(n_q)]).astype(np.int64)
+    queries = np.concatenate(per_frame) if F else np.zeros((0, 3))
     full_boxes = np.stack([_frame_box(depth[k], K, poses[k]) for k in range(F)]) - centre
-
-    sure = np.zeros((len(pairs), 2), dtype=np.int64)  # [a matched in b, b matched in a]
-    undecided: dict[tuple[int, int], np.ndarray] = {}  # (pair index, direction) -> query indices
-    und_count = np.zeros((len(pairs), 2), dtype=np.int64)
 
     gap = np.maximum(full_boxes[pairs[:, 0], 0] - full_boxes[pairs[:, 1], 1],
                      full_boxes[pairs[:, 1], 0] - full_boxes[pairs[:, 0], 1]).max(axis=1)
     live = (gap <= radius) & (n_q[pairs[:, 0]] > 0) & (n_q[pairs[:, 1]] > 0)
     stats.culled_box = int((~live).sum())
 
-    def levels(D):
-        return _block_minmax(D, (2, 4, 8, 16, 32, 64))
-
-    # Stage A: for each target frame t, project the queries of every live partner s into it.
+    # For each target frame t, the queries of every live partner s, projected into t.
     by_target: dict[int, list[tuple[int, int, int]]] = {}
     for idx in np.nonzero(live)[0]:
         a, b = pairs[idx]
         by_target.setdefault(int(b), []).append((int(idx), 0, int(a)))  # a's queries into b
         by_target.setdefault(int(a), []).append((int(idx), 1, int(b)))  # b's queries into a
-    def stage_a(item):
+
+    def match_into(item):
         t, jobs = item
-        Tt = poses[t]
-        R_t, t_t = Tt[:3, :3], Tt[:3, 3] - centre
-        src = np.concatenate([queries[s] for _, _, s in jobs])
-        p = affine(src, R_t, -t_t @ R_t, np.float32)  # (N, 3) in t's camera
-        return _classify_queries(p, depth[t], rx, ry, K, radius, window, levels)
+        sources = np.array([s for _, _, s in jobs], dtype=np.int64)
+        R_t, t_t = poses[t, :3, :3], poses[t, :3, 3] - centre
+        D = depth[t]
+        seg_lo, seg_hi = segment_bounds(D, block)
+        dmin = float(D[D > 0].min()) if n_full[t] else np.inf
+        hits = np.zeros(len(jobs), np.int64)
+        near = np.empty(int(n_q[sources].sum()), np.int64)
+        n_near = match_into_frame(queries, offsets, sources, np.ascontiguousarray(R_t), t_t, D, rx, ry,
+                                  fx, fy, cx, cy, float(radius), -1 if exact else int(window),
+                                  seg_lo, seg_hi, int(block), dmin, hits, near)
+        near = near[:n_near]
+        if n_near and exact:
+            # Rare: query points within `radius` of the camera centre; a KD-tree decides them.
+            tree = cKDTree(frame_points(D, K, None, 1))
+            dist, _ = tree.query((queries[near] - t_t) @ R_t, k=1, distance_upper_bound=radius)
+            found = near[np.isfinite(dist)]
+            src_of = np.searchsorted(offsets, found, side="right") - 1
+            for j, s in enumerate(sources):
+                hits[j] += int((src_of == s).sum())
+        return hits, int(n_q[sources].sum()), n_near
 
+    matched = np.zeros((len(pairs), 2), dtype=np.int64)  # [a matched in b, b matched in a]
+    items = list(by_target.items())
     with _pool(threads) as run:
-        statuses = run(stage_a, list(by_target.items()))
-    for (_t, jobs), status in zip(by_target.items(), statuses):
-        # Per job counts.
-        n_jobs = len(jobs)
-        sizes = [n_q[s] for _, _, s in jobs]
-        owner = np.repeat(np.arange(n_jobs), sizes)
-        stats.queries += len(status)
-        cnt_m = np.bincount(owner[status == 1], minlength=n_jobs)
-        cnt_u = np.bincount(owner[status == 2], minlength=n_jobs)
-        starts = np.concatenate([[0], np.cumsum(sizes)])
-        und_idx = np.nonzero(status == 2)[0]
-        split = np.searchsorted(owner[und_idx], np.arange(n_jobs + 1))
-        for j, (idx, direction, _s) in enumerate(jobs):
-            sure[idx, direction] = cnt_m[j]
-            und_count[idx, direction] = cnt_u[j]
-            if cnt_u[j]:
-                undecided[(idx, direction)] = (und_idx[split[j] : split[j + 1]] - starts[j]).astype(np.int64)
+        results = run(match_into, items)
+    for (_t, jobs), (hits, n, n_near) in zip(items, results):
+        stats.queries += n
+        stats.kd_queries += n_near if exact else 0
+        for (idx, direction, _s), h in zip(jobs, hits):
+            matched[idx, direction] = h
 
-    def _estimate(m):
-        # Scale sampled match fractions by the full valid-pixel counts.
-        fa = m[:, 0] / np.maximum(n_q[pairs[:, 0]], 1)
-        fb = m[:, 1] / np.maximum(n_q[pairs[:, 1]], 1)
-        return combine_overlap(fa * n_full[pairs[:, 0]], fb * n_full[pairs[:, 1]],
-                               n_full[pairs[:, 0]], n_full[pairs[:, 1]], combine)
-
-    upper = _estimate(sure + und_count)
-    need = live & (und_count.sum(axis=1) > 0)
-    if min_overlap > 0:
-        dropped = live & (upper < min_overlap)
-        stats.culled_bound = int(dropped.sum())
-        need &= ~dropped
-    else:
-        dropped = np.zeros(len(pairs), dtype=bool)
-    matched_total = sure.copy()
-    if exact and need.any():
-        stats.exact_pairs = int(need.sum())
-        by_tree: dict[int, list[tuple[int, int, int]]] = {}
-        for idx in np.nonzero(need)[0]:
-            a, b = pairs[idx]
-            if (idx, 0) in undecided:
-                by_tree.setdefault(int(b), []).append((int(idx), 0, int(a)))
-            if (idx, 1) in undecided:
-                by_tree.setdefault(int(a), []).append((int(idx), 1, int(b)))
-
-        def stage_b(item):
-            t, jobs = item
-            Tt = poses[t]
-            R_t, t_t = Tt[:3, :3], Tt[:3, 3] - centre
-            pts = [queries[s][undecided[(idx, direction)]] for idx, direction, s in jobs]
-            p = affine(np.concatenate(pts), R_t, -t_t @ R_t)
-            hit = _window_search(p, depth[t], K, rx, ry, radius)
-            if hit is None:
-                # The tree holds only the target pixels that some undecided query can reach.
-                tree = cKDTree(_tree_points(p, depth[t], K, radius), balanced_tree=False, compact_nodes=False)
-                dist, _ = tree.query(p, k=1, distance_upper_bound=radius)
-                hit = np.isfinite(dist)
-            bounds = np.concatenate([[0], np.cumsum([len(x) for x in pts])])
-            return [int(hit[bounds[j] : bounds[j + 1]].sum()) for j in range(len(jobs))], len(p)
-
-        with _pool(threads) as run:
-            results = run(stage_b, list(by_tree.items()))
-        for (_t, jobs), (hits, n) in zip(by_tree.items(), results):
-            stats.kd_queries += n
-            for (idx, direction, _s), h in zip(jobs, hits):
-                matched_total[idx, direction] += h
-    overlap = _estimate(matched_total)
+    # Scale sampled match fractions by the full valid-pixel counts.
+    fa = matched[:, 0] / np.maximum(n_q[pairs[:, 0]], 1)
+    fb = matched[:, 1] / np.maximum(n_q[pairs[:, 1]], 1)
+    overlap = combine_overlap(fa * n_full[pairs[:, 0]], fb * n_full[pairs[:, 1]],
+                              n_full[pairs[:, 0]], n_full[pairs[:, 1]], combine)
     overlap[~live] = 0.0
-    overlap[dropped] = np.nan
     return overlap, pairs, stats
