@@ -18,6 +18,7 @@ from pri3d.experiment import (
     check_experiment,
     load_experiment,
     markdown_table,
+    pretrain_table,
     run_experiment,
     summarize,
 )
@@ -93,6 +94,16 @@ def _done_files(out: Path) -> dict[str, float]:
     return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.rglob("done.json")}
 
 
+def test_pretrain_table_reports_recall_at_init_and_after():
+    view = {"steps": 400, "final_loss": 3.9, "stopped_early": False, "recall_init": {"recall@4px": 0.357},
+            "recall": {"recall@4px": 0.434}}
+    res = {"view": {"seconds": 90.0, "summary": view},
+           "geo": {"seconds": 30.0, "summary": {"steps": 120, "final_loss": 8.5, "stopped_early": True}}}
+    lines = pretrain_table(res).splitlines()
+    assert lines[2] == "| view | 400 | 1.5 min | 3.900 | 0.357 | 0.434 |"
+    assert lines[3] == "| geo | 120 (time budget) | 0.5 min | 8.500 | - | - |"
+
+
 def test_killed_experiment_resumes_without_recomputing(tmp_path):
     out = tmp_path / "out"
     cfg_path = tmp_path / "tiny.yaml"
@@ -122,6 +133,8 @@ def test_killed_experiment_resumes_without_recomputing(tmp_path):
     assert (out / "table.md").read_text().count("|") > 8 and (out / "curve.png").stat().st_size > 0
     saved = json.loads((out / "results.json").read_text())
     assert len(saved["cells"]) == 2 and saved["metric"] == "miou"
+    assert saved["pretrain"]["view"]["summary"]["steps"] == 2
+    assert "### Pre-training" in (out / "table.md").read_text()
 
     # a third run does nothing at all
     logs.clear()

@@ -164,14 +164,9 @@ def write_report(cfg: ExperimentConfig, results: dict, out: Path, pictures: dict
     lines += [f"| {k} | {_fmt_s(v)} |" for k, v in timings.items()]
     pre = _cells(Path(cfg.out), "pretrain")
     if pre:
-        lines += ["", "## Pre-training", "", "| method | steps | stopped by time budget | final loss | "
-                  "held-out recall@4px | time |", "|---|---|---|---|---|---|"]
-        for name, c in pre.items():
-            sm = c.get("summary", {})
-            rec = (sm.get("recall") or {}).get("recall@4px")
-            lines.append(f"| {name.rsplit('-', 1)[0]} | {sm.get('steps')} | {bool(sm.get('stopped_early'))} | "
-                         f"{sm.get('final_loss', float('nan')):.3f} | {'-' if rec is None else f'{rec:.3f}'} | "
-                         f"{_fmt_s(c.get('seconds'))} |")
+        from pri3d.experiment import pretrain_table
+
+        lines += ["", "## Pre-training", "", pretrain_table({k.rsplit("-", 1)[0]: v for k, v in pre.items()})]
     lines += ["", "## Pictures", ""]
     captions = {
         "curve": "Data efficiency: mIoU against the fraction of training labels.",

@@ -220,8 +220,9 @@ def prepare_cell(cfg: ExperimentConfig, root: Path, data_path: Path, data_key: s
     return cell.dir / "out", cell.key
 
 
-def pretrain_cell(cfg: ExperimentConfig, root: Path, method: str, prepared: Path, prep_key: str, log) -> Path:
-    """One pre-training run for ``method``; returns the path of its exported backbone."""
+def pretrain_cell(cfg: ExperimentConfig, root: Path, method: str, prepared: Path, prep_key: str, log) -> dict:
+    """One pre-training run for ``method``; returns its result: ``backbone`` (the exported weights'
+    path), ``seconds`` and the training ``summary``."""
     overrides = [*cfg.pretrain.overrides, *cfg.pretrain.per_method.get(method, []), f"mode={method}",
                  f"data.train_split={cfg.data.pretrain_split}"]
     preset = cfg.pretrain.presets.get(method, cfg.pretrain.preset)
@@ -240,7 +241,26 @@ def pretrain_cell(cfg: ExperimentConfig, root: Path, method: str, prepared: Path
         summary = train(pcfg, resume=(cell.dir / "run" / "checkpoints").is_dir())
         cell.finish({"backbone": str((cell.dir / "run" / "backbone.pth").resolve()), "seconds": time.time() - t0,
                      "summary": summary})
-    return Path(cell.result()["backbone"])
+    return cell.result()
+
+
+def pretrain_table(pretrained: dict[str, dict], radius: str = "recall@4px") -> str:
+    """Markdown table of pre-training runs (method -> pretrain cell result): steps, time, final loss
+    and the held-out feature-matching recall of the same network at initialisation and after."""
+    lines = [f"| method | steps | time | final loss | held-out {radius} at init | after |", "|---|---|---|---|---|---|"]
+
+    def fmt(x):
+        return "-" if x is None else f"{x:.3f}"
+
+    for m, res in pretrained.items():
+        sm = res.get("summary", {})
+        init = (sm.get("recall_init") or {}).get(radius)
+        after = (sm.get("recall") or {}).get(radius)
+        secs = res.get("seconds")
+        lines.append(f"| {m} | {sm.get('steps')}{' (time budget)' if sm.get('stopped_early') else ''} | "
+                     f"{'-' if secs is None else f'{secs / 60:.1f} min'} | {fmt(sm.get('final_loss'))} | "
+                     f"{fmt(init)} | {fmt(after)} |")
+    return "\n".join(lines)
 
 
 def finetune_cell(cfg: ExperimentConfig, root: Path, method: str, init: str, init_key: str, data_path: Path,
@@ -368,12 +388,14 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
             skipped["imagenet"] = why
             methods.remove("imagenet")
     inits: dict[str, tuple[str, str]] = {}
+    pretrained: dict[str, dict] = {}
     if any(m in PRETRAIN_METHODS for m in methods):
         prepared, prep_key = prepare_cell(cfg, out, data_path, data_key, log)
         for m in methods:
             if m in PRETRAIN_METHODS:
-                bb = pretrain_cell(cfg, out, m, prepared, prep_key, log)
-                inits[m] = (str(bb), _hash({"backbone": str(bb)}))
+                pretrained[m] = pretrain_cell(cfg, out, m, prepared, prep_key, log)
+                bb = pretrained[m]["backbone"]
+                inits[m] = (bb, _hash({"backbone": bb}))
     for m in ("scratch", "imagenet"):
         if m in methods:
             inits[m] = (m, m)
@@ -397,6 +419,8 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
     summary = {w: summarize(cells, cfg, w) for w in ("final", "best")}
     results = {"name": cfg.name, "config": to_dict(cfg), "metric": cfg.finetune.metric, "cells": cells,
                "summary_final": summary["final"], "summary_best": summary["best"], "skipped": skipped,
+               "pretrain": {m: {"seconds": r.get("seconds"), "summary": r.get("summary")}
+                            for m, r in pretrained.items()},
                "seconds": time.time() - t0}
     _write_json(out / "results.json", results)
     table = markdown_table(summary["final"], cfg)
@@ -404,6 +428,9 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
     with atomic_open(out / "table.md", "w") as f:
         f.write(f"## {cfg.name}: {cfg.finetune.metric} (final epoch; mean ± std over seeds {cfg.seeds}, "
                 f"delta vs {cfg.reference})\n\n{table}\n\n### Best-on-val (as the official numbers)\n\n{best}\n")
+        if pretrained:
+            f.write(f"\n### Pre-training (label-free check: feature-matching recall on held-out pairs)\n\n"
+                    f"{pretrain_table(pretrained)}\n")
     curve_plot(out / "curve.png", summary["final"], cfg)
     log(table)
     log(f"[experiment] wrote {out / 'results.json'}, {out / 'table.md'}, {out / 'curve.png'}")
@@ -437,8 +464,9 @@ def check_experiment(cfg: ExperimentConfig, *, require_data: bool = False) -> li
     if unknown:
         raise ConfigError(f"pretrain.per_method names unknown method(s): {sorted(unknown)}")
     f = finetune_config(cfg.finetune.preset, [*cfg.finetune.overrides, f"task={cfg.finetune.task}"])
+    length = f"{f.train.iters} iterations" if f.train.iters > 0 else f"{f.train.epochs} epochs"
     lines.append(f"  finetune {f.task}: preset {cfg.finetune.preset} -> {f.model.arch}/{f.model.head}, "
-                 f"{f.train.epochs} epochs, batch {f.train.batch_size}, lr {f.optim.lr}")
+                 f"{length}, batch {f.train.batch_size}, lr {f.optim.lr}")
     if cfg.prepare:
         from pri3d.data.prepare import PrepareParams
 

@@ -151,6 +151,21 @@ def test_overlap_fast_faithful_on_synthetic_room():
     np.testing.assert_array_equal(fast2, fast)
 
 
+def test_points_near_a_camera_centre_are_resolved_exactly():
+    # A surface 1.5 cm in front of the camera (closer than the 2 cm radius): every query lies within
+    # `radius` of the other camera's centre, outside the pixel-window bound's domain (z > radius), and
+    # is resolved by the KD-tree; without the exact search it counts as unmatched.
+    d = np.full((H, W), 0.015, np.float32)
+    poses = np.stack([np.eye(4), np.eye(4)])
+    poses[1, 0, 3] = 0.001
+    ref = overlap_reference([d, d], [K, K], list(poses), radius=0.02)
+    fast, _, st = overlap_fast(np.stack([d, d]), K, poses, radius=0.02, query_stride=4)
+    assert ref[0] == pytest.approx(1.0) and fast[0] == pytest.approx(1.0)
+    assert st.kd_queries == st.queries > 0
+    approx, _, _ = overlap_fast(np.stack([d, d]), K, poses, radius=0.02, query_stride=4, exact=False)
+    assert approx[0] == 0.0
+
+
 def test_overlap_fast_without_exact_fallback_is_biased_low():
     poses = trajectory(6)
     rng = np.random.default_rng(2)

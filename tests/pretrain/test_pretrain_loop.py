@@ -125,6 +125,8 @@ def test_all_modes_train_through_the_cli_and_eval_matching_reports(prepared_dir,
         assert rc == 0 and (out / "backbone.pth").exists() and (out / "config.yaml").exists()
         recs = read_jsonl(out / "metrics.jsonl")
         assert any("val/recall@4px" in r for r in recs) and any("loss" in r for r in recs)
+        # the network at initialisation is evaluated first (step 0), then after the step
+        assert sorted(r["step"] for r in recs if "val/recall@4px" in r) == [0, 1]
     capsys.readouterr()
     assert main(["eval-matching", "--checkpoint", str(tmp_path / "view" / "backbone.pth"), "--data",
                  str(prepared_dir), "--points", "64"]) == 0

@@ -229,9 +229,9 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
         print(f"pretrain: mode {cfg.mode}, {cfg.model.arch} ({init_desc}), {len(train_pairs)} training pairs, "
               f"{len(val_pairs)} held-out, batch {T.batch_size} x {T.steps} steps on {dev}"
               f"{f' x {info.world_size} processes' if info.distributed else ''}")
-    last_eval = None
+    last_eval = init_eval = None
     if start == 0 and main:
-        last_eval = evaluate(0)
+        last_eval = init_eval = evaluate(0)  # the same network at initialisation: the baseline to beat
     barrier()
 
     # ---- the loop -----------------------------------------------------------------------------
@@ -316,6 +316,8 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
                      "backbone": method.backbone.state_dict()}, out / "backbone.pth")
         if last_eval:
             summary["recall"] = last_eval
+        if init_eval:
+            summary["recall_init"] = init_eval
         r = f", recall@{T.eval_radius:g}px {last_eval[f'recall@{T.eval_radius:g}px']:.3f}" if last_eval else ""
         skipped = sum(skips.values())
         why = f" (train.max_minutes={T.max_minutes:g} reached)" if stopped_early else ""
