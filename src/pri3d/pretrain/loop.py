@@ -131,6 +131,7 @@ def train(cfg: PretrainConfig, *, resume: bool = False) -> dict:
     if not cfg.data.path:
         raise ConfigError("no data: pass --data PREPARED_DIR (or data.path=...), a directory written by "
                           "'pri3d prepare'")
+    threads_before = torch.get_num_threads()
     if T.threads > 0:
         torch.set_num_threads(T.threads)
     info = init_distributed(T.device)
@@ -138,6 +139,7 @@ def train(cfg: PretrainConfig, *, resume: bool = False) -> dict:
         return _train(cfg, info, resume)
     finally:
         cleanup()
+        torch.set_num_threads(threads_before)  # callers (the experiment runner) go on in this process
 
 
 def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
