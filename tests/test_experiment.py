@@ -94,6 +94,21 @@ def _done_files(out: Path) -> dict[str, float]:
     return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.rglob("done.json")}
 
 
+def test_editing_a_preset_changes_the_cell_key(tmp_path):
+    from pri3d.experiment import pretrain_spec
+
+    preset = tmp_path / "mine.yaml"
+    preset.write_text("base: cpu-tiny\noptim:\n  lr: 0.05\n")
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(TINY.format(out=tmp_path / "o").replace("preset: cpu-tiny", f"preset: {preset}"))
+    cfg = load_experiment(cfg_path)
+    before = pretrain_spec(cfg, "view", "k")
+    assert pretrain_spec(cfg, "view", "k") == before
+    preset.write_text("base: cpu-tiny\noptim:\n  lr: 0.01\n")
+    after = pretrain_spec(cfg, "view", "k")
+    assert after["settings"]["optim"]["lr"] == 0.01 and after != before
+
+
 def test_pretrain_table_reports_recall_at_init_and_after():
     view = {"steps": 400, "final_loss": 3.9, "stopped_early": False, "recall_init": {"recall@4px": 0.357},
             "recall": {"recall@4px": 0.434}}

@@ -220,13 +220,24 @@ def prepare_cell(cfg: ExperimentConfig, root: Path, data_path: Path, data_key: s
     return cell.dir / "out", cell.key
 
 
-def pretrain_cell(cfg: ExperimentConfig, root: Path, method: str, prepared: Path, prep_key: str, log) -> dict:
-    """One pre-training run for ``method``; returns its result: ``backbone`` (the exported weights'
-    path), ``seconds`` and the training ``summary``."""
+def pretrain_spec(cfg: ExperimentConfig, method: str, prep_key: str) -> dict:
+    """What determines ``method``'s pre-training cell: its inputs, preset, overrides and the resolved
+    settings (so that editing a preset file invalidates the cells it made)."""
+    from pri3d.config import resolve
+    from pri3d.pretrain.config import PretrainConfig
+
     overrides = [*cfg.pretrain.overrides, *cfg.pretrain.per_method.get(method, []), f"mode={method}",
                  f"data.train_split={cfg.data.pretrain_split}"]
     preset = cfg.pretrain.presets.get(method, cfg.pretrain.preset)
-    spec = {"prepared": prep_key, "preset": preset, "overrides": overrides}
+    settings = to_dict(resolve(PretrainConfig, preset, overrides, "pretrain"))
+    return {"prepared": prep_key, "preset": preset, "overrides": overrides, "settings": settings}
+
+
+def pretrain_cell(cfg: ExperimentConfig, root: Path, method: str, prepared: Path, prep_key: str, log) -> dict:
+    """One pre-training run for ``method``; returns its result: ``backbone`` (the exported weights'
+    path), ``seconds`` and the training ``summary``."""
+    spec = pretrain_spec(cfg, method, prep_key)
+    preset, overrides = spec["preset"], spec["overrides"]
     cell = Cell(root, "pretrain", method, spec)
     if not cell.done:
         from pri3d.config import resolve
@@ -265,13 +276,16 @@ def pretrain_table(pretrained: dict[str, dict], radius: str = "recall@4px") -> s
 
 def finetune_cell(cfg: ExperimentConfig, root: Path, method: str, init: str, init_key: str, data_path: Path,
                   data_format: str | None, data_key: str, fraction: float, seed: int, log) -> dict:
+    from pri3d.downstream import finetune_config, run_finetune
+
     overrides = [*cfg.finetune.overrides, *cfg.finetune.per_method.get(method, [])]
+    # The resolved settings are part of the key (the init path is keyed by init_key).
+    settings = to_dict(finetune_config(cfg.finetune.preset, [*overrides, f"task={cfg.finetune.task}",
+                                                             f"seed={seed}"], fraction=fraction))
     spec = {"data": data_key, "init": init_key, "task": cfg.finetune.task, "preset": cfg.finetune.preset,
-            "overrides": overrides, "fraction": fraction, "seed": seed}
+            "overrides": overrides, "fraction": fraction, "seed": seed, "settings": settings}
     cell = Cell(root, "finetune", f"{method}-f{fraction:g}-s{seed}", spec)
     if not cell.done:
-        from pri3d.downstream import finetune_config, run_finetune
-
         cell.start()
         fcfg = finetune_config(cfg.finetune.preset, [*overrides, f"task={cfg.finetune.task}", f"init={init}",
                                                      f"seed={seed}", f"out={cell.dir / 'run'}"],
