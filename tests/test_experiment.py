@@ -78,7 +78,8 @@ def test_summary_and_table():
 
     def cell(m, s, v):
         return {"method": m, "fraction": 0.2, "seed": s,
-                "results": {"metric": "miou", "final": {"value": v}, "best": {"value": v + 0.1}}}
+                "results": {"metric": "miou", "final": {"value": v, "scores": {"miou": v, "pixel_acc": 2 * v}},
+                            "best": {"value": v + 0.1}}}
 
     cells = [cell("scratch", 0, 0.10), cell("scratch", 1, 0.20), cell("view", 0, 0.30), cell("view", 1, 0.40)]
     s = summarize(cells, cfg)
@@ -88,6 +89,7 @@ def test_summary_and_table():
     assert "| Scratch | 15.0 ± 7.1 |" in table
     assert "| Pri3D (view) | 35.0 ± 7.1 (+20.0) |" in table
     assert summarize(cells, cfg, "best")["view"][0.2]["mean"] == pytest.approx(0.45)
+    assert summarize(cells, cfg, metric="pixel_acc")["view"][0.2]["mean"] == pytest.approx(0.70)
 
 
 def _done_files(out: Path) -> dict[str, float]:

@@ -318,11 +318,12 @@ def _mean_std(xs: list[float]) -> tuple[float, float]:
     return m, sd
 
 
-def summarize(cells: list[dict], cfg: ExperimentConfig, which: str = "final") -> dict:
-    """``{method: {fraction: {"mean", "std", "n", "values"}}}`` for the table metric."""
+def summarize(cells: list[dict], cfg: ExperimentConfig, which: str = "final", metric: str | None = None) -> dict:
+    """``{method: {fraction: {"mean", "std", "n", "values"}}}`` for ``metric`` (default: the table
+    metric, ``finetune.metric``; any score key of the results, e.g. ``pixel_acc``)."""
     out: dict = {}
     for c in cells:
-        v = _metric(c["results"], cfg.finetune.metric, which)
+        v = _metric(c["results"], metric or cfg.finetune.metric, which)
         if v is None:
             continue
         out.setdefault(c["method"], {}).setdefault(c["fraction"], []).append(v)
