@@ -28,14 +28,6 @@ from pri3d.pretrain.mocov2 import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _tiny_method(*over: str) -> MoCoV2:
     torch.manual_seed(0)
     cfg = load_config("cpu-tiny", ["mode=mocov2", "moco.queue_size=8", "moco.out_dim=4", "moco.mlp_dim=8", *over])
