@@ -4,7 +4,7 @@ import torchvision
 from dsfixtures import one_thread  # noqa: F401  (pytest fixture)
 
 from pri3d.downstream.detection import build_maskrcnn
-from pri3d.downstream.semseg import build_semseg_model
+from pri3d.downstream.semseg import SemSegUNet, build_semseg_model
 from pri3d.models.init import InitError
 from pri3d.models.resnet_unet import ResNetUNet
 
@@ -23,9 +23,10 @@ def pri3d_ckpt(tmp_path_factory):
 def test_unet_transfers_encoder_and_decoder(pri3d_ckpt):
     net, path = pri3d_ckpt
     model, desc = build_semseg_model("unet", "resnet18", 5, str(path))
-    assert "encoder+decoder" in desc and model.feature_dim == 32  # width taken from the checkpoint
+    assert "encoder+decoder" in desc and model.feature_dim == 32
     for k, v in net.state_dict().items():
-        assert torch.equal(model.backbone.state_dict()[k], v), k
+        if not k.startswith("decoder.conv0."):  # the pre-training's last 1x1 conv: replaced by the classifier
+            assert torch.equal(model.backbone.state_dict()[k], v), k
     assert model.classifier.out_channels == 5
     out = model(torch.randn(2, 3, 48, 64))
     assert out.shape == (2, 5, 48, 64)
@@ -33,6 +34,47 @@ def test_unet_transfers_encoder_and_decoder(pri3d_ckpt):
     assert "decoder random" in desc
     assert torch.equal(enc_only.backbone.encoder.conv1.weight, net.encoder.conv1.weight)
     assert not torch.equal(enc_only.backbone.decoder.up1.conv1.weight, net.decoder.up1.conv1.weight)
+
+
+def test_unet_classifier_replaces_the_last_conv_as_the_official_model(pri3d_ckpt):
+    """Official Semantic2D: Res18UNet(nclasses) loaded with load_state_with_same_shape. Every pre-trained
+    tensor whose shape matches is loaded; the decoder's last 1x1 conv (feature projection, 32 -> 32) does
+    not match (classes x 32) and is the classifier, reading the last up-projection (32 channels)."""
+    net, path = pri3d_ckpt
+    model, _ = build_semseg_model("unet", "resnet18", 5, str(path))
+    official = ResNetUNet("resnet18", feature_dim=5)  # conv0 = the classifier
+    own = official.state_dict()
+    same_shape = {k: v for k, v in net.state_dict().items() if k in own and v.shape == own[k].shape}
+    assert set(own) - set(same_shape) == {"decoder.conv0.weight", "decoder.conv0.bias"}
+    got = model.backbone.state_dict()
+    assert {k: tuple(v.shape) for k, v in got.items()} == {k: tuple(v.shape) for k, v in own.items()}
+    for k, v in same_shape.items():
+        assert torch.equal(got[k], v), k
+    # scratch has exactly the same layers (no extra 64-channel projection)
+    scratch, _ = build_semseg_model("unet", "resnet18", 5, "scratch")
+    assert {k: v.shape for k, v in scratch.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+    # logits = classifier(last up-projection output), upsampled
+    model.eval()
+    x = torch.randn(1, 3, 48, 64)
+    with torch.no_grad():
+        _, hidden = net.eval().decoder(net.encoder(x), return_hidden=True)
+        ref = torch.nn.functional.interpolate(model.classifier(hidden), size=(48, 64), mode="bilinear",
+                                              align_corners=False)
+        torch.testing.assert_close(model(x), ref)
+
+
+def test_semseg_unet_upgrades_the_earlier_stacked_classifier_layout():
+    torch.manual_seed(0)
+    net = ResNetUNet("resnet18", feature_dim=64).eval()
+    classifier = torch.nn.Conv2d(64, 5, 1)
+    legacy = {**{f"backbone.{k}": v for k, v in net.state_dict().items()},
+              **{f"classifier.{k}": v for k, v in classifier.state_dict().items()}}
+    model = SemSegUNet("resnet18", 5)
+    model.load_state_dict(SemSegUNet.upgrade_state_dict(legacy))
+    x = torch.randn(1, 3, 48, 64)
+    with torch.no_grad():
+        ref = torch.nn.functional.interpolate(classifier(net(x)), size=(48, 64), mode="bilinear", align_corners=False)
+        torch.testing.assert_close(model.eval()(x), ref, rtol=1e-4, atol=1e-4)
 
 
 def test_deeplab_transfers_encoder(pri3d_ckpt):

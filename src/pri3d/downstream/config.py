@@ -47,7 +47,7 @@ class DataConfig:
 class ModelConfig:
     arch: str = "resnet18"  # resnet18 | resnet34 | resnet50 | resnet101
     head: str = ""  # semseg: unet (default) | deeplabv3; detect: maskrcnn (default)
-    feature_dim: int = 64  # UNet output channels (taken from the checkpoint when one is loaded)
+    feature_dim: int = 64  # unused: the semseg UNet's classifier replaces the decoder's last 1x1 conv (official)
     transfer: str = "auto"  # semseg unet: auto | encoder | encoder+decoder
     # detection (torchvision Mask R-CNN, ResNet-FPN)
     norm: str = "auto"  # frozen_bn | bn | auto (frozen with pre-trained weights, bn from scratch)

@@ -487,7 +487,10 @@ def load_finetuned_model(path):
     cfg.model.transfer = "auto"
     task = make_task(cfg)
     model, _ = task.build_model("scratch")
-    load_state_strict(model, state["model"], f"{path} model weights")
+    weights = state["model"]
+    if hasattr(model, "upgrade_state_dict"):  # semseg UNet checkpoints of the earlier layout
+        weights = model.upgrade_state_dict(weights)
+    load_state_strict(model, weights, f"{path} model weights")
     return model.eval(), task, cfg, state
 
 
