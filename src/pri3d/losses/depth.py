@@ -3,7 +3,8 @@
 Same three terms as the official code, averaged: a robust depth term ``log(|d - t| + 0.5)``, the same
 on Sobel x/y gradients, and ``1 - cos`` between the surface normals ``(-dx, -dy, 1)`` of prediction
 and target. Unlike the official code, gradient and normal terms only use pixels whose whole 3x3
-neighbourhood has valid depth (the target's Sobel response at a hole's border is meaningless).
+neighbourhood has valid depth and lies inside the image (the target's Sobel response at a hole's
+border, or at the zero-padded image border, is meaningless).
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ class DepthLoss(nn.Module):
             return pred.sum() * 0.0
         target = torch.where(valid, target, torch.zeros_like(target))
         loss_depth = torch.log((pred - target).abs()[valid] + 0.5).mean()
-        # valid interior: the 3x3 neighbourhood is all valid (min-pool of the mask)
-        inner = (-F.max_pool2d(-valid.float(), 3, stride=1, padding=1)) > 0.5
+        # valid interior: the 3x3 neighbourhood is all valid and inside the image (min-pool of the mask,
+        # zero-padded: the Sobel filters zero-pad too, so their response at the border is meaningless)
+        inner = (-F.max_pool2d(-F.pad(valid.float(), (1, 1, 1, 1)), 3, stride=1)) > 0.5
         gp = F.conv2d(pred, self.sobel.to(pred.dtype), padding=1)
         gt = F.conv2d(target, self.sobel.to(pred.dtype), padding=1)
         if not bool(inner.any()):
