@@ -63,6 +63,15 @@ def test_unet_classifier_replaces_the_last_conv_as_the_official_model(pri3d_ckpt
         torch.testing.assert_close(model(x), ref)
 
 
+def test_finetuned_backbone_entry_forms_a_resnet_unet_of_its_feature_dim(pri3d_ckpt):
+    from pri3d.downstream.config import FinetuneConfig
+    from pri3d.downstream.semseg import SemSegTask
+
+    model, _ = build_semseg_model("unet", "resnet18", 5, str(pri3d_ckpt[1]))
+    extras = SemSegTask(FinetuneConfig()).checkpoint_extras(model)
+    ResNetUNet(extras["arch"], extras["feature_dim"]).load_state_dict(extras["backbone"])  # strict
+
+
 def test_semseg_unet_upgrades_the_earlier_stacked_classifier_layout():
     torch.manual_seed(0)
     net = ResNetUNet("resnet18", feature_dim=64).eval()

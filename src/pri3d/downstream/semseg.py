@@ -182,8 +182,8 @@ class SemSegTask:
 
     def checkpoint_extras(self, model: nn.Module) -> dict:
         extras = {"arch": model.arch, "class_names": self.class_names, "backbone": model.backbone_state()}
-        if isinstance(model, SemSegUNet):
-            extras["feature_dim"] = model.feature_dim
+        if isinstance(model, SemSegUNet):  # the width of the "backbone" entry's last conv: the classes
+            extras["feature_dim"] = model.backbone.feature_dim
         return extras
 
     # -- training
