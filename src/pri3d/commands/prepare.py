@@ -29,7 +29,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=["paper", "official"], default="paper",
                    help="'official': the official code's 5 cm voxels, 7.5 cm radius and max-of-both-directions "
                    "overlap (ignores --radius)")
-    p.add_argument("--split-file", default=None, help="file listing the scene ids to prepare (one per line)")
+    p.add_argument("--split-file", default=None,
+                   help="file listing the scene ids to prepare (one per line, optionally followed by frame ranges "
+                   "such as 0-98,180-248)")
+    p.add_argument("--holdout", default="", metavar="RANGES",
+                   help="frame ranges (e.g. 120-158) of every sequence held out for validation; writes "
+                   "OUT/splits/{train,val}.txt, which pretrain uses by default")
+    p.add_argument("--holdout-overlap", type=float, default=0.0,
+                   help="with --holdout: training drops frames overlapping a held-out frame by at least this "
+                   "(the gap); 0 = --min-overlap, i.e. no kept pair links training and held-out frames")
     p.add_argument("--workers", type=int, default=1, help="scenes processed in parallel")
     p.add_argument("--overwrite", action="store_true", help="replace an output made with other parameters")
     g = p.add_argument_group("speed/accuracy (defaults are faithful to the exact definition)")
@@ -57,7 +65,7 @@ def run(args) -> int:
         frame_skip=args.frame_skip, min_overlap=args.min_overlap, radius=args.radius, mode=args.mode,
         query_stride=args.query_stride, window=args.window, exact=args.exact, voxel_size=args.voxel_size,
         surface=args.surface, fuse_stride=args.fuse_stride, fuse_min_views=args.fuse_min_views,
-        crop_far=args.crop_far, geometry=args.geometry,
+        crop_far=args.crop_far, geometry=args.geometry, holdout=args.holdout, holdout_overlap=args.holdout_overlap,
     )
     if args.workers < 1:
         from pri3d.config import ConfigError

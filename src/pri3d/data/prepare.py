@@ -19,6 +19,13 @@ For every scene of a dataset (any format :func:`~pri3d.data.formats.open_dataset
    box is the axis-aligned box of its view frustum between its nearest and farthest valid depth
    (the far side capped at ``crop_far`` metres when set).
 
+4. **Held-out time range (optional).** With ``holdout`` (frame ranges, e.g. ``"120-158"``), those
+   frames of every scene become the validation split and training keeps the other frames except
+   near-duplicates of a held-out frame (overlap ``>= holdout_overlap`` with one of them): a gap, so
+   that validation measures views training never saw. The splits are written to
+   ``OUT/splits/train.txt`` and ``OUT/splits/val.txt`` (frame ranges, :mod:`pri3d.data.splits`),
+   which ``pri3d pretrain`` uses by default; fused geometry then uses the training frames only.
+
 Output layout: see :mod:`pri3d.data.prepared` (the reader). Every scene is written atomically
 (``scenes/<id>/pairs.csv`` and ``geometry/<id>.npz`` first, ``scenes/<id>/frames.json`` last); a
 re-run skips the scenes that have ``frames.json`` and rebuilds ``pairs.csv`` and ``summary.json``
@@ -80,6 +87,10 @@ class PrepareParams:
         fuse_min_views: keep a fused voxel seen by at least this many frames.
         crop_far: cap (metres) on the far side of each frame's crop box; 0 = the frame's max depth.
         geometry: write ``geometry/<scene>.npz`` at all.
+    Held-out validation frames:
+        holdout: frame ranges (``"120-158"``, ``"0-9,200-248"``) held out in every scene; "" = none.
+        holdout_overlap: training drops frames overlapping a held-out frame by at least this; 0 = the
+            mining threshold ``min_overlap`` (no kept pair links a training and a held-out frame).
     """
 
     frame_skip: int = 1
@@ -95,6 +106,8 @@ class PrepareParams:
     fuse_min_views: int = 1
     crop_far: float = 0.0
     geometry: bool = True
+    holdout: str = ""
+    holdout_overlap: float = 0.0
 
     def check(self) -> None:
         from pri3d.config import ConfigError
@@ -113,6 +126,16 @@ class PrepareParams:
             raise ConfigError("query_stride, window >= 0 and fuse_stride, fuse_min_views >= 1 required")
         if self.crop_far < 0:
             raise ConfigError(f"crop_far must be >= 0, got {self.crop_far}")
+        if self.holdout:
+            from pri3d.data.splits import parse_ranges
+
+            try:
+                parse_ranges(self.holdout, "holdout: ")
+            except DataError as e:
+                raise ConfigError(str(e)) from e
+        if self.holdout_overlap and not self.min_overlap <= self.holdout_overlap <= 1.0:
+            raise ConfigError(f"holdout_overlap must be in [min_overlap={self.min_overlap}, 1] (overlaps below the "
+                              f"mining threshold are not measured), got {self.holdout_overlap}")
 
 
 @dataclass
@@ -191,14 +214,18 @@ def _depth_intrinsics(K: np.ndarray, size, ref_size, what: str) -> tuple[np.ndar
     )
 
 
-def load_scene_frames(scene: Scene, params: PrepareParams, *, want_fusion: bool = False) -> SceneFrames:
-    """Load the kept frames of a scene (every ``frame_skip``-th, valid pose, some valid depth)."""
+def load_scene_frames(scene: Scene, params: PrepareParams, *, want_fusion: bool = False,
+                      frame_ranges=None) -> SceneFrames:
+    """Load the kept frames of a scene (every ``frame_skip``-th, valid pose, some valid depth; within
+    ``frame_ranges``, inclusive ``(start, end)`` frame ids, when given)."""
     skips = SkipCounter()
     notes = SkipCounter()
     ids, depths, poses = [], [], []
     K_work = size = None
     fused_pts, fused_col, fused_idx = [], [], []
     for fid in scene.frame_ids[:: params.frame_skip]:
+        if frame_ranges is not None and not any(lo <= int(fid) <= hi for lo, hi in frame_ranges):
+            continue
         what = f"{scene.scene_id}/{fid}"
         pose = scene.load_pose(fid)
         if not pose_is_valid(pose):
@@ -445,8 +472,9 @@ def _pairs_csv(pairs: list[Pair]) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def prepare_scene(scene: Scene, params: PrepareParams, out_dir) -> SceneResult:
-    """Mine and voxelize one scene and write its files atomically (``frames.json`` last)."""
+def prepare_scene(scene: Scene, params: PrepareParams, out_dir, frame_ranges=None) -> SceneResult:
+    """Mine and voxelize one scene and write its files atomically (``frames.json`` last). ``frame_ranges``:
+    only frames in these inclusive ``(start, end)`` id ranges (from a split file with ranges)."""
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     sdir = out_dir / "scenes" / scene.scene_id
@@ -457,7 +485,7 @@ def prepare_scene(scene: Scene, params: PrepareParams, out_dir) -> SceneResult:
         if surface is None and params.surface == "mesh":
             raise DataError(f"{scene.root}: scene {scene.scene_id} has no mesh/point cloud (surface='mesh')")
     want_fusion = params.geometry and surface is None
-    frames = load_scene_frames(scene, params, want_fusion=want_fusion)
+    frames = load_scene_frames(scene, params, want_fusion=want_fusion, frame_ranges=frame_ranges)
     F = len(frames.frame_ids)
     info = {"scene": scene.scene_id, "frame_ids": frames.frame_ids, "skips": frames.skips.to_dict(),
             "notes": frames.notes.to_dict()}
@@ -470,6 +498,14 @@ def prepare_scene(scene: Scene, params: PrepareParams, out_dir) -> SceneResult:
                            seconds=time.perf_counter() - t0, message=reason)
     pairs, tested, stats = mine_pairs(frames, params)
     atomic_write_text(sdir / "pairs.csv", _pairs_csv(pairs))
+    if params.holdout:
+        split = _scene_holdout(scene.scene_id, frames, pairs, params)
+        info["holdout"] = split
+        if frames.fused is not None:  # the validation frames' depth stays out of the training geometry
+            keep_idx = np.isin(np.asarray(frames.frame_ids), split["train_frames"])
+            pts, col, fidx = frames.fused
+            m = keep_idx[fidx]
+            frames.fused = (pts[m], col[m], fidx[m])
     n_vox = 0
     if params.geometry:
         if surface is not None:
@@ -494,26 +530,64 @@ def prepare_scene(scene: Scene, params: PrepareParams, out_dir) -> SceneResult:
                        time.perf_counter() - t0)
 
 
+def _scene_holdout(scene_id: str, frames: SceneFrames, pairs: list[Pair], params: PrepareParams) -> dict:
+    """The held-out split of one scene (see :func:`pri3d.data.splits.holdout_split`)."""
+    from pri3d.data.splits import holdout_split, parse_ranges
+
+    ids = list(frames.frame_ids)
+    train, val, stats = holdout_split({scene_id: ids}, pairs, parse_ranges(params.holdout),
+                                      params.holdout_overlap or params.min_overlap)
+    tr, va = train.scenes.get(scene_id), val.scenes.get(scene_id)
+    if not tr:
+        st = stats[scene_id]
+        raise DataError(f"{scene_id}: --holdout {params.holdout} leaves no training frame ({st['val_count']} held out, "
+                        f"{st['gap']} near-duplicates of them); hold out fewer frames or raise --holdout-overlap")
+    return {"train": [list(r) for r in tr] if tr else [], "val": [list(r) for r in va] if va else [],
+            "train_frames": [f for f in ids if train.contains(scene_id, f)],
+            "val_frames": [f for f in ids if val.contains(scene_id, f)], **stats[scene_id]}
+
+
+def _write_holdout_splits(out: Path, infos: dict[str, dict], params: PrepareParams) -> dict:
+    """``OUT/splits/{train,val}.txt`` from the scenes' held-out splits; returns summary counts."""
+    from pri3d.data.splits import Split, write_split
+
+    train = {s: tuple(tuple(r) for r in h["train"]) for s, h in infos.items() if h["train"]}
+    val = {s: tuple(tuple(r) for r in h["val"]) for s, h in infos.items() if h["val"]}
+    th = params.holdout_overlap or params.min_overlap
+    note = (f"written by pri3d prepare: frames {params.holdout} held out for validation; training drops "
+            f"frames overlapping a held-out frame by >= {th:g}")
+    write_split(out / "splits" / "train.txt", Split(train), note)
+    write_split(out / "splits" / "val.txt", Split(val), note)
+    return {"holdout": params.holdout, "holdout_overlap": th,
+            "train_frames": sum(h["train_count"] for h in infos.values()),
+            "val_frames": sum(h["val_count"] for h in infos.values()),
+            "gap_frames": sum(h["gap"] for h in infos.values()),
+            "max_train_val_overlap": max((h["max_overlap"] for h in infos.values()), default=0.0)}
+
+
 def _params_record(params: PrepareParams, input_path: Path, fmt: str, out_dir: Path, split) -> dict:
     rec = {"version": VERSION}
     rec.update(asdict(params))
     rec["input"] = os.path.relpath(Path(input_path).resolve(), Path(out_dir).resolve())
     rec["format"] = fmt
-    rec["split"] = sorted(split) if split is not None else None
+    rec["split"] = None
+    if split is not None:  # scene ids, with their frame ranges when the split file gives some
+        rec["split"] = sorted(split.scene_ids()) if not split.has_frame_ranges else {
+            s: [list(r) for r in rng] if rng else None for s, rng in sorted(split.scenes.items())}
     if params.mode == "official":
         rec["official"] = dict(OFFICIAL)
     return rec
 
 
 def _worker(args):
-    scene, params, out_dir = args
+    scene, params, out_dir, ranges = args
     try:
         import torch
 
         torch.set_num_threads(1)
     except ImportError:  # pragma: no cover
         pass
-    return prepare_scene(scene, params, out_dir)
+    return prepare_scene(scene, params, out_dir, ranges)
 
 
 def prepare(
@@ -533,7 +607,8 @@ def prepare(
         DataError: unreadable dataset, or ``output`` holds a run with other parameters (unless
             ``overwrite``; then its previous results are removed first).
     """
-    from pri3d.data.formats import detect_format, open_dataset, read_split_file
+    from pri3d.data.formats import detect_format, open_dataset
+    from pri3d.data.splits import read_split
 
     params = params or PrepareParams()
     params.check()
@@ -541,9 +616,10 @@ def prepare(
     input_path = Path(input_path)
     out = Path(output)
     fmt = format or detect_format(input_path)
-    split = read_split_file(split_file) if split_file is not None else None
+    split_obj = read_split(split_file) if split_file is not None else None
+    split = split_obj.scene_ids() if split_obj is not None else None
     scenes = open_dataset(input_path, fmt, split=split)
-    record = _params_record(params, input_path, fmt, out, split)
+    record = _params_record(params, input_path, fmt, out, split_obj)
     pfile = out / "params.json"
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a directory")
@@ -581,18 +657,19 @@ def prepare(
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
-            for res in ex.map(_worker, [(s, params, out) for s in todo]):
+            ranges = [split_obj.scenes.get(s.scene_id) if split_obj else None for s in todo]
+            for res in ex.map(_worker, [(s, params, out, r) for s, r in zip(todo, ranges)]):
                 results.append(res)
                 if bar:
                     bar.update(1)
     else:
         for s in todo:
-            results.append(prepare_scene(s, params, out))
+            results.append(prepare_scene(s, params, out, split_obj.scenes.get(s.scene_id) if split_obj else None))
             if bar:
                 bar.update(1)
     if bar:
         bar.close()
-    summary = _rebuild_outputs(out, [s.scene_id for s in scenes])
+    summary = _rebuild_outputs(out, [s.scene_id for s in scenes], params)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     summary["scenes_done_before"] = done_before
     summary["message"] = (
@@ -601,16 +678,24 @@ def prepare(
         f"(overlap >= {params.min_overlap}), {summary['skipped_frames']['total']} frames skipped "
         f"in {summary['seconds']:.1f}s -> {out}"
     )
+    if "holdout" in summary:
+        h = summary["holdout"]
+        summary["message"] += (
+            f"; held out frames {h['holdout']}: {h['val_frames']} validation, {h['train_frames']} training frames, "
+            f"{h['gap_frames']} dropped as near-duplicates (overlap >= {h['holdout_overlap']:g}) -> "
+            f"{out / 'splits'}/{{train,val}}.txt")
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return summary
 
 
-def _rebuild_outputs(out: Path, scene_ids: list[str]) -> dict:
-    """Rebuild ``OUT/pairs.csv`` from the per-scene files and return the summary counts."""
+def _rebuild_outputs(out: Path, scene_ids: list[str], params: PrepareParams | None = None) -> dict:
+    """Rebuild ``OUT/pairs.csv`` (and, with a held-out range, ``OUT/splits/``) from the per-scene files
+    and return the summary counts."""
     pairs: list[Pair] = []
     skips = SkipCounter()
     frames = tested = kept = skipped_scenes = 0
     per_scene = {}
+    holdouts = {}
     for sid in sorted(scene_ids):
         f = out / "scenes" / sid / "frames.json"
         if not f.is_file():
@@ -632,8 +717,13 @@ def _rebuild_outputs(out: Path, scene_ids: list[str]) -> dict:
         pairs.extend(scene_pairs)
         per_scene[sid] = {"frames": len(info["frame_ids"]), "pairs_tested": int(info.get("pairs_tested", 0)),
                           "pairs_kept": len(scene_pairs)}
+        if info.get("holdout"):
+            holdouts[sid] = info["holdout"]
     atomic_write_text(out / "pairs.csv", _pairs_csv(pairs))
-    return {
+    extra = {}
+    if params is not None and params.holdout:
+        extra["holdout"] = _write_holdout_splits(out, holdouts, params)
+    return extra | {
         "scenes": len(per_scene),
         "scenes_skipped": skipped_scenes,
         "frames": frames,

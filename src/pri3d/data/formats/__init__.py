@@ -51,19 +51,12 @@ def detect_format(path) -> str:
 
 
 def read_split_file(path) -> list[str]:
-    """A split file lists one scene id per line (blank lines and ``#`` comments are ignored),
-    like ScanNet's ``scannetv2_train.txt``."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: split file not found")
-    ids = []
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            ids.append(line)
-    if not ids:
-        raise DataError(f"{path}: split file lists no scene ids")
-    return ids
+    """Scene ids of a split file: one scene id per line (blank lines and ``#`` comments are ignored),
+    like ScanNet's ``scannetv2_train.txt``; frame ranges after an id are allowed (see
+    :mod:`pri3d.data.splits`) and ignored here."""
+    from pri3d.data.splits import read_split
+
+    return read_split(path).scene_ids()
 
 
 def open_dataset(path, format: str | None = None, split=None, **kwargs) -> list[Scene]:
