@@ -77,3 +77,32 @@ def test_crop_margin_grows_the_chunk_at_random(prepared_dir):
     n_tight = len(tight[(0, 1)]["vox_a"][0])
     sizes = {len(loose[(0, s)]["vox_a"][0]) for s in range(1, 4)}
     assert min(sizes) >= n_tight and len(sizes) > 1
+
+
+def _world_points(s, side):
+    d = s[f"depth_{side}"].double()[None]
+    return backproject_depth(d, s[f"K_{side}"], s[f"pose_{side}"])[0].reshape(-1, 3)
+
+
+def test_cropped_and_flipped_views_still_match_the_same_surface_point(prepared_dir):
+    _, plain = _dataset(prepared_dir)
+    _, aug = _dataset(prepared_dir, crop_scale=(0.3, 1.0), flip=True)
+    _, trivial = _dataset(prepared_dir, trivial=True, crop_scale=(0.3, 1.0), flip=True)
+    flipped = 0
+    for seed in range(6):
+        s = aug[(0, seed)]
+        m = s["view"]
+        assert len(m) > 0
+        dist = (_world_points(s, "a")[m[:, 0]] - _world_points(s, "b")[m[:, 1]]).norm(dim=1)
+        assert float(dist.median()) < 0.15
+        flipped += int(s["K_a"][0, 0] < 0) + int(s["K_b"][0, 0] < 0)
+        assert not torch.equal(s["K_a"], plain[(0, seed)]["K_a"])  # the crop changed the view
+        t = trivial[(0, seed)]  # two crops of one frame: positives are the same point, not the same pixel
+        d = (_world_points(t, "a")[t["view"][:, 0]] - _world_points(t, "b")[t["view"][:, 1]]).norm(dim=1)
+        assert float(d.median()) < 0.15 and not torch.equal(t["view"][:, 0], t["view"][:, 1])
+    assert 0 < flipped < 12
+    again = aug[(0, 3)]
+    assert torch.equal(again["image_a"], aug[(0, 3)]["image_a"])  # seeded: exact resume still holds
+    # evaluation datasets never augment
+    _, ev = _dataset(prepared_dir, crop_scale=(0.3, 1.0), flip=True, augment=False)
+    assert torch.equal(ev[(0, 1)]["K_a"], plain[(0, 1)]["K_a"])

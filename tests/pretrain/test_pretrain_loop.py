@@ -145,3 +145,37 @@ def test_ddp_two_cpu_processes(tiny, tmp_path):
     ck = load_checkpoint(tmp_path / "checkpoints" / "ckpt_00000002.pt")
     assert ck["step"] == 2
     assert r.stdout.count("pretrain: done") == 1  # only rank 0 reports
+
+
+def test_learning_curves_and_one_command_comparison_with_an_untrained_network(prepared_dir, tiny, tmp_path, capsys):
+    from pri3d.pretrain.matching_eval import evaluate_checkpoint
+
+    out = tmp_path / "run"
+    assert main(["pretrain", "--config", "cpu-tiny", *tiny(out, "mode=view", "train.steps=4", "train.eval_every=2",
+                                                           "train.eval_pairs=4")]) == 0
+    recs = read_jsonl(out / "metrics.jsonl")
+    for split in ("val", "train"):  # held-out pairs and a fixed sample of training pairs, same steps
+        assert sorted(r["step"] for r in recs if f"{split}/recall@4px" in r) == [0, 2, 4]
+        assert all(r[f"{split}/pairs"] == 4 for r in recs if f"{split}/recall@4px" in r)
+    assert (out / "curves.png").stat().st_size > 2000
+    report = (out / "report.md").read_text()
+    assert "![learning curves](curves.png)" in report and "| 4 |" in report
+    # backbone.pth records its training resolution: eval-matching defaults to it, not to 240x320
+    res = evaluate_checkpoint(out / "backbone.pth", prepared_dir, points=64)
+    assert res["resolution"] == [32, 48]
+    # zero steps export the network at initialisation: --baseline scratch (same seed) is the same network
+    init = tmp_path / "init"
+    assert main(["pretrain", "--config", "cpu-tiny", *tiny(init, "mode=view", "train.steps=0")]) == 0
+    same = evaluate_checkpoint(init / "backbone.pth", prepared_dir, points=64, baseline="scratch")
+    assert same["baseline"]["points"] == same["points"] > 0
+    assert all(v == 0.0 for v in same["delta"].values()), same["delta"]
+    trained = evaluate_checkpoint(out / "backbone.pth", prepared_dir, points=64, baseline="scratch")
+    assert trained["delta"]["recall@4px"] == pytest.approx(trained["recall@4px"] - same["recall@4px"])
+    assert trained["baseline"]["recall@4px"] == same["recall@4px"]
+    capsys.readouterr()
+    assert main(["eval-matching", "--checkpoint", str(out / "backbone.pth"), "--data", str(prepared_dir),
+                 "--points", "64", "--baseline", "scratch"]) == 0
+    text = capsys.readouterr().out
+    assert "32x48" in text and "difference" in text
+    want = f"{trained['recall@4px']:.4f} vs {same['recall@4px']:.4f} untrained ({trained['delta']['recall@4px']:+.4f})"
+    assert want in text

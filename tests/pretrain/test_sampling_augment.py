@@ -57,3 +57,37 @@ def test_collate_offsets_pairs_images_and_voxels():
     assert b["vox_coords"][:, 0].tolist() == [0] * 5 + [1] * 7 + [2] * 5 + [3] * 7
     # geo rows: [image, pixel, global voxel row]; chunk order A0, A1, B0, B1
     assert b["geo"].tolist() == [[0, 0, 4], [1, 0, 11], [2, 3, 12], [3, 3, 17]]
+
+
+def test_random_resized_crop_and_flip_only_change_the_intrinsics():
+    """A ramp image cropped, resized and flipped: each output pixel shows the source pixel that the
+    augmented intrinsics put on the same ray."""
+    import cv2
+    import numpy as np
+
+    from pri3d.geometry.camera import scale_intrinsics
+    from pri3d.pretrain.augment import crop_intrinsics, flip_intrinsics, sample_crop
+
+    Hs, Ws, out = 120, 160, (48, 64)
+    u, v = np.meshgrid(np.arange(Ws, dtype=np.float32), np.arange(Hs, dtype=np.float32))
+    src = np.stack([u, v, np.zeros_like(u)], -1)  # value = source pixel coordinates
+    K = torch.tensor([[140.0, 0, 79.5], [0, 140.0, 59.5], [0, 0, 1]], dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    sizes = set()
+    for _ in range(20):
+        x0, y0, w, h = sample_crop(Hs, Ws, out, (0.3, 1.0), (0.75, 4 / 3), g)
+        assert 0 <= x0 and x0 + w <= Ws and 0 <= y0 and y0 + h <= Hs and w * h >= 0.29 * Hs * Ws
+        sizes.add((w, h))
+        img = cv2.resize(src[y0:y0 + h, x0:x0 + w], (out[1], out[0]), interpolation=cv2.INTER_LINEAR)
+        Ka = scale_intrinsics(crop_intrinsics(K, x0, y0), out[1] / w, out[0] / h)
+        img, Ka = img[:, ::-1], flip_intrinsics(Ka, out[1])
+        uu, vv = np.meshgrid(np.arange(out[1]), np.arange(out[0]))
+        # the ray of output pixel (uu, vv) through the augmented K, projected by the source K
+        x = (uu - float(Ka[0, 2])) / float(Ka[0, 0])
+        y = (vv - float(Ka[1, 2])) / float(Ka[1, 1])
+        us, vs = x * float(K[0, 0]) + float(K[0, 2]), y * float(K[1, 1]) + float(K[1, 2])
+        inner = (us > 1) & (us < Ws - 2) & (vs > 1) & (vs < Hs - 2)
+        assert np.abs(img[..., 0] - us)[inner].max() < 0.01 and np.abs(img[..., 1] - vs)[inner].max() < 0.01
+    assert len(sizes) > 5  # crops vary
+    # a crop that cannot keep the aspect ratio inside the image falls back to the largest centred one
+    assert sample_crop(10, 100, (48, 64), (1.0, 1.0), (1.0, 1.0), g) == (43, 0, 13, 10)

@@ -3,7 +3,13 @@
 Per image: ColorJitter(brightness 0.4, contrast 0.4, saturation 0.4, hue 0.1) with p = 0.8 (the four
 adjustments in random order, as torchvision does), grayscale with p = 0.2, Gaussian blur with p = 0.5
 (sigma uniform in [0.1, 2.0] px for a 224 px image, scaled with the image's shorter side), then
-ImageNet normalisation. There are no geometric augmentations: correspondences stay exact.
+ImageNet normalisation.
+
+Geometric augmentation (off in the paper's presets): :func:`sample_crop` draws a random resized crop
+(RandomResizedCrop's recipe: area fraction and log-uniform aspect ratio), applied to each view
+independently before resizing, optionally followed by a horizontal flip. Neither moves a pixel off
+its ray: they only change the view's intrinsics (:func:`crop_intrinsics`, :func:`flip_intrinsics`),
+so correspondences computed from the augmented intrinsics stay exact.
 
 All randomness comes from the ``torch.Generator`` passed in, so a sample seeded from (seed, step,
 index) is identical in every run, worker count and process count (needed for exact resume).
@@ -17,7 +23,8 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ColorAugment", "to_float_image", "normalize", "denormalize"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ColorAugment", "to_float_image", "normalize", "denormalize",
+           "sample_crop", "crop_intrinsics", "flip_intrinsics"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -97,3 +104,49 @@ class ColorAugment:
             if sigma > 0.05:
                 x = TF.gaussian_blur(x, [k, k], [sigma, sigma])
         return x.clamp(0.0, 1.0)
+
+
+def sample_crop(height: int, width: int, out_size, scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3),
+                g: torch.Generator | None = None) -> tuple[int, int, int, int]:
+    """A random crop ``(x0, y0, w, h)`` (integer pixels) of a ``height x width`` image.
+
+    Its area is a fraction in ``scale`` of the image's, its aspect ratio ``w / h`` the output's
+    (``out_size = (H, W)``) times a log-uniform factor in ``ratio``. Ten tries as torchvision's
+    RandomResizedCrop, then the largest centred crop with the output's aspect ratio.
+    """
+    g = g if g is not None else torch.default_generator
+    area = height * width
+    base = float(out_size[1]) / float(out_size[0])
+    lo, hi = math.log(ratio[0]), math.log(ratio[1])
+    for _ in range(10):
+        a = area * _u(g, scale[0], scale[1])
+        ar = base * math.exp(_u(g, lo, hi))
+        w = int(round(math.sqrt(a * ar)))
+        h = int(round(math.sqrt(a / ar)))
+        if 0 < w <= width and 0 < h <= height:
+            x0 = int(torch.randint(0, width - w + 1, (), generator=g))
+            y0 = int(torch.randint(0, height - h + 1, (), generator=g))
+            return x0, y0, w, h
+    if width / height > base:
+        h, w = height, max(1, int(round(height * base)))
+    else:
+        w, h = width, max(1, int(round(width / base)))
+    return (width - w) // 2, (height - h) // 2, w, h
+
+
+def crop_intrinsics(K: torch.Tensor, x0: int, y0: int) -> torch.Tensor:
+    """Intrinsics ``(3, 3)`` of the crop of an image starting at pixel ``(x0, y0)``."""
+    K = K.clone()
+    K[0, 2] = K[0, 2] - x0
+    K[1, 2] = K[1, 2] - y0
+    return K
+
+
+def flip_intrinsics(K: torch.Tensor, width: int) -> torch.Tensor:
+    """Intrinsics ``(3, 3)`` of an image of ``width`` pixels flipped left-right: pixel ``u`` moves to
+    ``width - 1 - u``, i.e. ``fx -> -fx`` and ``cx -> width - 1 - cx`` (a negative focal length;
+    back-projection and projection stay exact)."""
+    K = K.clone()
+    K[0, 0] = -K[0, 0]
+    K[0, 2] = width - 1 - K[0, 2]
+    return K

@@ -37,12 +37,22 @@ class DataConfig:
     val_split: str = "val"  # held-out scenes for matching recall ("" = none)
     workers: int = 4  # DataLoader workers per process
     prefetch: int = 2  # batches prefetched per worker
+    # Geometric augmentation of each view (training only; off in the paper and the official code). The
+    # crop only changes the view's intrinsics, so correspondences stay exact.
+    crop_scale: list[float] | None = None  # [lo, hi] area fraction of a random resized crop; null = none
+    crop_ratio: list[float] = field(default_factory=lambda: [0.75, 4 / 3])  # aspect-ratio jitter of the crop
+    flip: bool = False  # random horizontal flip of each view
 
     def validate(self):
         if len(self.resolution) != 2 or any(int(v) <= 0 or int(v) % 4 for v in self.resolution):
             raise ConfigError(f"data.resolution must be [H, W], both positive multiples of 4, got {self.resolution}")
         if self.workers < 0:
             raise ConfigError("data.workers must be >= 0")
+        if self.crop_scale is not None and (len(self.crop_scale) != 2
+                                            or not 0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0):
+            raise ConfigError(f"data.crop_scale must be null or [lo, hi] with 0 < lo <= hi <= 1, got {self.crop_scale}")
+        if len(self.crop_ratio) != 2 or not 0.0 < self.crop_ratio[0] <= self.crop_ratio[1]:
+            raise ConfigError(f"data.crop_ratio must be [lo, hi] with 0 < lo <= hi, got {self.crop_ratio}")
 
 
 @dataclass

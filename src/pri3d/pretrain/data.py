@@ -24,24 +24,23 @@ tensor (one backbone pass) and concatenates matches and sparse voxels with batch
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pri3d.data.formats import read_split_file
 from pri3d.data.prepared import Pair, PreparedData
 from pri3d.data.scene import DataError
+from pri3d.data.splits import Split, resolve_split
 from pri3d.engine.seed import derive_seed
 from pri3d.geometry.camera import backproject_depth, scale_intrinsics
 from pri3d.geometry.matching import resample_depth, view_correspondences
 from pri3d.geometry.voxels import crop_voxels, pixel_voxel_correspondences
 from pri3d.losses.point_info_nce import sample_without_replacement
-from pri3d.pretrain.augment import ColorAugment
+from pri3d.pretrain.augment import ColorAugment, crop_intrinsics, flip_intrinsics, sample_crop
 
-__all__ = ["PairDataset", "StepBatchSampler", "collate_pairs", "split_pairs", "resize_color", "worker_init"]
+__all__ = ["PairDataset", "StepBatchSampler", "collate_pairs", "split_pairs", "fixed_sample", "resize_color",
+           "worker_init"]
 
 
 def resize_color(color: np.ndarray, size) -> np.ndarray:
@@ -53,34 +52,54 @@ def resize_color(color: np.ndarray, size) -> np.ndarray:
     return cv2.resize(color, (W, H), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def _split_ids(prepared: PreparedData, split: str) -> set[str] | None:
-    """Scene ids of a split given by name (``<dataset>/splits/<name>.txt``) or path; None = no split."""
-    if not split or split == "all":
-        return None
-    p = Path(split)
-    if p.suffix or p.is_file():
-        return set(read_split_file(p))
-    f = prepared.input_path / "splits" / f"{split}.txt"
-    if f.is_file():
-        return set(read_split_file(f))
-    return None
+def _resolve_split(prepared: PreparedData, split: str) -> Split | None:
+    """A split by name (``<prepared>/splits/<name>.txt`` as written by ``prepare --holdout``, then the
+    dataset's ``splits/<name>.txt`` or ``scannetv2_<name>.txt``) or by path; None = no split."""
+    return resolve_split(split, [prepared.root, prepared.input_path])
 
 
 def split_pairs(prepared: PreparedData, train_split: str = "train", val_split: str = "val"):
-    """Training and held-out pairs. Held-out scenes never reach training, even when the train split
-    is missing or overlaps it. Returns ``(train_pairs, val_pairs, note)``."""
-    val_ids = _split_ids(prepared, val_split) or set()
-    train_ids = _split_ids(prepared, train_split)
+    """Training and held-out pairs. Splits may name whole scenes or frame ranges of scenes
+    (:mod:`pri3d.data.splits`). A held-out pair has both frames in the held-out split; a training pair
+    has neither frame there (held-out frames never reach training, even when the train split is
+    missing or overlaps it) and both in the train split. Returns ``(train_pairs, val_pairs, note)``."""
+    val = _resolve_split(prepared, val_split)
+    train = _resolve_split(prepared, train_split)
     notes = []
-    if train_split and train_split != "all" and train_ids is None:
-        notes.append(f"no train split {train_split!r} found: training on all mined scenes except held-out ones")
-    if val_split and not val_ids:
+    if train_split and train_split != "all" and train is None:
+        notes.append(f"no train split {train_split!r} found: training on all mined pairs except held-out ones")
+    if val_split and val is None:
         notes.append(f"no held-out split {val_split!r} found: matching recall is not measured")
-    if train_ids is not None and val_ids and train_ids & val_ids:
-        notes.append(f"{len(train_ids & val_ids)} scenes are in both splits: kept out of training")
-    train = [p for p in prepared.pairs if p.scene not in val_ids and (train_ids is None or p.scene in train_ids)]
-    val = [p for p in prepared.pairs if p.scene in val_ids]
-    return train, val, "; ".join(notes)
+
+    def held(p: Pair) -> tuple[bool, bool]:
+        if val is None:
+            return False, False
+        return val.contains(p.scene, p.frame_a), val.contains(p.scene, p.frame_b)
+
+    train_pairs, val_pairs, dropped = [], [], 0
+    for p in prepared.pairs:
+        ha, hb = held(p)
+        if ha and hb:
+            val_pairs.append(p)
+        elif ha or hb:
+            dropped += 1
+        elif train is None or (train.contains(p.scene, p.frame_a) and train.contains(p.scene, p.frame_b)):
+            train_pairs.append(p)
+    if train is not None and val is not None:
+        both = [s for s in train.scenes if val.has_scene(s) and not (train.has_frame_ranges or val.has_frame_ranges)]
+        if both:
+            notes.append(f"{len(both)} scenes are in both splits: kept out of training")
+    if dropped and (val is not None and val.has_frame_ranges):
+        notes.append(f"{dropped} pairs link a held-out and another frame: used for neither")
+    return train_pairs, val_pairs, "; ".join(notes)
+
+
+def fixed_sample(pairs: list[Pair], n: int, seed: int) -> list[Pair]:
+    """At most ``n`` of ``pairs``, chosen by a permutation seeded by ``seed`` (the same on every run)."""
+    if n >= len(pairs):
+        return list(pairs)
+    g = torch.Generator().manual_seed(derive_seed(seed, 4))
+    return [pairs[int(i)] for i in torch.randperm(len(pairs), generator=g)[:n]]
 
 
 class PairDataset(Dataset):
@@ -102,12 +121,17 @@ class PairDataset(Dataset):
             ``[0, crop_margin]`` (a tight, view-aligned chunk boundary lets the 3D features encode where a
             voxel sits in the view, a shortcut for the geometric loss).
         augment: colour augmentations on (training) or off (evaluation).
+        crop_scale: ``(lo, hi)`` area fraction of a random resized crop of each view, drawn
+            independently per view before resizing (None = no crop); ``crop_ratio`` its aspect-ratio
+            jitter. Training only. The crop changes the view's intrinsics, so correspondences stay exact.
+        flip: random horizontal flip of each view (p = 0.5), training only (a negative focal length).
     """
 
     def __init__(self, prepared: PreparedData, pairs: list[Pair], *, resolution=(240, 320), view: bool = True,
                  geo: bool = False, trivial: bool = False, num_matches: int = 1024, depth_threshold: float = 0.05,
                  voxel_radius: float | None = None, voxel_input: str = "occupancy", voxel_crop: str = "aabb",
-                 crop_margin: float = 0.0, augment: bool = True):
+                 crop_margin: float = 0.0, augment: bool = True, crop_scale=None, crop_ratio=(3 / 4, 4 / 3),
+                 flip: bool = False):
         if not pairs:
             raise DataError(f"{prepared.root}: no frame pairs to train on (check the splits and pairs.csv)")
         self.prepared = prepared
@@ -124,6 +148,11 @@ class PairDataset(Dataset):
         self.voxel_crop = voxel_crop
         self.crop_margin = float(crop_margin)
         self.augment = ColorAugment(enabled=augment)
+        # geometric augmentation (training only): random resized crops, flips; both only change K
+        self.crop_scale = tuple(float(v) for v in crop_scale) if (augment and crop_scale is not None) else None
+        self.crop_ratio = tuple(float(v) for v in crop_ratio)
+        self.flip = bool(flip and augment)
+        self.geometric = self.crop_scale is not None or self.flip
         self.voxel_cache = 4
         self._vox_cache: dict = {}
         self.scenes = prepared.scenes()
@@ -136,18 +165,39 @@ class PairDataset(Dataset):
         return len(self.pairs)
 
     # -- one view -----------------------------------------------------------------------------------
-    def _load(self, scene_id: str, frame_id: int):
+    def _frame(self, scene_id: str, frame_id: int):
         fr = self.scenes[scene_id].load_frame(frame_id, labels=False)
         if fr.color is None or fr.depth is None:
             raise DataError(f"{scene_id} frame {frame_id}: colour or depth missing")
-        Hc, Wc = fr.color.shape[:2]
+        return fr
+
+    def _view(self, fr, g: torch.Generator | None = None):
+        """``(colour (H, W, 3) uint8, depth (h, w) on the feature grid, K_feat, pose)`` of a frame; with a
+        generator and geometric augmentation on, a random resized crop (and flip) of it."""
+        color = fr.color
+        Hc, Wc = color.shape[:2]
         h, w = self.feat_size
         Kc = torch.as_tensor(fr.color_intrinsics, dtype=torch.float64)
+        flip = False
+        if g is not None and self.crop_scale is not None:
+            x0, y0, cw, ch = sample_crop(Hc, Wc, self.size, self.crop_scale, self.crop_ratio, g)
+            color = color[y0:y0 + ch, x0:x0 + cw]
+            Kc = crop_intrinsics(Kc, x0, y0)
+            Hc, Wc = ch, cw
+        if g is not None and self.flip:
+            flip = bool(torch.rand((), generator=g) < 0.5)
         K_feat = scale_intrinsics(Kc, w / Wc, h / Hc)
+        image = resize_color(np.ascontiguousarray(color), self.size)
+        if flip:
+            image = np.ascontiguousarray(image[:, ::-1])
+            K_feat = flip_intrinsics(K_feat, w)
         depth = resample_depth(torch.from_numpy(np.ascontiguousarray(fr.depth, dtype=np.float32))[None],
                                torch.as_tensor(fr.depth_intrinsics, dtype=torch.float64), K_feat, (h, w))[0]
         pose = torch.as_tensor(fr.pose, dtype=torch.float64)
-        return resize_color(fr.color, self.size), depth, K_feat, pose
+        return image, depth, K_feat, pose
+
+    def _load(self, scene_id: str, frame_id: int, g: torch.Generator | None = None):
+        return self._view(self._frame(scene_id, frame_id), g)
 
     def _voxels(self, scene_id: str):
         # a small per-worker LRU of scene geometry (pairs come from random scenes)
@@ -197,19 +247,26 @@ class PairDataset(Dataset):
         p = self.pairs[int(index)]
         g = torch.Generator().manual_seed(int(seed))
         out = {"key": (p.scene, p.frame_a, p.frame_b)}
-        col_a, dep_a, K_a, T_a = self._load(p.scene, p.frame_a)
-        if self.trivial:  # one image, two augmentations, positives at the same pixel
-            out["image_a"] = self.augment(col_a, g)
-            out["image_b"] = self.augment(col_a, g)
-            out["depth_a"] = out["depth_b"] = dep_a
-            idx = sample_without_replacement(dep_a.numel(), self.num_matches, g)
-            out["view"] = torch.stack([idx, idx], dim=1)
-            return out
-        col_b, dep_b, K_b, T_b = self._load(p.scene, p.frame_b)
+        geo_g = g if self.geometric else None
+        if self.trivial:  # one image, two augmentations, positives at the same surface point
+            fr = self._frame(p.scene, p.frame_a)
+            col_a, dep_a, K_a, T_a = self._view(fr, geo_g)
+            if geo_g is None:  # the same pixel
+                out["image_a"] = self.augment(col_a, g)
+                out["image_b"] = self.augment(col_a, g)
+                out["depth_a"] = out["depth_b"] = dep_a
+                idx = sample_without_replacement(dep_a.numel(), self.num_matches, g)
+                out["view"] = torch.stack([idx, idx], dim=1)
+                return out
+            col_b, dep_b, K_b, T_b = self._view(fr, geo_g)  # two crops of one frame: pixels map by K alone
+        else:
+            col_a, dep_a, K_a, T_a = self._load(p.scene, p.frame_a, geo_g)
+            col_b, dep_b, K_b, T_b = self._load(p.scene, p.frame_b, geo_g)
         out["image_a"] = self.augment(col_a, g)
         out["image_b"] = self.augment(col_b, g)
         out["depth_a"], out["depth_b"] = dep_a, dep_b
-        if self.view:
+        out["K_a"], out["K_b"], out["pose_a"], out["pose_b"] = K_a, K_b, T_a, T_b  # of the (augmented) feature grids
+        if self.view or self.trivial:
             m = view_correspondences(dep_a[None], K_a[None], T_a[None], dep_b[None], K_b[None], T_b[None],
                                      depth_threshold=self.depth_threshold)[:, 1:]
             out["view"] = m[sample_without_replacement(len(m), self.num_matches, g)]

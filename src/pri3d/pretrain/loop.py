@@ -41,9 +41,10 @@ from pri3d.engine.logging import MetricLogger
 from pri3d.engine.seed import seed_everything
 from pri3d.models.init import InitError, init_encoder
 from pri3d.pretrain.config import PretrainConfig
-from pri3d.pretrain.data import PairDataset, StepBatchSampler, split_pairs, worker_init
+from pri3d.pretrain.data import PairDataset, StepBatchSampler, fixed_sample, split_pairs, worker_init
 from pri3d.pretrain.matching_eval import matching_recall
 from pri3d.pretrain.method import MODES
+from pri3d.pretrain.report import write_curves, write_report
 
 __all__ = ["TrainingError", "load_config", "lr_at", "train", "CHECKPOINT_FORMAT"]
 
@@ -216,15 +217,27 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=W, collate_fn=spec.collate,
                         pin_memory=dev.type == "cuda", worker_init_fn=worker_init if W else None,
                         prefetch_factor=cfg.data.prefetch if W else None, persistent_workers=False)
-    val_ds = _eval_dataset(cfg, prepared, val_pairs) if (val_pairs and T.eval_every > 0 and main) else None
+    evaluating = T.eval_every > 0 and main
+    # Fixed random samples (the pairs are sorted by frame: the first ones would all share one frame).
+    val_ds = _eval_dataset(cfg, prepared, fixed_sample(val_pairs, T.eval_pairs, T.seed)) if (
+        val_pairs and evaluating) else None
+    # A fixed sample of training pairs, evaluated like the held-out ones: the two learning curves part
+    # when the network memorises its training views instead of learning to match.
+    train_ds = _eval_dataset(cfg, prepared, fixed_sample(train_pairs, T.eval_pairs, T.seed)) if evaluating else None
 
     def evaluate(step: int) -> dict | None:
-        if val_ds is None:
-            return None
-        res = matching_recall(method.backbone, val_ds, max_pairs=T.eval_pairs, device=dev, seed=T.seed,
-                              channels_last=cfg.model.channels_last, autocast_dtype=amp_dtype,
-                              radii=sorted({1.0, 2.0, 4.0, 8.0, float(T.eval_radius)}))
-        logger.log(step, **{f"val/{k}": v for k, v in res.items()})
+        radii = sorted({1.0, 2.0, 4.0, 8.0, float(T.eval_radius)})
+        res = None
+        for name, ds in (("val", val_ds), ("train", train_ds)):
+            if ds is None:
+                continue
+            r = matching_recall(method.backbone, ds, device=dev, seed=T.seed,
+                                channels_last=cfg.model.channels_last, autocast_dtype=amp_dtype, radii=radii)
+            logger.log(step, **{f"{name}/{k}": v for k, v in r.items()})
+            if name == "val":
+                res = r
+        if main:
+            write_curves(out, T.eval_radius)
         return res
 
     if main:
@@ -315,6 +328,7 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
         if not _all_finite(method):
             raise TrainingError("non-finite weights at the end of training: backbone.pth not written")
         atomic_save({"format": "pri3d-unet", "arch": cfg.model.arch, "feature_dim": cfg.model.resolved_feature_dim,
+                     "resolution": [int(v) for v in cfg.data.resolution], "mode": cfg.mode, "step": done,
                      "backbone": method.backbone.state_dict()}, out / "backbone.pth")
         if last_eval:
             summary["recall"] = last_eval
@@ -325,6 +339,7 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
         why = f" (train.max_minutes={T.max_minutes:g} reached)" if stopped_early else ""
         print(f"pretrain: done: mode {cfg.mode}, steps {start}->{done}{why} in {elapsed:.0f}s, final loss "
               f"{last_loss:.4f}{r}, {skipped} pair/chunk skips; weights in {out / 'backbone.pth'}")
+        write_report(out, summary, T.eval_radius)
     logger.close()
     return summary
 

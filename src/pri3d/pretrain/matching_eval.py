@@ -120,7 +120,9 @@ def _load_model(checkpoint: str, arch: str | None, feature_dim: int | None, seed
         raise DataError(str(e)) from e
     res = None
     cfg = obj.get("config") or {}
-    if isinstance(cfg.get("data"), dict) and cfg["data"].get("resolution"):
+    if obj.get("resolution"):  # backbone.pth records the training resolution
+        res = tuple(int(v) for v in obj["resolution"])
+    elif isinstance(cfg.get("data"), dict) and cfg["data"].get("resolution"):
         res = tuple(int(v) for v in cfg["data"]["resolution"])
     step = f" step {obj['step']}" if "step" in obj else ""
     return model, res, f"{arch}{step} ({obj.get('mode', obj.get('format'))})"
@@ -128,11 +130,18 @@ def _load_model(checkpoint: str, arch: str | None, feature_dim: int | None, seed
 
 def evaluate_checkpoint(checkpoint, data, *, pairs_csv=None, split: str = "val", max_pairs=None, points: int = 1024,
                         resolution=None, arch=None, feature_dim=None, depth_threshold: float = 0.05,
-                        device: str = "auto", seed: int = 0, progress: bool = False) -> dict:
-    """Recall@{1,2,4,8}px of a checkpoint on pairs of a prepared directory (see :func:`matching_recall`)."""
+                        device: str = "auto", seed: int = 0, progress: bool = False,
+                        baseline: str | None = None) -> dict:
+    """Recall@{1,2,4,8}px of a checkpoint on pairs of a prepared directory (see :func:`matching_recall`).
+
+    The resolution defaults to the one the checkpoint was trained at (recorded in pre-training
+    checkpoints and ``backbone.pth``), else 240x320. ``baseline="scratch"`` (or ``"imagenet"``) also
+    evaluates an untrained network of the same arch and feature width, seeded by ``seed``, at the same
+    resolution on the same pairs and points; the result then has ``baseline`` (its recalls) and
+    ``delta`` (checkpoint minus baseline)."""
     from pri3d.data.prepared import PreparedData, read_pairs_csv
     from pri3d.data.scene import DataError
-    from pri3d.pretrain.data import PairDataset, split_pairs
+    from pri3d.pretrain.data import PairDataset, fixed_sample, split_pairs
 
     model, ckpt_res, desc = _load_model(str(checkpoint), arch, feature_dim, seed)
     res = tuple(resolution) if resolution else (ckpt_res or (240, 320))
@@ -150,11 +159,26 @@ def evaluate_checkpoint(checkpoint, data, *, pairs_csv=None, split: str = "val",
             source = f"no held-out split {split!r}: all {len(pairs)} pairs"
     if not pairs:
         raise DataError(f"{data}: no pairs to evaluate")
+    if max_pairs is not None and max_pairs < len(pairs):  # a fixed random sample, not the first (sorted) pairs
+        pairs = fixed_sample(pairs, int(max_pairs), seed)
+        source += f", a fixed sample of {len(pairs)}"
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.to(device)
     ds = PairDataset(prepared, pairs, resolution=res, view=True, num_matches=points, depth_threshold=depth_threshold,
                      augment=False)
-    out = matching_recall(model, ds, max_pairs=max_pairs, device=device, seed=seed, progress=progress)
+
+    def run(net):
+        net.to(device)
+        return matching_recall(net, ds, device=device, seed=seed, progress=progress)
+
+    out = run(model)
     out.update(checkpoint=desc, data=str(data), pairs_source=source, resolution=list(res))
+    if baseline:
+        if baseline not in ("scratch", "imagenet"):
+            raise DataError(f"baseline must be 'scratch' or 'imagenet', got {baseline!r}")
+        base, _, base_desc = _load_model(baseline, model.arch, model.feature_dim, seed)
+        b = run(base)
+        b["checkpoint"] = base_desc
+        out["baseline"] = b
+        out["delta"] = {k: out[k] - b[k] for k in out if k.startswith("recall@") or k == "median_px"}
     return out

@@ -144,7 +144,8 @@ def _pair_dataset(view: bool, geo: bool, trivial: bool = False):
         return PairDataset(prepared, pairs, resolution=cfg.data.resolution, view=view, geo=geo, trivial=trivial,
                            num_matches=L.num_matches, depth_threshold=L.depth_threshold,
                            voxel_radius=L.voxel_radius, voxel_input=cfg.model3d.input, voxel_crop=cfg.model3d.crop,
-                           crop_margin=cfg.model3d.crop_margin if train else 0.0, augment=train)
+                           crop_margin=cfg.model3d.crop_margin if train else 0.0, augment=train,
+                           crop_scale=cfg.data.crop_scale, crop_ratio=cfg.data.crop_ratio, flip=cfg.data.flip)
 
     return build
 
