@@ -95,7 +95,11 @@ class UNetDecoder(nn.Module):
 class ResNetUNet(nn.Module):
     """ResNet encoder + UNet decoder. ``forward(x: (B, 3, H, W)) -> (B, feature_dim, H/2, W/2)``.
 
-    ``feature_dim`` defaults to 64, the official value for pre-training features.
+    ``feature_dim`` is the width of the last 1x1 conv. The official pre-training widths are 32
+    (ResNet-18/34) and 128 (ResNet-50/101), equal to the last up-projection's width
+    (``pri3d.pretrain.config.OFFICIAL_FEATURE_DIM``); 64 here is only a default for tests and tools
+    (the official 64 is the projection heads' width). For semantic segmentation the last conv is the
+    classifier (``pri3d.downstream.semseg.SemSegUNet``).
     """
 
     def __init__(self, arch: str = "resnet18", feature_dim: int = 64):
