@@ -114,6 +114,28 @@ def test_semseg_resume_is_exact(tmp_path):
     assert steps == [1, 2, 3, 4]
 
 
+def test_earlier_semseg_layout_evaluates_but_does_not_resume(tmp_path):
+    """Fine-tuned checkpoints of the earlier layout (classifier stacked on decoder.conv0) still evaluate
+    (the two 1x1 convs are folded into one), and refuse to resume with a clear message."""
+    root = write_scannet_like(tmp_path / "d", frames=2)
+    run_finetune(_cfg("tiny-semseg", root, tmp_path / "a", "train.iters=2"), progress=False)
+    path = tmp_path / "a" / "checkpoints" / "ckpt_00000002.pt"
+    state = load_checkpoint(path)
+    new = evaluate_checkpoint(path, progress=False)["scores"]["confusion"]
+    k = state["model"]["backbone.decoder.conv0.weight"].shape[0]
+    hidden = state["model"]["backbone.decoder.conv0.weight"].shape[1]
+    legacy = dict(state["model"])  # earlier layout: conv0 = identity projection, classifier = the old conv0
+    legacy["classifier.weight"], legacy["classifier.bias"] = legacy.pop("backbone.decoder.conv0.weight"), \
+        legacy.pop("backbone.decoder.conv0.bias")
+    legacy["backbone.decoder.conv0.weight"] = torch.eye(hidden)[:, :, None, None]
+    legacy["backbone.decoder.conv0.bias"] = torch.zeros(hidden)
+    assert legacy["classifier.weight"].shape[0] == k
+    torch.save({**state, "model": legacy}, path)
+    assert evaluate_checkpoint(path, progress=False)["scores"]["confusion"] == new
+    with pytest.raises(ConfigError, match="earlier semantic-segmentation UNet layout"):
+        run_finetune(_cfg("tiny-semseg", root, tmp_path / "a", "train.iters=4"), resume=True, progress=False)
+
+
 def test_fraction_changes_the_training_set(tmp_path):
     root = write_scannet_like(tmp_path / "d", scenes=tuple(f"scene{i:04d}_00" for i in range(6)), frames=2)
     res = run_finetune(_cfg("tiny-semseg", root, tmp_path / "o", "data.fraction=0.4", "train.iters=1"), progress=False)

@@ -233,6 +233,12 @@ def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, progress: bool = 
             say(f"--resume: no checkpoint in {ckpts.dir}; starting from scratch")
         else:
             state, path = found
+            if hasattr(model, "upgrade_state_dict") and model.upgrade_state_dict(state["model"]) is not state["model"]:
+                raise ConfigError(
+                    f"{path}: a checkpoint of the earlier semantic-segmentation UNet layout (a classifier stacked "
+                    "on the decoder's last conv); it cannot be resumed. Start a new run (another --out), or "
+                    "evaluate it with `pri3d evaluate`, which converts it."
+                )
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             if "scaler" in state and use_amp:
