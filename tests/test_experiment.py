@@ -157,3 +157,83 @@ def test_killed_experiment_resumes_without_recomputing(tmp_path):
     logs.clear()
     run_experiment(load_experiment(cfg_path), log=logs.append)
     assert not any(line.startswith(("[finetune]", "[pretrain]")) for line in logs)
+
+
+def test_paired_deltas_per_seed():
+    from pri3d.experiment import paired_deltas, paired_table
+
+    cfg = ExperimentConfig(methods=["scratch", "view"], fractions=[0.2], seeds=[0, 1, 2])
+
+    def cell(m, s, v):
+        return {"method": m, "fraction": 0.2, "seed": s, "results": {"metric": "miou", "final": {"value": v}}}
+
+    cells = [cell("scratch", 0, 0.10), cell("scratch", 1, 0.30), cell("scratch", 2, 0.20),
+             cell("view", 0, 0.15), cell("view", 1, 0.28), cell("view", 2, 0.30)]
+    d = paired_deltas(cells, cfg)["view"][0.2]
+    assert d["deltas"] == pytest.approx([0.05, -0.02, 0.10]) and d["wins"] == 2
+    assert d["mean"] == pytest.approx(0.13 / 3)
+    assert "| Pri3D (view) | 20% | +5.0, -2.0, +10.0 | +4.3 ± 6.0 | 2/3 |" in paired_table(
+        paired_deltas(cells, cfg), cfg)
+
+
+STAGED = """
+name: staged
+out: {out}
+data:
+  synth: {{scenes: 3, frames_per_scene: 3, seed: 0, resolution: [48, 64], workers: 1}}
+  pretrain_synth: {{scenes: 2, frames_per_scene: 3, seed: 5, resolution: [48, 64], workers: 1}}
+  test_synth: {{scenes: 1, frames_per_scene: 2, seed: 9, resolution: [48, 64], workers: 1}}
+prepare: {{voxel_size: 0.08}}
+pretrain:
+  preset: cpu-tiny
+  overrides: ["data.resolution=[32,48]", "train.steps=1", "train.eval_every=0"]
+  per_method: {{mocov2: [moco.queue_size=8]}}
+  stage1: mocov2
+finetune:
+  task: semseg
+  preset: tiny-semseg
+  overrides: ["train.iters=1"]
+methods: [scratch, mocov2, view]
+fractions: [1.0]
+seeds: [0]
+test: {test}
+"""
+
+
+def test_separate_pretraining_data_stage1_init_and_a_test_set_scored_once(tmp_path):
+    import torch
+
+    from pri3d.data.prepared import PreparedData
+
+    out = tmp_path / "out"
+    p = tmp_path / "c.yaml"
+    p.write_text(STAGED.format(out=out, test="false"))
+    cfg = load_experiment(p)
+    assert any("from the mocov2 (Stage I) weights" in line for line in check_experiment(cfg))
+    res = run_experiment(cfg, log=lambda *a: None)
+    dirs = res["cell_dirs"]
+    # pre-training reads its own generated scans, not the labelled scenes
+    assert dirs["pretrain_data"] != dirs["data"]
+    prep = PreparedData(dirs["prepared"])
+    assert prep.input_path == Path(dirs["pretrain_data"]).resolve() and len(prep.scene_ids()) == 2
+    # the Pri3D run starts from the Stage-I encoder
+    view_cfg = (Path(dirs["pretrain"]["view"]) / "run" / "config.yaml").read_text()
+    moco_bb = json.loads((Path(dirs["pretrain"]["mocov2"]) / "done.json").read_text())["backbone"]
+    assert f"init: {moco_bb}" in view_cfg
+    assert "Stage I alone" in (out / "table.md").read_text() and "Pri3D (view) on Stage I" in (
+        out / "table.md").read_text()
+    assert "Test scenes" not in (out / "table.md").read_text() and not (out / "test").exists()
+    # the same config with test: true reuses every cell and only adds the test scores of the final models
+    p.write_text(STAGED.format(out=out, test="true"))
+    logs: list[str] = []
+    res2 = run_experiment(load_experiment(p), log=logs.append)
+    assert not any(line.startswith(("[pretrain]", "[finetune]")) for line in logs)
+    assert sum(line.startswith("[test]") for line in logs) == 3
+    assert "## Test scenes" in (out / "table.md").read_text()
+    assert set(res2["summary_test"]) == {"scratch", "mocov2", "view"}
+    t = json.loads((Path(res2["cell_dirs"]["test"][("view", 1.0, 0)]) / "done.json").read_text())
+    ft_run = Path(res2["cell_dirs"]["finetune"][("view", 1.0, 0)]) / "run"
+    assert Path(t["checkpoint"]).parent == ft_run / "checkpoints"  # the final model, not best.pt
+    state = torch.load(t["checkpoint"], map_location="cpu", weights_only=False)
+    assert state["step"] == 1 and t["results"]["final"]["value"] is not None
+    assert t["images"] == 2  # every frame of the one test scene

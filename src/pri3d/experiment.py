@@ -1,17 +1,24 @@
 """The paper's protocol: methods x label fractions x seeds, each cell cached and resumable.
 
-An experiment config (YAML, see ``configs/``) names a dataset (or synthetic-generator settings),
+An experiment config (YAML, see ``configs/``) names the data (or synthetic-generator settings),
 ``pri3d prepare`` options, a pre-training preset with per-method overrides, a fine-tuning preset, the
 methods, fractions and seeds. :func:`run_experiment` runs:
 
-1. data: generate the synthetic dataset (when ``data.synth.scenes > 0``) or use ``data.path``;
-2. prepare: mine pairs and geometry on the pre-training split only (evaluation scenes never leak);
+1. data: the labelled dataset (generated when ``data.synth.scenes > 0``, else ``data.path``); its
+   ``train`` split is fine-tuned on (a label fraction of it), its ``val`` split scores every run and
+   is where settings are chosen. Optionally a separate unlabelled pre-training dataset
+   (``data.pretrain_synth``, its own generator seed) and a test set (``data.test_synth`` or
+   ``data.test_path``, yet another seed), scored only when ``test: true`` (once, at the end);
+2. prepare: mine pairs and geometry of the pre-training data;
 3. pretrain: one run per pre-training method (``trivial``, ``mocov2``, ``view``, ``geo``,
-   ``view+geo``), as in the paper (one pre-trained model per method);
+   ``view+geo``), as in the paper. With ``pretrain.stage1`` (e.g. ``mocov2``), that method runs first
+   and every other pre-training method starts from its encoder (the paper's two-stage pipeline,
+   Table 4);
 4. finetune: one run per (method, fraction, seed); ``scratch`` and ``imagenet`` need no
-   pre-training;
+   pre-training; with ``test: true`` each final model is also scored on the test set;
 5. report: ``results.json``, ``table.md`` (Table-1 shape: mean +- std across seeds, delta against the
-   reference method) and ``curve.png`` (Figure-5 shape: score against label fraction).
+   reference method, paired deltas per seed) and ``curve.png`` (Figure-5 shape: score against label
+   fraction).
 
 Caching: every cell lives in its own folder named by a hash of everything that determines it (its
 resolved settings and the hashes of its inputs) and is finished when its ``done.json`` exists. A
@@ -59,12 +66,20 @@ class SynthSpec:
 
 @dataclass
 class DataSpec:
-    synth: SynthSpec = field(default_factory=SynthSpec)
+    synth: SynthSpec = field(default_factory=SynthSpec)  # the labelled data (and the pre-training data
+    # unless pretrain_synth is set)
     path: str = ""  # pre-training RGB-D scans (used when synth.scenes == 0)
     format: str | None = None
     pretrain_split: str = "train"  # pre-training scenes: a split name (<dataset>/splits/<name>.txt) or a file
     finetune_path: str = ""  # labelled downstream dataset; "" = the same dataset
     finetune_format: str | None = None
+    # Unlabelled pre-training scans from their own generator seed (scenes > 0); pre-training then uses
+    # this dataset's pretrain_split, and its val split for the label-free matching recall.
+    pretrain_synth: SynthSpec = field(default_factory=SynthSpec)
+    # The test set, scored only when `test: true`: generated (scenes > 0, its own seed) or a path.
+    test_synth: SynthSpec = field(default_factory=SynthSpec)
+    test_path: str = ""
+    test_format: str | None = None
 
 
 @dataclass
@@ -73,6 +88,7 @@ class PretrainSpec:
     overrides: list[str] = field(default_factory=list)
     per_method: dict = field(default_factory=dict)  # method -> list of extra overrides
     presets: dict = field(default_factory=dict)  # method -> preset replacing `preset` (e.g. mocov2: mocov2)
+    stage1: str = ""  # a pre-training method (e.g. mocov2) whose encoder every other one starts from
 
 
 @dataclass
@@ -97,6 +113,7 @@ class ExperimentConfig:
     fractions: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8, 1.0])
     seeds: list[int] = field(default_factory=lambda: [0, 1])
     reference: str = "scratch"
+    test: bool = False  # also score every final model on the test set (do it once, after choosing settings)
     base_dir: str = ""  # relative paths start here ("" = the current directory)
 
     def validate(self):
@@ -114,6 +131,12 @@ class ExperimentConfig:
             raise ConfigError(f"reference method {self.reference!r} is not in methods")
         if self.data.synth.scenes <= 0 and not self.data.path:
             raise ConfigError("data: set synth.scenes > 0 or a dataset path")
+        st = self.pretrain.stage1
+        if st and st not in PRETRAIN_METHODS:
+            raise ConfigError(f"pretrain.stage1 must be a pre-training method ({', '.join(PRETRAIN_METHODS)}), "
+                              f"got {st!r}")
+        if self.test and self.data.test_synth.scenes <= 0 and not self.data.test_path:
+            raise ConfigError("test: true needs a test set (data.test_synth.scenes > 0 or data.test_path)")
 
 
 def load_experiment(path, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -134,6 +157,11 @@ def load_experiment(path, overrides: list[str] | None = None) -> ExperimentConfi
 
 
 # ----------------------------------------------------------------------------- cells
+
+
+# Bumped when the code behind a cell changes what it computes (e.g. the semantic-segmentation UNet's
+# classifier layout): cells made by earlier code are then re-run instead of reused.
+CELL_VERSION = 2
 
 
 def _hash(obj) -> str:
@@ -178,32 +206,49 @@ def _resolve_path(base: str, p: str) -> Path:
     return q if q.is_absolute() else (Path(base or ".") / q).resolve()
 
 
+def synth_cell(root: Path, s: SynthSpec, name: str, log) -> tuple[Path, str]:
+    """A generated synthetic dataset (cached). Returns (path, content hash key)."""
+    spec = {"synth": to_dict(s) | {"workers": None}}  # worker count does not change the bytes
+    cell = Cell(root, "data", name, spec)
+    if not cell.done:
+        from pri3d.data.synth import generate
+
+        cell.start()
+        log(f"[data] generating {s.scenes} synthetic scenes x {s.frames_per_scene} frames (seed {s.seed}) -> "
+            f"{cell.dir / 'synth'}")
+        t0 = time.time()
+        generate(cell.dir / "synth", scenes=s.scenes, frames_per_scene=s.frames_per_scene, seed=s.seed,
+                 resolution=tuple(s.resolution), workers=s.workers)
+        cell.finish({"path": str(cell.dir / "synth"), "seconds": time.time() - t0})
+    return cell.dir / "synth", cell.key
+
+
 def data_cell(cfg: ExperimentConfig, root: Path, log) -> tuple[Path, str]:
     """The dataset: generated (cached) or given. Returns (path, content hash key)."""
-    s = cfg.data.synth
-    if s.scenes > 0:
-        spec = {"synth": to_dict(s) | {"workers": None}}  # worker count does not change the bytes
-        cell = Cell(root, "data", "synth", spec)
-        if not cell.done:
-            from pri3d.data.synth import generate
-
-            cell.start()
-            log(f"[data] generating {s.scenes} synthetic scenes x {s.frames_per_scene} frames -> {cell.dir / 'synth'}")
-            t0 = time.time()
-            generate(cell.dir / "synth", scenes=s.scenes, frames_per_scene=s.frames_per_scene, seed=s.seed,
-                     resolution=tuple(s.resolution), workers=s.workers)
-            cell.finish({"path": str(cell.dir / "synth"), "seconds": time.time() - t0})
-        return cell.dir / "synth", cell.key
+    if cfg.data.synth.scenes > 0:
+        return synth_cell(root, cfg.data.synth, "synth", log)
     path = _resolve_path(cfg.base_dir, cfg.data.path)
     if not path.exists():
         raise DataError(f"{path}: dataset not found (data.path in the experiment config)")
     return path, _hash({"path": str(path)})
 
 
-def prepare_cell(cfg: ExperimentConfig, root: Path, data_path: Path, data_key: str, log) -> tuple[Path, str]:
+def test_data(cfg: ExperimentConfig, root: Path, log) -> tuple[Path, str | None, str]:
+    """The test set: generated (its own seed) or given. Returns (path, format, hash key)."""
+    if cfg.data.test_synth.scenes > 0:
+        path, key = synth_cell(root, cfg.data.test_synth, "synth-test", log)
+        return path, None, key
+    path = _resolve_path(cfg.base_dir, cfg.data.test_path)
+    if not path.exists():
+        raise DataError(f"{path}: test set not found (data.test_path in the experiment config)")
+    return path, cfg.data.test_format, _hash({"path": str(path)})
+
+
+def prepare_cell(cfg: ExperimentConfig, root: Path, data_path: Path, data_key: str, log,
+                 data_format: str | None = None) -> tuple[Path, str]:
     """Pairs and geometry of every scene, cached. (Which scenes pre-training may use is decided by
     ``data.pretrain_split``; the held-out scenes' pairs only serve the label-free matching recall.)"""
-    spec = {"data": data_key, "format": cfg.data.format, "options": cfg.prepare}
+    spec = {"data": data_key, "format": data_format, "options": cfg.prepare}
     cell = Cell(root, "prepared", "prepared", spec)
     if not cell.done:
         from pri3d.data.prepare import PrepareParams, prepare
@@ -213,30 +258,42 @@ def prepare_cell(cfg: ExperimentConfig, root: Path, data_path: Path, data_key: s
         t0 = time.time()
         opts = dict(cfg.prepare)
         workers = int(opts.pop("workers", 1))
-        summary = prepare(data_path, cell.dir / "out", format=cfg.data.format, params=PrepareParams(**opts),
+        summary = prepare(data_path, cell.dir / "out", format=data_format, params=PrepareParams(**opts),
                           workers=workers, overwrite=True)
         log(f"[prepare] {summary.get('message', '')}")
         cell.finish({"summary": summary, "seconds": time.time() - t0})
     return cell.dir / "out", cell.key
 
 
-def pretrain_spec(cfg: ExperimentConfig, method: str, prep_key: str) -> dict:
+def pretrain_overrides(cfg: ExperimentConfig, method: str, init: str | None = None) -> tuple[str, list[str]]:
+    """The preset and overrides of ``method``'s pre-training (``init``: the Stage-I weights it starts
+    from). One builder for running and for ``--check``."""
+    overrides = [*cfg.pretrain.overrides, *cfg.pretrain.per_method.get(method, []), f"mode={method}",
+                 f"data.train_split={cfg.data.pretrain_split}"]
+    if init:
+        overrides.append(f"model.init={init}")
+    return cfg.pretrain.presets.get(method, cfg.pretrain.preset), overrides
+
+
+def pretrain_spec(cfg: ExperimentConfig, method: str, prep_key: str, init: tuple[str, str] | None = None) -> dict:
     """What determines ``method``'s pre-training cell: its inputs, preset, overrides and the resolved
-    settings (so that editing a preset file invalidates the cells it made)."""
+    settings (so that editing a preset file invalidates the cells it made). ``init``: ``(path, key)`` of
+    the Stage-I weights."""
     from pri3d.config import resolve
     from pri3d.pretrain.config import PretrainConfig
 
-    overrides = [*cfg.pretrain.overrides, *cfg.pretrain.per_method.get(method, []), f"mode={method}",
-                 f"data.train_split={cfg.data.pretrain_split}"]
-    preset = cfg.pretrain.presets.get(method, cfg.pretrain.preset)
+    preset, overrides = pretrain_overrides(cfg, method, init[0] if init else None)
     settings = to_dict(resolve(PretrainConfig, preset, overrides, "pretrain"))
-    return {"prepared": prep_key, "preset": preset, "overrides": overrides, "settings": settings}
+    return {"prepared": prep_key, "preset": preset, "overrides": overrides, "settings": settings,
+            "init": init[1] if init else None, "version": CELL_VERSION}
 
 
-def pretrain_cell(cfg: ExperimentConfig, root: Path, method: str, prepared: Path, prep_key: str, log) -> dict:
-    """One pre-training run for ``method``; returns its result: ``backbone`` (the exported weights'
-    path), ``seconds`` and the training ``summary``."""
-    spec = pretrain_spec(cfg, method, prep_key)
+def pretrain_cell(cfg: ExperimentConfig, root: Path, method: str, prepared: Path, prep_key: str, log,
+                  init: tuple[str, str] | None = None) -> dict:
+    """One pre-training run for ``method`` (starting from the Stage-I weights ``init = (path, key)``);
+    returns its result: ``backbone`` (the exported weights' path), ``seconds``, the training ``summary``
+    and the cell's ``dir``."""
+    spec = pretrain_spec(cfg, method, prep_key, init)
     preset, overrides = spec["preset"], spec["overrides"]
     cell = Cell(root, "pretrain", method, spec)
     if not cell.done:
@@ -247,12 +304,13 @@ def pretrain_cell(cfg: ExperimentConfig, root: Path, method: str, prepared: Path
         cell.start()
         pcfg = resolve(PretrainConfig, preset, [*overrides, f"data.path={prepared}",
                                                                f"out={cell.dir / 'run'}"], "pretrain")
-        log(f"[pretrain] {method}: {pcfg.train.steps} steps, {pcfg.model.arch} -> {cell.dir / 'run'}")
+        start = f" from {Path(init[0]).parent.parent.name}" if init else ""
+        log(f"[pretrain] {method}{start}: {pcfg.train.steps} steps, {pcfg.model.arch} -> {cell.dir / 'run'}")
         t0 = time.time()
         summary = train(pcfg, resume=(cell.dir / "run" / "checkpoints").is_dir())
         cell.finish({"backbone": str((cell.dir / "run" / "backbone.pth").resolve()), "seconds": time.time() - t0,
                      "summary": summary})
-    return cell.result()
+    return cell.result() | {"dir": str(cell.dir)}
 
 
 def pretrain_table(pretrained: dict[str, dict], radius: str = "recall@4px") -> str:
@@ -283,7 +341,7 @@ def finetune_cell(cfg: ExperimentConfig, root: Path, method: str, init: str, ini
     settings = to_dict(finetune_config(cfg.finetune.preset, [*overrides, f"task={cfg.finetune.task}",
                                                              f"seed={seed}"], fraction=fraction))
     spec = {"data": data_key, "init": init_key, "task": cfg.finetune.task, "preset": cfg.finetune.preset,
-            "overrides": overrides, "fraction": fraction, "seed": seed, "settings": settings}
+            "overrides": overrides, "fraction": fraction, "seed": seed, "settings": settings, "version": CELL_VERSION}
     cell = Cell(root, "finetune", f"{method}-f{fraction:g}-s{seed}", spec)
     if not cell.done:
         cell.start()
@@ -294,7 +352,35 @@ def finetune_cell(cfg: ExperimentConfig, root: Path, method: str, init: str, ini
         t0 = time.time()
         res = run_finetune(fcfg, resume=(cell.dir / "run" / "checkpoints").is_dir(), progress=True, log=log)
         cell.finish({"results": res, "seconds": time.time() - t0})
-    return cell.result()
+    return cell.result() | {"dir": str(cell.dir)}
+
+
+def test_cell(cfg: ExperimentConfig, root: Path, ft_dir: Path, test_path: Path, test_format: str | None,
+              test_key: str, log) -> dict:
+    """Score the final model of a fine-tuning cell (its last checkpoint, not the best-on-val one) on
+    every scene of the test set. Returns ``{"results": {"metric", "final": {"value", "scores"}}, ...}``."""
+    from pri3d.data.formats import open_dataset
+    from pri3d.downstream.loop import evaluate_checkpoint
+    from pri3d.engine.checkpoint import CheckpointManager
+
+    ft_key = Path(ft_dir).name.rsplit("-", 1)[-1]
+    cell = Cell(root, "test", Path(ft_dir).name.rsplit("-", 1)[0], {"finetune": ft_key, "test": test_key})
+    if not cell.done:
+        cell.start()
+        ckpts = CheckpointManager(Path(ft_dir) / "run" / "checkpoints").paths()
+        if not ckpts:
+            raise DataError(f"{ft_dir}: no fine-tuning checkpoint to score on the test set")
+        scenes = [sc.scene_id for sc in open_dataset(test_path, test_format)]
+        split = cell.dir / "test-scenes.txt"
+        split.write_text("\n".join(scenes) + "\n")
+        log(f"[test] {Path(ft_dir).name}: final model ({ckpts[-1].name}) on {len(scenes)} test scenes")
+        t0 = time.time()
+        r = evaluate_checkpoint(ckpts[-1], data=str(test_path), format=test_format, split=str(split), progress=False)
+        value = _metric({"final": {"scores": r["scores"]}}, cfg.finetune.metric, "final")
+        cell.finish({"results": {"metric": cfg.finetune.metric, "final": {"value": value, "scores": r["scores"],
+                                                                         "step": r.get("step")}},
+                     "checkpoint": str(ckpts[-1]), "images": r.get("images"), "seconds": time.time() - t0})
+    return cell.result() | {"dir": str(cell.dir)}
 
 
 # ----------------------------------------------------------------------------- aggregation
@@ -333,6 +419,48 @@ def summarize(cells: list[dict], cfg: ExperimentConfig, which: str = "final", me
     }
 
 
+def method_label(cfg: ExperimentConfig, m: str) -> str:
+    """A method's row label; with a Stage-I init, the Stage-I method and the methods built on it say so."""
+    label = METHOD_LABELS.get(m, m)
+    st = cfg.pretrain.stage1
+    if st and m == st:
+        return f"{label}: Stage I alone"
+    if st and m in PRETRAIN_METHODS:
+        return f"{label} on Stage I"
+    return label
+
+
+def paired_deltas(cells: list[dict], cfg: ExperimentConfig, which: str = "final") -> dict:
+    """``{method: {fraction: {"deltas": [per seed], "mean", "std", "wins"}}}``: each seed's score minus the
+    reference method's score with the same seed (the same label subset), the paired comparison."""
+    by = {}
+    for c in cells:
+        v = _metric(c["results"], cfg.finetune.metric, which)
+        if v is not None:
+            by[(c["method"], c["fraction"], c["seed"])] = v
+    out: dict = {}
+    for (m, f, sd), v in sorted(by.items()):
+        ref = by.get((cfg.reference, f, sd))
+        if m == cfg.reference or ref is None:
+            continue
+        out.setdefault(m, {}).setdefault(f, []).append(v - ref)
+    return {m: {f: {"deltas": d, **dict(zip(("mean", "std"), _mean_std(d))), "wins": sum(x > 0 for x in d)}
+                for f, d in fr.items()} for m, fr in out.items()}
+
+
+def paired_table(deltas: dict, cfg: ExperimentConfig, scale: float = 100.0) -> str:
+    """Markdown: per method and fraction, the paired deltas against the reference (per seed, mean ± std,
+    how many seeds are above)."""
+    lines = [f"| Method | fraction | paired delta vs {method_label(cfg, cfg.reference)} per seed {cfg.seeds} | "
+             "mean ± std | seeds above |", "|---|---|---|---|---|"]
+    for m in cfg.methods:
+        for f, d in sorted(deltas.get(m, {}).items()):
+            per = ", ".join(f"{x * scale:+.1f}" for x in d["deltas"])
+            lines.append(f"| {method_label(cfg, m)} | {f * 100:g}% | {per} | {d['mean'] * scale:+.1f} ± "
+                         f"{d['std'] * scale:.1f} | {d['wins']}/{len(d['deltas'])} |")
+    return "\n".join(lines)
+
+
 def markdown_table(summary: dict, cfg: ExperimentConfig, scale: float = 100.0) -> str:
     """Table-1 shape: rows = methods, columns = fractions; mean +- std over seeds and the delta of the
     mean against the reference method."""
@@ -354,7 +482,7 @@ def markdown_table(summary: dict, cfg: ExperimentConfig, scale: float = 100.0) -
             if m != cfg.reference and f in ref:
                 txt += f" ({(s['mean'] - ref[f]['mean']) * scale:+.1f})"
             cells.append(txt)
-        lines.append(f"| {METHOD_LABELS.get(m, m)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {method_label(cfg, m)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -365,7 +493,7 @@ def curve_plot(path, summary: dict, cfg: ExperimentConfig, scale: float = 100.0)
     for m in cfg.methods:
         if m in summary:
             fr = sorted(summary[m])
-            series[METHOD_LABELS.get(m, m)] = (
+            series[method_label(cfg, m)] = (
                 [f * 100 for f in fr],
                 [summary[m][f]["mean"] * scale for f in fr],
                 [summary[m][f]["std"] * scale for f in fr],
@@ -388,11 +516,15 @@ def imagenet_available(arch: str) -> tuple[bool, str]:
 
 
 def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
-    """Run (or resume) every cell, then write results.json, table.md and curve.png into ``cfg.out``."""
+    """Run (or resume) every cell, then write results.json, table.md and curve.png into ``cfg.out``.
+
+    The returned dict holds the cells' folders (``dirs``: ``data``, ``pretrain_data``, ``prepared``,
+    ``pretrain`` per method, ``finetune`` per (method, fraction, seed)) so callers never search the disk."""
     out = _resolve_path(cfg.base_dir, cfg.out) if not Path(cfg.out).is_absolute() else Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     data_path, data_key = data_cell(cfg, out, log)
+    dirs: dict = {"data": str(data_path), "pretrain": {}, "finetune": {}, "test": {}}
     methods = list(cfg.methods)
     skipped = {}
     if "imagenet" in methods:
@@ -404,12 +536,28 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
             methods.remove("imagenet")
     inits: dict[str, tuple[str, str]] = {}
     pretrained: dict[str, dict] = {}
-    if any(m in PRETRAIN_METHODS for m in methods):
-        prepared, prep_key = prepare_cell(cfg, out, data_path, data_key, log)
-        for m in methods:
-            if m in PRETRAIN_METHODS:
-                pretrained[m] = pretrain_cell(cfg, out, m, prepared, prep_key, log)
-                bb = pretrained[m]["backbone"]
+    todo = [m for m in methods if m in PRETRAIN_METHODS]
+    st = cfg.pretrain.stage1
+    if st and todo:  # Stage I first; its weights are needed even when its own row is not asked for
+        todo = [st] + [m for m in todo if m != st]
+    if todo:
+        if cfg.data.pretrain_synth.scenes > 0:  # unlabelled scans of their own seed
+            pre_path, pre_key = synth_cell(out, cfg.data.pretrain_synth, "synth-pretrain", log)
+            pre_format = None
+        else:
+            pre_path, pre_key, pre_format = data_path, data_key, cfg.data.format
+        dirs["pretrain_data"] = str(pre_path)
+        prepared, prep_key = prepare_cell(cfg, out, pre_path, pre_key, log, data_format=pre_format)
+        dirs["prepared"] = str(prepared)
+        stage1 = None
+        for m in todo:
+            r = pretrain_cell(cfg, out, m, prepared, prep_key, log, init=stage1 if m != st else None)
+            bb = r["backbone"]
+            if m == st:
+                stage1 = (bb, _hash({"backbone": bb}))
+            dirs["pretrain"][m] = r["dir"]
+            if m in methods:
+                pretrained[m] = r
                 inits[m] = (bb, _hash({"backbone": bb}))
     for m in ("scratch", "imagenet"):
         if m in methods:
@@ -419,36 +567,56 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
         ft_format, ft_key = cfg.data.finetune_format, _hash({"path": str(ft_path)})
     else:
         ft_path, ft_format, ft_key = data_path, cfg.data.format, data_key
-    cells = []
+    test = test_data(cfg, out, log) if cfg.test else None
+    cells, test_cells = [], []
     total = len(methods) * len(cfg.fractions) * len(cfg.seeds)
     done = 0
     for m in methods:
         for f in cfg.fractions:
-            for s in cfg.seeds:
+            for sd in cfg.seeds:
                 init, key = inits[m]
-                r = finetune_cell(cfg, out, m, init, key, ft_path, ft_format, ft_key, f, s, log)
+                r = finetune_cell(cfg, out, m, init, key, ft_path, ft_format, ft_key, f, sd, log)
+                dirs["finetune"][(m, f, sd)] = r["dir"]
                 done += 1
                 log(f"[experiment] {done}/{total} cells done")
-                cells.append({"method": m, "fraction": f, "seed": s, "results": r["results"],
+                cells.append({"method": m, "fraction": f, "seed": sd, "results": r["results"],
                               "seconds": r.get("seconds")})
+                if test is not None:
+                    t = test_cell(cfg, out, Path(r["dir"]), *test, log)
+                    dirs["test"][(m, f, sd)] = t["dir"]
+                    test_cells.append({"method": m, "fraction": f, "seed": sd, "results": t["results"]})
     summary = {w: summarize(cells, cfg, w) for w in ("final", "best")}
+    deltas = paired_deltas(cells, cfg, "final")
     results = {"name": cfg.name, "config": to_dict(cfg), "metric": cfg.finetune.metric, "cells": cells,
-               "summary_final": summary["final"], "summary_best": summary["best"], "skipped": skipped,
+               "summary_final": summary["final"], "summary_best": summary["best"], "paired_final": deltas,
+               "skipped": skipped,
                "pretrain": {m: {"seconds": r.get("seconds"), "summary": r.get("summary")}
                             for m, r in pretrained.items()},
                "seconds": time.time() - t0}
-    _write_json(out / "results.json", results)
     table = markdown_table(summary["final"], cfg)
     best = markdown_table(summary["best"], cfg)
-    with atomic_open(out / "table.md", "w") as f:
-        f.write(f"## {cfg.name}: {cfg.finetune.metric} (final epoch; mean ± std over seeds {cfg.seeds}, "
-                f"delta vs {cfg.reference})\n\n{table}\n\n### Best-on-val (as the official numbers)\n\n{best}\n")
-        if pretrained:
-            f.write(f"\n### Pre-training (label-free check: feature-matching recall on held-out pairs)\n\n"
-                    f"{pretrain_table(pretrained)}\n")
+    text = (f"## {cfg.name}: {cfg.finetune.metric} on the validation scenes (final epoch; mean ± std over seeds "
+            f"{cfg.seeds}, delta vs {cfg.reference})\n\n{table}\n\n### Paired by seed (same label subset)\n\n"
+            f"{paired_table(deltas, cfg)}\n\n### Best-on-val (as the official numbers; optimistic)\n\n{best}\n")
+    if test_cells:
+        summary["test"] = summarize(test_cells, cfg, "final")
+        tdeltas = paired_deltas(test_cells, cfg, "final")
+        results.update(test_cells=test_cells, summary_test=summary["test"], paired_test=tdeltas)
+        text += (f"\n## Test scenes (generator seed {cfg.data.test_synth.seed if cfg.data.test_synth.scenes else '-'}"
+                 f"; final models, scored once)\n\n{markdown_table(summary['test'], cfg)}\n\n"
+                 f"### Test, paired by seed\n\n{paired_table(tdeltas, cfg)}\n")
+    if pretrained:
+        text += (f"\n### Pre-training (label-free check: feature-matching recall on held-out pairs)\n\n"
+                 f"{pretrain_table(pretrained)}\n")
+    results["dirs"] = {k: ({"/".join(map(str, kk)) if isinstance(kk, tuple) else kk: vv for kk, vv in v.items()}
+                           if isinstance(v, dict) else v) for k, v in dirs.items()}
+    _write_json(out / "results.json", results)
+    with atomic_open(out / "table.md", "w") as fh:
+        fh.write(text)
     curve_plot(out / "curve.png", summary["final"], cfg)
     log(table)
     log(f"[experiment] wrote {out / 'results.json'}, {out / 'table.md'}, {out / 'curve.png'}")
+    results["cell_dirs"] = dirs
     return results
 
 
@@ -468,13 +636,15 @@ def check_experiment(cfg: ExperimentConfig, *, require_data: bool = False) -> li
     from pri3d.pretrain.config import PretrainConfig
 
     lines = [f"experiment {cfg.name!r}: methods {cfg.methods}, fractions {cfg.fractions}, seeds {cfg.seeds}"]
+    st = cfg.pretrain.stage1
     for m in cfg.methods:
         if m in PRETRAIN_METHODS:
-            ov = [*cfg.pretrain.overrides, *cfg.pretrain.per_method.get(m, []), f"mode={m}"]
-            preset = cfg.pretrain.presets.get(m, cfg.pretrain.preset)
+            init = "STAGE1_WEIGHTS.pth" if st and m != st else None  # a placeholder path: not read here
+            preset, ov = pretrain_overrides(cfg, m, init)
             p = resolve(PretrainConfig, preset, ov, "pretrain")
             lines.append(f"  pretrain {m}: preset {preset} -> {p.model.arch}, {p.train.steps} steps, "
-                         f"batch {p.train.batch_size}, lr {p.optim.lr}")
+                         f"batch {p.train.batch_size}, lr {p.optim.lr}, train split {p.data.train_split}"
+                         f"{f', from the {st} (Stage I) weights' if init else ''}")
     unknown = (set(cfg.pretrain.per_method) | set(cfg.pretrain.presets)) - set(PRETRAIN_METHODS)
     if unknown:
         raise ConfigError(f"pretrain.per_method names unknown method(s): {sorted(unknown)}")
@@ -493,6 +663,8 @@ def check_experiment(cfg: ExperimentConfig, *, require_data: bool = False) -> li
     paths = []
     if cfg.data.synth.scenes <= 0:
         paths.append(("data.path", _resolve_path(cfg.base_dir, cfg.data.path)))
+    if cfg.data.test_path and cfg.data.test_synth.scenes <= 0:
+        paths.append(("data.test_path", _resolve_path(cfg.base_dir, cfg.data.test_path)))
     if cfg.data.finetune_path:
         paths.append(("data.finetune_path", _resolve_path(cfg.base_dir, cfg.data.finetune_path)))
     for what, p in paths:
