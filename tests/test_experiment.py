@@ -224,11 +224,14 @@ def test_separate_pretraining_data_stage1_init_and_a_test_set_scored_once(tmp_pa
         out / "table.md").read_text()
     assert "Test scenes" not in (out / "table.md").read_text() and not (out / "test").exists()
     # the same config with test: true reuses every cell and only adds the test scores of the final models
+    # (here in 2 parallel processes)
     p.write_text(STAGED.format(out=out, test="true"))
     logs: list[str] = []
-    res2 = run_experiment(load_experiment(p), log=logs.append)
+    done_before = _done_files(out)
+    res2 = run_experiment(load_experiment(p, ["jobs=2"]), log=logs.append)
     assert not any(line.startswith(("[pretrain]", "[finetune]")) for line in logs)
-    assert sum(line.startswith("[test]") for line in logs) == 3
+    added = set(_done_files(out)) - set(done_before)
+    assert sorted(k.split("/")[0] for k in added) == ["data", "test", "test", "test"]  # the test scenes + 3 scores
     assert "## Test scenes" in (out / "table.md").read_text()
     assert set(res2["summary_test"]) == {"scratch", "mocov2", "view"}
     t = json.loads((Path(res2["cell_dirs"]["test"][("view", 1.0, 0)]) / "done.json").read_text())

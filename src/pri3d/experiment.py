@@ -114,6 +114,7 @@ class ExperimentConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1])
     reference: str = "scratch"
     test: bool = False  # also score every final model on the test set (do it once, after choosing settings)
+    jobs: int = 1  # cells run in parallel processes (one torch thread each) when > 1; results do not depend on it
     base_dir: str = ""  # relative paths start here ("" = the current directory)
 
     def validate(self):
@@ -135,6 +136,8 @@ class ExperimentConfig:
         if st and st not in PRETRAIN_METHODS:
             raise ConfigError(f"pretrain.stage1 must be a pre-training method ({', '.join(PRETRAIN_METHODS)}), "
                               f"got {st!r}")
+        if self.jobs < 1:
+            raise ConfigError(f"jobs must be >= 1, got {self.jobs}")
         if self.test and self.data.test_synth.scenes <= 0 and not self.data.test_path:
             raise ConfigError("test: true needs a test set (data.test_synth.scenes > 0 or data.test_path)")
 
@@ -288,8 +291,8 @@ def pretrain_spec(cfg: ExperimentConfig, method: str, prep_key: str, init: tuple
             "init": init[1] if init else None, "version": CELL_VERSION}
 
 
-def pretrain_cell(cfg: ExperimentConfig, root: Path, method: str, prepared: Path, prep_key: str, log,
-                  init: tuple[str, str] | None = None) -> dict:
+def pretrain_cell(cfg: ExperimentConfig, root: Path, method: str, prepared: Path, prep_key: str, log=print,
+                  init: tuple[str, str] | None = None, progress: bool = True) -> dict:
     """One pre-training run for ``method`` (starting from the Stage-I weights ``init = (path, key)``);
     returns its result: ``backbone`` (the exported weights' path), ``seconds``, the training ``summary``
     and the cell's ``dir``."""
@@ -304,6 +307,7 @@ def pretrain_cell(cfg: ExperimentConfig, root: Path, method: str, prepared: Path
         cell.start()
         pcfg = resolve(PretrainConfig, preset, [*overrides, f"data.path={prepared}",
                                                                f"out={cell.dir / 'run'}"], "pretrain")
+        pcfg.train.progress = pcfg.train.progress and progress  # display only: not part of the cell's key
         start = f" from {Path(init[0]).parent.parent.name}" if init else ""
         log(f"[pretrain] {method}{start}: {pcfg.train.steps} steps, {pcfg.model.arch} -> {cell.dir / 'run'}")
         t0 = time.time()
@@ -333,7 +337,8 @@ def pretrain_table(pretrained: dict[str, dict], radius: str = "recall@4px") -> s
 
 
 def finetune_cell(cfg: ExperimentConfig, root: Path, method: str, init: str, init_key: str, data_path: Path,
-                  data_format: str | None, data_key: str, fraction: float, seed: int, log) -> dict:
+                  data_format: str | None, data_key: str, fraction: float, seed: int, log=print,
+                  progress: bool = True) -> dict:
     from pri3d.downstream import finetune_config, run_finetune
 
     overrides = [*cfg.finetune.overrides, *cfg.finetune.per_method.get(method, [])]
@@ -350,13 +355,13 @@ def finetune_cell(cfg: ExperimentConfig, root: Path, method: str, init: str, ini
                                root=str(data_path), format=data_format, fraction=fraction)
         log(f"[finetune] {method} fraction={fraction:g} seed={seed} -> {cell.dir / 'run'}")
         t0 = time.time()
-        res = run_finetune(fcfg, resume=(cell.dir / "run" / "checkpoints").is_dir(), progress=True, log=log)
+        res = run_finetune(fcfg, resume=(cell.dir / "run" / "checkpoints").is_dir(), progress=progress, log=log)
         cell.finish({"results": res, "seconds": time.time() - t0})
     return cell.result() | {"dir": str(cell.dir)}
 
 
 def test_cell(cfg: ExperimentConfig, root: Path, ft_dir: Path, test_path: Path, test_format: str | None,
-              test_key: str, log) -> dict:
+              test_key: str, log=print, progress: bool = False) -> dict:
     """Score the final model of a fine-tuning cell (its last checkpoint, not the best-on-val one) on
     every scene of the test set. Returns ``{"results": {"metric", "final": {"value", "scores"}}, ...}``."""
     from pri3d.data.formats import open_dataset
@@ -515,6 +520,30 @@ def imagenet_available(arch: str) -> tuple[bool, str]:
         return False, str(e)
 
 
+def _job_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # the processes are the parallelism (shared CPUs: see train.threads)
+
+
+def _job(fn, args: tuple, kwargs: dict):
+    return fn(*args, log=lambda msg: print(msg, flush=True), progress=False, **kwargs)
+
+
+def run_cells(jobs: int, fn, calls: list[tuple[tuple, dict]], log) -> list:
+    """``[fn(*args, **kwargs) for args, kwargs in calls]``, in ``jobs`` spawned processes when ``jobs > 1``
+    (results in call order). Every cell is cached on disk, so a failure loses only the cells in flight."""
+    if jobs <= 1 or len(calls) <= 1:
+        return [fn(*a, log=log, **kw) for a, kw in calls]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(jobs, len(calls)), mp_context=mp.get_context("spawn"),
+                             initializer=_job_init) as ex:
+        futures = [ex.submit(_job, fn, a, kw) for a, kw in calls]
+        return [f.result() for f in futures]
+
+
 def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
     """Run (or resume) every cell, then write results.json, table.md and curve.png into ``cfg.out``.
 
@@ -549,16 +578,19 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
         dirs["pretrain_data"] = str(pre_path)
         prepared, prep_key = prepare_cell(cfg, out, pre_path, pre_key, log, data_format=pre_format)
         dirs["prepared"] = str(prepared)
-        stage1 = None
+        done_pre = {}
+        if st:  # Stage I first (alone: it may use every core), then the methods built on it in parallel
+            done_pre[st] = pretrain_cell(cfg, out, st, prepared, prep_key, log)
+        stage1 = (done_pre[st]["backbone"], _hash({"backbone": done_pre[st]["backbone"]})) if st else None
+        rest = [m for m in todo if m != st]
+        calls = [((cfg, out, m, prepared, prep_key), {"init": stage1}) for m in rest]
+        done_pre.update(zip(rest, run_cells(cfg.jobs, pretrain_cell, calls, log)))
         for m in todo:
-            r = pretrain_cell(cfg, out, m, prepared, prep_key, log, init=stage1 if m != st else None)
-            bb = r["backbone"]
-            if m == st:
-                stage1 = (bb, _hash({"backbone": bb}))
+            r = done_pre[m]
             dirs["pretrain"][m] = r["dir"]
             if m in methods:
                 pretrained[m] = r
-                inits[m] = (bb, _hash({"backbone": bb}))
+                inits[m] = (r["backbone"], _hash({"backbone": r["backbone"]}))
     for m in ("scratch", "imagenet"):
         if m in methods:
             inits[m] = (m, m)
@@ -569,22 +601,17 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
         ft_path, ft_format, ft_key = data_path, cfg.data.format, data_key
     test = test_data(cfg, out, log) if cfg.test else None
     cells, test_cells = [], []
-    total = len(methods) * len(cfg.fractions) * len(cfg.seeds)
-    done = 0
-    for m in methods:
-        for f in cfg.fractions:
-            for sd in cfg.seeds:
-                init, key = inits[m]
-                r = finetune_cell(cfg, out, m, init, key, ft_path, ft_format, ft_key, f, sd, log)
-                dirs["finetune"][(m, f, sd)] = r["dir"]
-                done += 1
-                log(f"[experiment] {done}/{total} cells done")
-                cells.append({"method": m, "fraction": f, "seed": sd, "results": r["results"],
-                              "seconds": r.get("seconds")})
-                if test is not None:
-                    t = test_cell(cfg, out, Path(r["dir"]), *test, log)
-                    dirs["test"][(m, f, sd)] = t["dir"]
-                    test_cells.append({"method": m, "fraction": f, "seed": sd, "results": t["results"]})
+    grid = [(m, f, sd) for m in methods for f in cfg.fractions for sd in cfg.seeds]
+    calls = [((cfg, out, m, *inits[m], ft_path, ft_format, ft_key, f, sd), {}) for m, f, sd in grid]
+    log(f"[experiment] {len(grid)} fine-tuning cells ({cfg.jobs} at a time)")
+    for (m, f, sd), r in zip(grid, run_cells(cfg.jobs, finetune_cell, calls, log)):
+        dirs["finetune"][(m, f, sd)] = r["dir"]
+        cells.append({"method": m, "fraction": f, "seed": sd, "results": r["results"], "seconds": r.get("seconds")})
+    if test is not None:
+        calls = [((cfg, out, Path(dirs["finetune"][k]), *test), {}) for k in grid]
+        for (m, f, sd), t in zip(grid, run_cells(cfg.jobs, test_cell, calls, log)):
+            dirs["test"][(m, f, sd)] = t["dir"]
+            test_cells.append({"method": m, "fraction": f, "seed": sd, "results": t["results"]})
     summary = {w: summarize(cells, cfg, w) for w in ("final", "best")}
     deltas = paired_deltas(cells, cfg, "final")
     results = {"name": cfg.name, "config": to_dict(cfg), "metric": cfg.finetune.metric, "cells": cells,
