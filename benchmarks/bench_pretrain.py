@@ -8,7 +8,10 @@ For each mode, on one batch that is already loaded (data ready), in the same pro
 * ``ratio`` = step / backbone (everything the method adds is overhead on the minimum); target <= 1.15
   for ``view``;
 * ``3d share`` (geo modes): the 3D sparse UNet's forward + backward as a share of the step;
-* ``loader``: DataLoader throughput with ``--workers`` workers (pairs/s), against the step's pairs/s.
+* ``loader``: DataLoader throughput with ``--workers`` workers (pairs/s), against the step's pairs/s;
+* ``images/s`` (2 per pair) and, with ``--flops``, the step's FLOPs (``torch.utils.flop_counter`` on
+  one step: convolutions and matmuls, forward + backward) and the MFU against ``--peak-tflops``
+  (default: the dense bf16 peak of a known GPU, e.g. 989 TFLOP/s for an H100/H200 SXM).
 
 Timings are medians over ``--iters`` rounds after a warm-up, measured round-robin (backbone, step,
 3D branch, backbone, ...) so that load changes on a shared machine hit all of them alike. Examples::
@@ -53,6 +56,17 @@ def _interleaved_medians(fns: dict, iters: int, warmup: int = 1) -> dict:
             _sync()
             ts[k].append(time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in ts.items()}
+
+
+# Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) of GPUs the project is benchmarked on.
+_PEAK_BF16 = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "L40S": 362.1, "A10": 125.0}
+
+
+def _peak_tflops(dev: torch.device) -> float | None:
+    if dev.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name()
+    return next((v for k, v in _PEAK_BF16.items() if k in name), None)
 
 
 def _make_data(tmp: Path, scenes: int, frames: int, res, voxel_size: float) -> Path:
@@ -120,12 +134,25 @@ def bench_mode(mode: str, data: Path, args) -> dict:
             method.zero_grad(set_to_none=True)
 
         fns["3d"] = branch3d
+    flops = None
+    if args.flops:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        full_step()  # compiled graphs are built outside the count
+        with FlopCounterMode(display=False) as fc:
+            full_step()
+        flops = fc.get_total_flops()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t = _interleaved_medians(fns, args.iters)
     t_bb, t_step = t["backbone"], t["step"]
     out = {"mode": mode, "backbone_s": t_bb, "step_s": t_step, "ratio": t_step / t_bb,
-           "step_pairs_s": args.batch / t_step}
+           "step_pairs_s": args.batch / t_step, "images_s": 2 * args.batch / t_step}
+    if flops is not None:
+        out["tflop_step"] = flops / 1e12
+        peak = args.peak_tflops or _peak_tflops(dev)
+        if peak:
+            out["mfu"] = flops / t_step / (peak * 1e12)
     if dev.type == "cuda":
         out["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     if spec.uses_3d:
@@ -160,6 +187,9 @@ def main() -> None:
     p.add_argument("--amp", choices=["off", "bf16"], default="off", help="autocast (GPU: bf16)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the 2D backbone")
+    p.add_argument("--flops", action="store_true", help="count one step's FLOPs and print the MFU")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="the device's peak TFLOP/s for the MFU (default: known GPUs' dense bf16 peak)")
     p.add_argument("--voxel-size", type=float, default=0.04, help="voxel size when generating data (m)")
     p.add_argument("overrides", nargs="*", help="extra config overrides (key=value)")
     args = p.parse_args()
@@ -172,14 +202,18 @@ def main() -> None:
               f"K={args.matches}, {torch.get_num_threads()} threads, device {dev}, amp {args.amp}, channels_last "
               f"{args.channels_last}, compile {args.compile}, data {data}")
         print(f"{'mode':<9} {'backbone s':>10} {'step s':>8} {'ratio':>6} {'3d share':>8} {'voxels':>8} "
-              f"{'step pairs/s':>12} {'loader pairs/s':>14}")
+              f"{'step pairs/s':>12} {'images/s':>9} {'loader pairs/s':>14}")
         for mode in args.modes:
             r = bench_mode(mode, data, args)
             share = f"{r['share3d']:.2f}" if "share3d" in r else "-"
             vox = str(r.get("voxels", "-"))
             mem = f"  peak {r['peak_gib']:.1f} GiB" if "peak_gib" in r else ""
+            if "tflop_step" in r:
+                mem += f"  {r['tflop_step']:.2f} TFLOP/step"
+            if "mfu" in r:
+                mem += f"  MFU {100 * r['mfu']:.1f} %"
             print(f"{r['mode']:<9} {r['backbone_s']:>10.3f} {r['step_s']:>8.3f} {r['ratio']:>6.2f} {share:>8} "
-                  f"{vox:>8} {r['step_pairs_s']:>12.1f} {r['loader_pairs_s']:>14.1f}{mem}")
+                  f"{vox:>8} {r['step_pairs_s']:>12.1f} {r['images_s']:>9.1f} {r['loader_pairs_s']:>14.1f}{mem}")
 
 
 if __name__ == "__main__":
