@@ -428,3 +428,64 @@ def test_pri3d_info_reads_the_dataset(dataset, capsys):
     assert main(["info", str(dataset)]) == 0
     out = capsys.readouterr().out
     assert "scene0000_00" in out and "scannet" in out
+
+
+# ----------------------------------------------------------------------------- materials
+
+
+def _materials_digest(mode: str) -> str:
+    import hashlib
+
+    h = hashlib.sha1()
+    for i in range(6):
+        s = build_scene(0, i, materials=mode)
+        for m in s.room_materials:
+            h.update(repr(m).encode())
+        for o in s.objects:
+            h.update(repr((o.label, [round(float(v), 6) for v in o.center])).encode())
+            for p in o.prims:
+                h.update(repr(p.material).encode())
+    return h.hexdigest()
+
+
+def test_class_materials_reproduce_generator_1_0():
+    # digest of scenes 0-5 of seed 0 (materials, labels, positions) computed with the 1.0 generator,
+    # before the `materials` option existed
+    assert _materials_digest("class") == "63410c35cde8c7ff69f147ccb6936bddbc12cf85"
+    assert _materials_digest("shared") != _materials_digest("class")
+    with pytest.raises(ValueError, match="materials"):
+        build_scene(0, 0, materials="pastel")
+
+
+def _brightness_eta2(mode: str) -> float:
+    """Share of the variance of object instances' brightness explained by their class (eta squared)."""
+    objects = {3, 4, 5, 6, 7, 10, 12, 14, 24, 33, 34, 36}  # furniture and fixtures (NYU-40 ids)
+    by: dict[int, list[float]] = {}
+    for i in range(30):
+        for o in build_scene(SEED, i, materials=mode).objects:
+            if o.label in objects:
+                by.setdefault(o.label, []).append(float(np.mean([p.material.color0 for p in o.prims])))
+    values = np.concatenate([np.asarray(v) for v in by.values()])
+    between = sum(len(v) * (np.mean(v) - values.mean()) ** 2 for v in by.values())
+    return between / (len(values) * values.var())
+
+
+def test_shared_materials_do_not_give_the_class_away():
+    # class-typical materials: white ceramics, dark chairs... brightness tells the class apart; with the
+    # shared palette, the class explains no more than chance (about (classes - 1) / instances = 0.04)
+    assert _brightness_eta2("class") > 0.3
+    assert _brightness_eta2("shared") < 0.1
+
+
+def test_materials_recorded_and_checked(tmp_path):
+    out = tmp_path / "ds"
+    generate(out, scenes=1, frames_per_scene=1, seed=0, resolution=(24, 32), materials="class", progress=False)
+    assert json.loads((out / "meta.json").read_text())["materials"] == "class"
+    assert json.loads((out / "scene0000_00" / "meta.json").read_text())["materials"] == "class"
+    with pytest.raises(DataError, match="materials"):  # a re-run with the other palette is refused
+        generate(out, scenes=1, frames_per_scene=1, seed=0, resolution=(24, 32), progress=False)
+    with pytest.raises(ConfigError, match="materials"):
+        generate(tmp_path / "x", scenes=1, frames_per_scene=1, seed=0, materials="pastel", progress=False)
+    assert main(["synth", "--out", str(tmp_path / "y"), "--scenes", "1", "--frames-per-scene", "1",
+                 "--resolution", "24x32", "--materials", "shared", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "y" / "meta.json").read_text())["materials"] == "shared"

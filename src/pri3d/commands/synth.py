@@ -16,6 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--resolution", default="240x320", help="HEIGHTxWIDTH of colour and depth (default 240x320)")
     parser.add_argument("--workers", type=int, default=1, help="processes to render with (default 1)")
+    parser.add_argument(
+        "--materials", choices=["shared", "class"], default="shared",
+        help="object colours/textures: one palette shared by every class (default), or class-typical "
+        "(the generator before 1.1; the class is then readable from colour)",
+    )
     parser.add_argument("--preview", action="store_true", help="also write DIR/preview.png (colour | depth | labels)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -30,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         resolution=args.resolution,
         workers=args.workers,
+        materials=args.materials,
         preview=args.preview,
         progress=not args.no_progress,
     )

@@ -23,7 +23,9 @@ from pri3d.data.synth.classes import CEILING, CLASSES, FLOOR, NAME_TO_ID, WALL
 from pri3d.data.synth.primitives import Prim
 from pri3d.data.synth.textures import Material, srgb_to_linear
 
-__all__ = ["ROOM_TYPES", "SceneObject", "Light", "SceneSpec", "build_scene", "obb_overlap", "scene_rng"]
+__all__ = [
+    "MATERIAL_MODES", "ROOM_TYPES", "SceneObject", "Light", "SceneSpec", "build_scene", "obb_overlap", "scene_rng",
+]
 
 ROOM_TYPES = ("bedroom", "living", "kitchen", "bathroom", "office", "studio")
 
@@ -421,6 +423,66 @@ class _Materials:
         return self._make(kind="solid", color0=self._jitter((240, 240, 238), 0.02), ks=0.01, shininess=4.0)
 
 
+# Every colour an object may take in `shared` mode: the union of the class-typical families above.
+_SHARED_COLOURS = [*_WOODS, *_FURN_PAINTS, *_FABRICS, *_BOOKS, (185, 185, 190), (120, 120, 126), (205, 205, 210),
+                   (60, 60, 64), (246, 246, 243), (236, 239, 242), (240, 236, 228), (210, 208, 200), (60, 60, 62),
+                   (190, 170, 150), *(c for pair in _ARTS for c in pair)]
+_SHARED_KINDS = ["solid", "solid", "wood", "fabric", "checker", "stripes", "noise"]
+
+MATERIAL_MODES = ("shared", "class")
+
+
+class _SharedMaterials(_Materials):
+    """Object materials from one palette shared by every class (`materials: shared`).
+
+    Real rooms hold chairs, beds and cabinets of any colour, so the class should be carried by shape,
+    size, placement and geometry, not by colour or texture. Every object material (furniture
+    surfaces, fabrics, metal, ceramic, stone, pictures, book spines) draws its pattern kind, colours,
+    scale and gloss from the same class-independent distribution. Walls, floors, ceilings, door and
+    window frames (light paints, tiles, planks) keep their room-typical materials, as in real rooms;
+    window glass stays glass (what the camera sees through it)."""
+
+    def _any(self, axis: int = 0) -> Material:
+        kind = self.pick(_SHARED_KINDS)
+        c0 = self._jitter(self.pick(_SHARED_COLOURS), 0.1)
+        if kind == "checker":
+            c1 = self._jitter(self.pick(_SHARED_COLOURS), 0.1)
+        else:
+            c1 = tuple(v * self.rng.uniform(0.45, 0.85) for v in c0)
+        scale = {"wood": (0.008, 0.03), "fabric": (0.05, 0.3), "checker": (0.04, 0.15), "stripes": (0.03, 0.1),
+                 "noise": (0.01, 0.06)}.get(kind, (0.05, 0.2))
+        return self._make(kind=kind, color0=c0, color1=c1, scale=float(self.rng.uniform(*scale)), axis=axis,
+                          ks=float(np.exp(self.rng.uniform(np.log(0.02), np.log(0.7)))),
+                          shininess=float(np.exp(self.rng.uniform(np.log(4.0), np.log(120.0)))))
+
+    def wood(self, axis=0) -> Material:
+        return self._any(axis)
+
+    def paint(self, light=False) -> Material:
+        return super().paint(light=True) if light else self._any()
+
+    def fabric(self) -> Material:
+        return self._any()
+
+    def metal(self) -> Material:
+        return self._any()
+
+    def ceramic(self) -> Material:
+        return self._any()
+
+    def stone(self) -> Material:
+        return self._any()
+
+    def art(self) -> Material:
+        return self._any()
+
+    def books(self, half_height: float) -> Material:
+        pal = tuple(self._jitter(self.pick(_SHARED_COLOURS), 0.1) for _ in range(6))
+        return self._make(kind="books", color0=pal[0], color1=_lin((40, 32, 28)),  # the dark gaps between books
+                          scale=float(self.rng.uniform(0.025, 0.045)), palette=pal, half_height=half_height,
+                          ks=0.08, shininess=20.0)
+
+
 # ----------------------------------------------------------------------------- object builders
 
 
@@ -799,11 +861,11 @@ def _build_shower_curtain(rng, M, length, y, z0, z1, ceiling) -> _Template:
 
 
 class _Layout:
-    def __init__(self, rng: np.random.Generator, size: np.ndarray, room_type: str):
+    def __init__(self, rng: np.random.Generator, size: np.ndarray, room_type: str, materials: str = "shared"):
         self.rng = rng
         self.size = size
         self.room_type = room_type
-        self.M = _Materials(rng)
+        self.M = (_SharedMaterials if materials == "shared" else _Materials)(rng)
         self.objects: list[SceneObject] = []
         self.blockers: list[tuple] = []  # keep-out boxes (door swings, window / picture fronts)
         self.next_instance = 7  # 1 floor, 2..5 walls, 6 ceiling
@@ -1257,18 +1319,23 @@ def _floor_occlusion(objects: list[SceneObject], size, cell: float) -> np.ndarra
     return np.clip(occ, 0, 1).astype(np.float32)
 
 
-def build_scene(seed: int, index: int, room_type: str | None = None) -> SceneSpec:
+def build_scene(seed: int, index: int, room_type: str | None = None, materials: str = "shared") -> SceneSpec:
     """Build scene ``index`` of the dataset with ``seed`` (pure: same arguments, same scene).
 
     Room types cycle through :data:`ROOM_TYPES` with the index unless ``room_type`` is given.
+    ``materials``: ``shared`` (objects' colours and textures from one palette for every class, see
+    :class:`_SharedMaterials`) or ``class`` (class-typical families: wooden tables, white toilets;
+    the generator before version 1.1, same scenes for the same seed).
     """
+    if materials not in MATERIAL_MODES:
+        raise ValueError(f"unknown materials {materials!r}; expected one of {MATERIAL_MODES}")
     rng = scene_rng(seed, index, 0)
     room_type = room_type or ROOM_TYPES[index % len(ROOM_TYPES)]
     if room_type not in ROOM_TYPES:
         raise ValueError(f"unknown room type {room_type!r}; expected one of {ROOM_TYPES}")
     lo, hi = _ROOM_SIZE[room_type]
     size = np.array([_u(rng, lo, hi), _u(rng, lo, hi), _u(rng, 2.5, 3.0)])
-    L = _Layout(rng, size, room_type)
+    L = _Layout(rng, size, room_type, materials)
     M = L.M
     wall_mat = M.wall(room_type)
     walls = [wall_mat if rng.random() < 0.8 else M.wall(room_type) for _ in range(4)]

@@ -2,7 +2,7 @@
 
 Layout of ``DIR``::
 
-    meta.json                 generator, version, seed, resolution [H, W], frames_per_scene, scenes,
+    meta.json                 generator, version, materials, seed, resolution [H, W], frames_per_scene, scenes,
                               classes (NYU-40 id -> name), splits
     splits/train.txt, splits/val.txt
     preview.png               with preview=True: colour | depth | labels of a few frames
@@ -52,14 +52,14 @@ from pri3d.data.scene import DataError
 from pri3d.data.synth.classes import CLASSES, SCANNET20_IDS
 from pri3d.data.synth.primitives import tessellate, tessellate_room
 from pri3d.data.synth.render import CompiledScene, RenderParams, compile_scene, render_frame
-from pri3d.data.synth.scene import ROOM_TYPES, build_scene, scene_rng
+from pri3d.data.synth.scene import MATERIAL_MODES, ROOM_TYPES, build_scene, scene_rng
 from pri3d.data.synth.textures import albedo, linear_to_srgb
 from pri3d.data.synth.trajectory import camera_poses, intrinsics
 
 __all__ = ["GENERATOR", "VERSION", "generate", "parse_resolution", "scene_ids", "split_scene_ids", "write_surface_ply"]
 
 GENERATOR = "pri3d-synth"
-VERSION = "1.0"
+VERSION = "1.1"  # 1.1: `materials` (shared palette by default; "class" = the 1.0 scenes)
 MAX_SCENES = 10000  # scene ids are scene0000_00 .. scene9999_00
 MIN_SIDE, MAX_SIDE = 16, 4096
 FRAMES_PER_TASK = 8
@@ -124,11 +124,12 @@ def _prepare_out_dir(out_dir) -> Path:
     return out
 
 
-def _settings(seed: int, resolution, frames: int, params: RenderParams) -> dict:
+def _settings(seed: int, resolution, frames: int, params: RenderParams, materials: str) -> dict:
     """What a finished scene or dataset must match to be kept on a re-run."""
     return {
         "generator": GENERATOR,
         "version": VERSION,
+        "materials": materials,
         "seed": int(seed),
         "resolution": [int(resolution[0]), int(resolution[1])],
         "frames_per_scene": int(frames),
@@ -170,19 +171,19 @@ def _read_json(path: Path) -> dict:
 _CACHE: dict[tuple, tuple[CompiledScene, np.ndarray]] = {}
 
 
-def _scene(seed: int, index: int, frames: int) -> tuple[CompiledScene, np.ndarray]:
-    key = (seed, index, frames)
+def _scene(seed: int, index: int, frames: int, materials: str) -> tuple[CompiledScene, np.ndarray]:
+    key = (seed, index, frames, materials)
     if key not in _CACHE:
         _CACHE.clear()  # tasks arrive scene by scene: one cached scene is enough
-        spec = build_scene(seed, index)
+        spec = build_scene(seed, index, materials=materials)
         _CACHE[key] = (compile_scene(spec), camera_poses(spec, frames))
     return _CACHE[key]
 
 
 def _write_frames(task: tuple) -> tuple[str, int, int]:
     """Render and write frames ``f0..f1-1`` of one scene into its temp dir."""
-    _, seed, index, frames, f0, f1, (H, W), tmp, params = task
-    cs, poses = _scene(seed, index, frames)
+    _, seed, index, frames, f0, f1, (H, W), tmp, params, materials = task
+    cs, poses = _scene(seed, index, frames, materials)
     K = intrinsics(H, W)
     tmp = Path(tmp)
     for f in range(f0, f1):
@@ -196,8 +197,8 @@ def _write_frames(task: tuple) -> tuple[str, int, int]:
 
 
 def _write_surface(task: tuple) -> tuple[str, int, int]:
-    _, seed, index, frames, tmp = task
-    cs, _ = _scene(seed, index, frames)
+    _, seed, index, frames, tmp, materials = task
+    cs, _ = _scene(seed, index, frames, materials)
     write_surface_ply(cs.spec, Path(tmp) / "surface.ply")
     return "surface", index, 0
 
@@ -265,11 +266,11 @@ def write_surface_ply(spec, path, max_edge: float = 0.25) -> dict:
 # ----------------------------------------------------------------------------- main side
 
 
-def _scene_meta(seed: int, index: int, frames: int, resolution, params: RenderParams) -> dict:
-    spec = build_scene(seed, index)
+def _scene_meta(seed: int, index: int, frames: int, resolution, params: RenderParams, materials: str) -> dict:
+    spec = build_scene(seed, index, materials=materials)
     H, W = resolution
     return {
-        **_settings(seed, resolution, frames, params),
+        **_settings(seed, resolution, frames, params, materials),
         "scene_id": spec.scene_id,
         "scene_index": int(index),
         "scene_seed": [int(seed), int(index)],
@@ -339,6 +340,7 @@ def generate(
     preview: bool = False,
     progress: bool = True,
     render_params: RenderParams | None = None,
+    materials: str = "shared",
 ) -> dict:
     """Generate ``scenes`` synthetic RGB-D scenes of ``frames_per_scene`` frames into ``out_dir``.
 
@@ -352,6 +354,9 @@ def generate(
         preview: also write ``out_dir/preview.png``.
         progress: show a tqdm bar.
         render_params: sensor settings (defaults: noisy Kinect-like depth, 0.3-6 m).
+        materials: ``shared`` (objects' colours and textures from one palette for every class, so the
+            class is not readable from colour; the default) or ``class`` (class-typical materials, the
+            generator's only mode before version 1.1).
 
     Returns:
         A summary dict (``message`` holds a one-line summary).
@@ -368,7 +373,9 @@ def generate(
     H, W = parse_resolution(resolution)
     params = render_params or RenderParams()
     out = _prepare_out_dir(out_dir)
-    wanted = _settings(seed, (H, W), n_frames, params)
+    if materials not in MATERIAL_MODES:
+        raise ConfigError(f"materials must be one of {', '.join(MATERIAL_MODES)}, got {materials!r}")
+    wanted = _settings(seed, (H, W), n_frames, params, materials)
 
     meta_path = out / "meta.json"
     if meta_path.exists():
@@ -406,14 +413,15 @@ def generate(
         write_matrix(tmp / "intrinsic" / "intrinsic_depth.txt", K4)
         for f0 in range(0, n_frames, FRAMES_PER_TASK):
             tasks.append(
-                ("frames", seed, i, n_frames, f0, min(n_frames, f0 + FRAMES_PER_TASK), (H, W), str(tmp), params)
+                ("frames", seed, i, n_frames, f0, min(n_frames, f0 + FRAMES_PER_TASK), (H, W), str(tmp), params,
+                 materials)
             )
-        tasks.append(("surface", seed, i, n_frames, str(tmp)))
+        tasks.append(("surface", seed, i, n_frames, str(tmp), materials))
     remaining = {i: sum(1 for t in tasks if t[2] == i) for i in todo}
 
     def finish(index: int) -> None:
         tmp = out / f".tmp-{ids[index]}"
-        meta = _scene_meta(seed, index, n_frames, (H, W), params)
+        meta = _scene_meta(seed, index, n_frames, (H, W), params, materials)
         atomic_write_text(tmp / "meta.json", _dumps(meta) + "\n")
         os.rename(tmp, out / ids[index])
 
