@@ -176,6 +176,25 @@ def test_paired_deltas_per_seed():
         paired_deltas(cells, cfg), cfg)
 
 
+def test_epoch_table_means_each_evaluation_over_seeds():
+    from pri3d.experiment import epoch_table
+
+    cfg = ExperimentConfig(methods=["scratch", "view"], fractions=[0.2, 1.0], seeds=[0, 1])
+
+    def cell(m, s, f, vals):
+        hist = [{"epoch": 10 * (i + 1), "value": v} for i, v in enumerate(vals)]
+        return {"method": m, "fraction": f, "seed": s, "results": {"metric": "miou", "history": hist}}
+
+    cells = [cell("scratch", 0, 0.2, [0.1, 0.2]), cell("scratch", 1, 0.2, [0.3, 0.4]),
+             cell("view", 0, 0.2, [0.5, 0.6]), cell("view", 1, 0.2, [0.5, None]),
+             cell("view", 0, 1.0, [0.9, 0.9])]  # another fraction: not in the table
+    lines = epoch_table(cells, cfg).splitlines()
+    assert lines[0] == "| Method | ep 10 | ep 20 |"
+    assert lines[2] == "| Scratch | 20.0 | 30.0 |"
+    assert lines[3] == "| Pri3D (view) | 50.0 | 60.0 |"
+    assert epoch_table([], cfg) == ""
+
+
 STAGED = """
 name: staged
 out: {out}

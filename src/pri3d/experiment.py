@@ -62,6 +62,7 @@ class SynthSpec:
     seed: int = 0
     resolution: list[int] = field(default_factory=lambda: [120, 160])
     workers: int = 2
+    materials: str = "shared"  # object colours/textures: one palette for all classes, or class-typical
 
 
 @dataclass
@@ -138,6 +139,10 @@ class ExperimentConfig:
                               f"got {st!r}")
         if self.jobs < 1:
             raise ConfigError(f"jobs must be >= 1, got {self.jobs}")
+        for what in ("synth", "pretrain_synth", "test_synth"):
+            m = getattr(self.data, what).materials
+            if m not in ("shared", "class"):
+                raise ConfigError(f"data.{what}.materials must be shared or class, got {m!r}")
         if self.test and self.data.test_synth.scenes <= 0 and not self.data.test_path:
             raise ConfigError("test: true needs a test set (data.test_synth.scenes > 0 or data.test_path)")
 
@@ -211,7 +216,10 @@ def _resolve_path(base: str, p: str) -> Path:
 
 def synth_cell(root: Path, s: SynthSpec, name: str, log) -> tuple[Path, str]:
     """A generated synthetic dataset (cached). Returns (path, content hash key)."""
-    spec = {"synth": to_dict(s) | {"workers": None}}  # worker count does not change the bytes
+    from pri3d.data.synth import VERSION
+
+    # the worker count does not change the bytes; the generator's version does
+    spec = {"synth": to_dict(s) | {"workers": None}, "generator": VERSION}
     cell = Cell(root, "data", name, spec)
     if not cell.done:
         from pri3d.data.synth import generate
@@ -221,7 +229,7 @@ def synth_cell(root: Path, s: SynthSpec, name: str, log) -> tuple[Path, str]:
             f"{cell.dir / 'synth'}")
         t0 = time.time()
         generate(cell.dir / "synth", scenes=s.scenes, frames_per_scene=s.frames_per_scene, seed=s.seed,
-                 resolution=tuple(s.resolution), workers=s.workers)
+                 resolution=tuple(s.resolution), workers=s.workers, materials=s.materials)
         cell.finish({"path": str(cell.dir / "synth"), "seconds": time.time() - t0})
     return cell.dir / "synth", cell.key
 
@@ -491,6 +499,29 @@ def markdown_table(summary: dict, cfg: ExperimentConfig, scale: float = 100.0) -
     return "\n".join(lines)
 
 
+def epoch_table(cells: list[dict], cfg: ExperimentConfig, scale: float = 100.0) -> str:
+    """The validation metric at every evaluation of fine-tuning (mean over seeds, lowest label
+    fraction): whether every method's fine-tuning had plateaued by the final epoch."""
+    f = min(cfg.fractions)
+    by: dict = {}
+    for c in cells:
+        if c["fraction"] != f:
+            continue
+        for h in c["results"].get("history", []):
+            if h.get("value") is not None:
+                by.setdefault(c["method"], {}).setdefault(h["epoch"], []).append(h["value"])
+    epochs = sorted({e for d in by.values() for e in d})
+    if not epochs:
+        return ""
+    lines = ["| Method | " + " | ".join(f"ep {e:g}" for e in epochs) + " |", "|---|" + "---|" * len(epochs)]
+    for m in cfg.methods:
+        if m in by:
+            vals = [by[m].get(e) for e in epochs]
+            lines.append(f"| {method_label(cfg, m)} | "
+                         + " | ".join("-" if v is None else f"{scale * sum(v) / len(v):.1f}" for v in vals) + " |")
+    return "\n".join(lines)
+
+
 def curve_plot(path, summary: dict, cfg: ExperimentConfig, scale: float = 100.0) -> Path:
     from pri3d.viz import plot_curves
 
@@ -625,6 +656,10 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
     text = (f"## {cfg.name}: {cfg.finetune.metric} on the validation scenes (final epoch; mean ± std over seeds "
             f"{cfg.seeds}, delta vs {cfg.reference})\n\n{table}\n\n### Paired by seed (same label subset)\n\n"
             f"{paired_table(deltas, cfg)}\n\n### Best-on-val (as the official numbers; optimistic)\n\n{best}\n")
+    epochs = epoch_table(cells, cfg)
+    if epochs:
+        text += (f"\n### Validation {cfg.finetune.metric} during fine-tuning ({min(cfg.fractions) * 100:g} % of the "
+                 f"labels, mean over seeds): plateaued?\n\n{epochs}\n")
     if test_cells:
         summary["test"] = summarize(test_cells, cfg, "final")
         tdeltas = paired_deltas(test_cells, cfg, "final")
