@@ -24,13 +24,14 @@ __all__ = ["DEMO_CONFIG", "run_demo"]
 DEMO_CONFIG = Path(__file__).parent / "presets" / "experiment" / "demo.yaml"
 
 
-def _cells(root: Path, kind: str) -> dict[str, dict]:
-    """Finished cells of a kind: ``{folder name: done.json}``."""
-    out = {}
-    for d in sorted((root / kind).glob("*")):
-        if (d / "done.json").is_file():
-            out[d.name] = json.loads((d / "done.json").read_text()) | {"dir": str(d)}
-    return out
+def _done(cell_dir) -> dict:
+    """A finished cell's record (its ``done.json``) with its folder."""
+    return json.loads((Path(cell_dir) / "done.json").read_text()) | {"dir": str(cell_dir)}
+
+
+def pri3d_method(methods) -> str | None:
+    """The Pri3D row the pictures show: view+geo, else view, else geo (None without one)."""
+    return next((m for m in ("view+geo", "view", "geo") if m in methods), None)
 
 
 def _pick_frames(scenes, n: int) -> list[tuple]:
@@ -130,12 +131,44 @@ def segmentation_figure(runs: dict[str, Path], n: int = 3) -> np.ndarray:
     return vstack(rows)
 
 
+def slice_summary(cfg: ExperimentConfig, results: dict) -> list[str]:
+    """What this run measured (each row against scratch at the lowest label fraction) and what a slice of
+    this size can and cannot show."""
+    from pri3d.experiment import method_label
+
+    f, summ = min(cfg.fractions), results.get("summary_final", {})
+    ref = summ.get(cfg.reference, {}).get(f, {}).get("mean")
+    out = []
+    for m in cfg.methods:
+        v = summ.get(m, {}).get(f, {}).get("mean")
+        if m != cfg.reference and v is not None and ref is not None:
+            out.append(f"measured here: {method_label(cfg, m)} {v:.1f} vs {method_label(cfg, cfg.reference)} "
+                       f"{ref:.1f} {cfg.finetune.metric} ({v - ref:+.1f}) at {f * 100:g} % of the labels")
+    from pri3d.data.synth import split_scene_ids
+
+    n = cfg.data.synth.scenes
+    n_val = len(split_scene_ids([str(i) for i in range(n)])[1]) if n > 1 else None
+    out += [
+        "it shows: the whole pipeline (scans -> pairs -> Stage-I init -> Pri3D -> fine-tuning) runs on this "
+        "machine, what each stage costs, and whether pre-training improved label-free matching on held-out scenes",
+        f"it cannot show: whether one row is better than another. With {len(cfg.seeds)} seed(s), "
+        f"{'about ' + str(n_val) + ' validation scenes' if n_val else 'the validation scenes'} and short "
+        "pre-training, differences of a few mIoU are within the seed-to-seed spread",
+        "the full protocol (more unlabelled scans, every method, 3 seeds, a test set of its own seed) is "
+        "`pri3d experiment --config configs/synthetic-cpu.yaml`; its table and wall time are in the README "
+        "(Results on the embedded benchmark)",
+    ]
+    return out
+
+
 def _fmt_s(s) -> str:
     return "-" if s is None else f"{s:.0f} s"
 
 
 def write_report(cfg: ExperimentConfig, results: dict, out: Path, pictures: dict, timings: dict,
                  notes: list[str]) -> Path:
+    """``out/report.md``: the experiment's table, what this slice can and cannot show, the settings,
+    the timings, the pre-training table and the pictures."""
     out.mkdir(parents=True, exist_ok=True)
     table = (Path(cfg.out) / "table.md").read_text() if (Path(cfg.out) / "table.md").is_file() else ""
     s = cfg.data.synth
@@ -145,6 +178,10 @@ def write_report(cfg: ExperimentConfig, results: dict, out: Path, pictures: dict
         "Pri3D pre-training on the embedded synthetic RGB-D data, then semantic segmentation with few labels.",
         "",
         table,
+        "",
+        "## What this slice can and cannot show",
+        "",
+        *[f"- {line}" for line in slice_summary(cfg, results)],
         "",
         "## Settings",
         "",
@@ -162,16 +199,16 @@ def write_report(cfg: ExperimentConfig, results: dict, out: Path, pictures: dict
         "|---|---|",
     ]
     lines += [f"| {k} | {_fmt_s(v)} |" for k, v in timings.items()]
-    pre = _cells(Path(cfg.out), "pretrain")
+    pre = {m: _done(d) for m, d in results["cell_dirs"]["pretrain"].items()}
     if pre:
         from pri3d.experiment import pretrain_table
 
-        lines += ["", "## Pre-training", "", pretrain_table({k.rsplit("-", 1)[0]: v for k, v in pre.items()})]
+        lines += ["", "## Pre-training", "", pretrain_table(pre)]
     lines += ["", "## Pictures", ""]
     captions = {
         "curve": "Data efficiency: mIoU against the fraction of training labels.",
         "features": "Pre-trained features (PCA to RGB). Columns: image, randomly initialised network (scratch), "
-                    "Pri3D view+geo.",
+                    f"Pri3D {pri3d_method(cfg.methods)}.",
         "correspondences": "Pixel correspondences of a mined pair (reprojection + depth test, as pre-training uses).",
         "segmentation": "Validation frames. Columns: image, ground truth, scratch, Pri3D (black = unlabelled).",
     }
@@ -200,17 +237,18 @@ def run_demo(out="pri3d-demo", overrides: list[str] | None = None, log=print) ->
     report_dir.mkdir(parents=True, exist_ok=True)
     pictures["curve"] = Path(shutil.copyfile(root / "curve.png", report_dir / "curve.png"))
 
-    prepared = next(iter(_cells(root, "prepared").values()))["dir"]
-    img, info = correspondence_figure(Path(prepared) / "out", size=tuple(cfg.data.synth.resolution))
-    pictures["correspondences"] = save_png(report_dir / "correspondences.png", img)
-    notes.append(f"correspondences: {info['scene']} frames {info['frame_a']}-{info['frame_b']}, mined overlap "
-                 f"{info['overlap']:.2f}, {info['matches']} matches on the {info['grid'][0]}x{info['grid'][1]} "
-                 "feature grid (50 drawn)")
+    dirs = results["cell_dirs"]
+    prepared = Path(dirs["prepared"]) if "prepared" in dirs else None
+    if prepared is not None:
+        img, info = correspondence_figure(prepared, size=tuple(cfg.data.synth.resolution))
+        pictures["correspondences"] = save_png(report_dir / "correspondences.png", img)
+        notes.append(f"correspondences: {info['scene']} frames {info['frame_a']}-{info['frame_b']}, mined overlap "
+                     f"{info['overlap']:.2f}, {info['matches']} matches on the {info['grid'][0]}x{info['grid'][1]} "
+                     "feature grid (50 drawn)")
 
-    pre = {k.split("-")[0]: v for k, v in _cells(root, "pretrain").items()}
-    pri3d_key = "view_geo" if "view_geo" in pre else next(iter(pre), None)
-    if pri3d_key is not None:
-        bb_path = pre[pri3d_key]["backbone"]
+    pri3d_m = pri3d_method(cfg.methods)
+    if pri3d_m is not None:
+        bb_path = _done(dirs["pretrain"][pri3d_m])["backbone"]
         state = torch.load(bb_path, map_location="cpu", weights_only=False)
         torch.manual_seed(0)
         scratch = ResNetUNet(state["arch"], state["feature_dim"])
@@ -218,28 +256,26 @@ def run_demo(out="pri3d-demo", overrides: list[str] | None = None, log=print) ->
         load_backbone(pri3d, bb_path)
         from pri3d.data.formats import open_dataset
 
-        data_path = next(iter(_cells(root, "data").values()))["path"]
+        data_path = dirs["data"]
         val = open_dataset(data_path, cfg.data.format, split=Path(data_path) / "splits" / "val.txt")
         frames = _pick_frames(val, 3)
         fig = feature_pca_figure({"scratch": scratch, "pri3d": pri3d}, frames, tuple(cfg.data.synth.resolution))
         pictures["features"] = save_png(report_dir / "features.png", fig)
 
-    ft = _cells(root, "finetune")
-    lowest = min(cfg.fractions)
-    seed = cfg.seeds[0]
-    runs = {}
-    for m in ("scratch", "view+geo"):
-        key = f"{m.replace('+', '_')}-f{lowest:g}-s{seed}-"
-        hit = [v for k, v in ft.items() if k.startswith(key)]
-        if hit:
-            runs[m] = Path(hit[0]["dir"]) / "run"
+    lowest, seed = min(cfg.fractions), cfg.seeds[0]
+    runs = {m: Path(dirs["finetune"][(m, lowest, seed)]) / "run" for m in ("scratch", pri3d_m)
+            if (m, lowest, seed) in dirs["finetune"]}
     if runs:
         pictures["segmentation"] = save_png(report_dir / "segmentation.png", segmentation_figure(runs))
         notes.append(f"segmentation picture: models fine-tuned with {lowest * 100:g}% of the labels, seed {seed}")
     timings = {}
-    for kind in ("data", "prepared", "pretrain", "finetune"):
-        for name, c in _cells(root, kind).items():
-            timings[f"{kind}: {name.rsplit('-', 1)[0]}"] = c.get("seconds")
+    for kind in ("data", "pretrain_data", "prepared"):  # these folders lie inside their cell's folder
+        if kind in dirs:
+            timings[kind] = _done(Path(dirs[kind]).parent).get("seconds")
+    for m, d in dirs["pretrain"].items():
+        timings[f"pretrain: {m}"] = _done(d).get("seconds")
+    for (m, f, sd), d in dirs["finetune"].items():
+        timings[f"finetune: {m} f{f:g} s{sd}"] = _done(d).get("seconds")
     timings["this run (cached stages are not re-run)"] = time.time() - t0
     report = write_report(cfg, results, report_dir, pictures, timings, notes)
     log(f"[demo] report: {report}")
