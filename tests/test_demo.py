@@ -32,6 +32,9 @@ def test_demo_writes_report_with_pictures(tmp_path, capsys):
     assert "| Scratch |" in text and "MoCoV2" in text and "Stage I alone" in text and "Pri3D (view) on Stage I" in text
     # what the slice measured against scratch, and what it cannot show
     assert text.count("measured here:") == 2 and "cannot show" in text and "configs/synthetic-cpu.yaml" in text
+    # ...on the table's scale: the scratch figure it quotes is the table's scratch row
+    scratch = next(line for line in text.splitlines() if line.startswith("| Scratch |")).split("|")[2].split("±")[0]
+    assert f"vs Scratch {float(scratch):.1f} " in text
     # the pre-training table reports the held-out recall before and after pre-training, Stage I included
     for m in ("mocov2", "view"):
         row = next(line for line in text.splitlines() if line.startswith(f"| {m} |"))

@@ -56,7 +56,11 @@ def test_demo_config_validates():
 
     cfg = load_experiment(DEMO_CONFIG)
     assert check_experiment(cfg)[-1] == "config OK"
-    assert cfg.methods == ["scratch", "view+geo"] and cfg.fractions == [0.2]
+    # the slice of the protocol: scratch, the Stage-I init alone, Pri3D on top of it, at 20 % of the labels,
+    # pre-trained on unlabelled scans of their own generator seed
+    assert cfg.methods == ["scratch", "mocov2", "view"] and cfg.pretrain.stage1 == "mocov2" and cfg.fractions == [0.2]
+    assert cfg.data.pretrain_synth.scenes > cfg.data.synth.scenes
+    assert cfg.data.pretrain_synth.seed != cfg.data.synth.seed
 
 
 def test_bad_configs_are_rejected(tmp_path):

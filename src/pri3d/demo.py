@@ -142,8 +142,9 @@ def slice_summary(cfg: ExperimentConfig, results: dict) -> list[str]:
     for m in cfg.methods:
         v = summ.get(m, {}).get(f, {}).get("mean")
         if m != cfg.reference and v is not None and ref is not None:
-            out.append(f"measured here: {method_label(cfg, m)} {v:.1f} vs {method_label(cfg, cfg.reference)} "
-                       f"{ref:.1f} {cfg.finetune.metric} ({v - ref:+.1f}) at {f * 100:g} % of the labels")
+            # the same scale as the table (scores are fractions, the table shows them x100)
+            out.append(f"measured here: {method_label(cfg, m)} {100 * v:.1f} vs {method_label(cfg, cfg.reference)} "
+                       f"{100 * ref:.1f} {cfg.finetune.metric} ({100 * (v - ref):+.1f}) at {f * 100:g} % of the labels")
     from pri3d.data.synth import split_scene_ids
 
     n = cfg.data.synth.scenes
@@ -186,8 +187,10 @@ def write_report(cfg: ExperimentConfig, results: dict, out: Path, pictures: dict
         "## Settings",
         "",
         f"- data: {s.scenes} synthetic scenes x {s.frames_per_scene} frames at {s.resolution[0]}x{s.resolution[1]} "
-        f"(seed {s.seed}); pre-training on the `{cfg.data.pretrain_split}` split, evaluation on the held-out "
-        "`splits/val.txt` scenes",
+        f"(seed {s.seed}); "
+        + (f"pre-training on {cfg.data.pretrain_synth.scenes} unlabelled scenes of seed {cfg.data.pretrain_synth.seed}"
+           if cfg.data.pretrain_synth.scenes > 0 else f"pre-training on the `{cfg.data.pretrain_split}` split")
+        + ", evaluation on the held-out `splits/val.txt` scenes",
         f"- prepare: {cfg.prepare or 'defaults'}",
         f"- pre-training: preset `{cfg.pretrain.preset}` {' '.join(cfg.pretrain.overrides)}",
         f"- fine-tuning: {cfg.finetune.task}, preset `{cfg.finetune.preset}` {' '.join(cfg.finetune.overrides)}",
