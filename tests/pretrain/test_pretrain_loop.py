@@ -116,6 +116,14 @@ def test_schedules_are_pure_functions_of_the_step():
     assert lr_at(official.optim, 60000, 60000) == 0.0
 
 
+def test_real_rgbd_preset_loads_as_a_config_file_with_its_chosen_settings():
+    cfg = load_config(str(Path(__file__).parents[2] / "configs" / "7scenes-cpu.yaml"))
+    assert cfg.mode == "view" and cfg.model.arch == "resnet18" and cfg.model.init == "scratch"
+    assert cfg.data.resolution == [96, 128] and cfg.data.crop_scale == [0.35, 1.0] and not cfg.data.flip
+    assert (cfg.train.steps, cfg.train.batch_size, cfg.train.max_minutes) == (400, 4, 15.0)
+    assert cfg.data.path == ""  # the data is always given on the command line (--data)
+
+
 def test_all_modes_train_through_the_cli_and_eval_matching_reports(prepared_dir, tiny, tmp_path, capsys):
     for mode in ("view", "geo", "view+geo", "trivial"):
         out = tmp_path / mode.replace("+", "_")
