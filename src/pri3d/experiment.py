@@ -139,10 +139,12 @@ class ExperimentConfig:
                               f"got {st!r}")
         if self.jobs < 1:
             raise ConfigError(f"jobs must be >= 1, got {self.jobs}")
+        from pri3d.data.synth.scene import MATERIAL_MODES  # the generator's own list
+
         for what in ("synth", "pretrain_synth", "test_synth"):
             m = getattr(self.data, what).materials
-            if m not in ("shared", "class"):
-                raise ConfigError(f"data.{what}.materials must be shared or class, got {m!r}")
+            if m not in MATERIAL_MODES:
+                raise ConfigError(f"data.{what}.materials must be one of {', '.join(MATERIAL_MODES)}, got {m!r}")
         if self.test and self.data.test_synth.scenes <= 0 and not self.data.test_path:
             raise ConfigError("test: true needs a test set (data.test_synth.scenes > 0 or data.test_path)")
 
