@@ -40,8 +40,9 @@ def color_features(rgb: np.ndarray, bins: int = 4, window: int = 15) -> np.ndarr
     code = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
     onehot = np.zeros((*code.shape, bins**3), np.float32)
     np.put_along_axis(onehot, code[..., None], 1.0, axis=2)
-    hist = np.stack([cv2.blur(onehot[..., k], (window, window), borderType=cv2.BORDER_REFLECT)
-                     for k in range(bins**3)], -1)
+    hist = np.stack(
+        [cv2.blur(onehot[..., k], (window, window), borderType=cv2.BORDER_REFLECT) for k in range(bins**3)], -1
+    )
     return np.concatenate([rgb.astype(np.float32) / 255.0, hist], -1)
 
 
@@ -61,8 +62,13 @@ def frames_of(scenes, label_set, size, max_frames: int | None = None):
 
 def train_mlp(x: np.ndarray, y: np.ndarray, k: int, *, steps: int, seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
-    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 128), torch.nn.ReLU(), torch.nn.Linear(128, 128),
-                              torch.nn.ReLU(), torch.nn.Linear(128, k))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(x.shape[1], 128),
+        torch.nn.ReLU(),
+        torch.nn.Linear(128, 128),
+        torch.nn.ReLU(),
+        torch.nn.Linear(128, k),
+    )
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     g = torch.Generator().manual_seed(seed)
@@ -91,7 +97,7 @@ def score(train, test, label_set, *, steps: int, seed: int) -> dict:
     xs = torch.from_numpy(np.concatenate([f for f, _ in test]))
     gt = torch.from_numpy(np.concatenate([lab for _, lab in test]))
     with torch.no_grad():
-        pred = torch.cat([net(xs[i:i + 65536]).argmax(1) for i in range(0, len(xs), 65536)])
+        pred = torch.cat([net(xs[i : i + 65536]).argmax(1) for i in range(0, len(xs), 65536)])
     out = {}
     for name, p in (("colour MLP", pred), ("majority class", torch.full_like(gt, majority))):
         s = semseg_scores(confusion_matrix(p, gt, k, IGNORE_INDEX), label_set.class_names)
@@ -106,14 +112,27 @@ def synthetic(args, label_set) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "synth"
-        generate(root, scenes=args.scenes, frames_per_scene=args.frames, seed=args.seed,
-                 resolution=tuple(args.resolution), workers=args.workers, materials=args.materials, progress=False)
+        generate(
+            root,
+            scenes=args.scenes,
+            frames_per_scene=args.frames,
+            seed=args.seed,
+            resolution=tuple(args.resolution),
+            workers=args.workers,
+            materials=args.materials,
+            progress=False,
+        )
         scenes = open_dataset(root)
         n_test = max(1, round(args.test_share * len(scenes)))
         train, test = scenes[:-n_test], scenes[-n_test:]
         size = tuple(args.resolution)
-        r = score(frames_of(train, label_set, size), frames_of(test, label_set, size), label_set,
-                  steps=args.steps, seed=args.seed)
+        r = score(
+            frames_of(train, label_set, size),
+            frames_of(test, label_set, size),
+            label_set,
+            steps=args.steps,
+            seed=args.seed,
+        )
     r["split"] = f"{len(train)} training scenes, {len(test)} held-out scenes x {args.frames} frames"
     return r
 
@@ -129,8 +148,10 @@ def nyu(args, label_set) -> dict | None:
     if len(frames) < 2:
         return None
     runs = [score([frames[a]], [frames[b]], label_set, steps=args.steps, seed=args.seed) for a, b in ((0, 1), (1, 0))]
-    mean = {name: {k: float(np.mean([r[name][k] for r in runs])) for k in ("miou", "pixel_acc")}
-            for name in ("colour MLP", "majority class")}
+    mean = {
+        name: {k: float(np.mean([r[name][k] for r in runs])) for k in ("miou", "pixel_acc")}
+        for name in ("colour MLP", "majority class")
+    }
     mean["classes_in_test"] = float(np.mean([r["classes_in_test"] for r in runs]))
     mean["split"] = "2 frames: train on one, test on the other, both ways (mean)"
     return mean
@@ -156,16 +177,20 @@ def main() -> None:
     t0 = time.time()
     res = {"materials": args.materials, "synthetic": synthetic(args, label_set), "nyuv2": nyu(args, label_set)}
     res["seconds"] = time.time() - t0
-    print(f"bench_color_shortcut: colour-only MLP (RGB + {15}x{15} colour histogram), ScanNet-20 classes, "
-          f"generator materials={args.materials}, seed {args.seed}, {res['seconds']:.0f} s")
+    print(
+        f"bench_color_shortcut: colour-only MLP (RGB + {15}x{15} colour histogram), ScanNet-20 classes, "
+        f"generator materials={args.materials}, seed {args.seed}, {res['seconds']:.0f} s"
+    )
     print(f"{'data':<34} {'MLP mIoU':>9} {'MLP acc':>8} {'majority mIoU':>14} {'majority acc':>13} {'classes':>8}")
     for name, r in (("synthetic, held-out scenes", res["synthetic"]), ("NYUv2, cross-frame (2 frames)", res["nyuv2"])):
         if r is None:
             print(f"{name:<34} skipped (no {NYU})")
             continue
         m, b = r["colour MLP"], r["majority class"]
-        print(f"{name:<34} {100 * m['miou']:>9.1f} {100 * m['pixel_acc']:>8.1f} {100 * b['miou']:>14.1f} "
-              f"{100 * b['pixel_acc']:>13.1f} {r['classes_in_test']:>8g}   ({r['split']})")
+        print(
+            f"{name:<34} {100 * m['miou']:>9.1f} {100 * m['pixel_acc']:>8.1f} {100 * b['miou']:>14.1f} "
+            f"{100 * b['pixel_acc']:>13.1f} {r['classes_in_test']:>8g}   ({r['split']})"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
 

@@ -69,25 +69,40 @@ def bench_scene(scene, *, frame_skip: int, ref_pairs: int, threads: list[int], s
     both = np.isfinite(fast_sub)
     err = np.abs(fast_sub[both] - ref[both])
     r = {
-        "scene": label, "frames": F, "size": f"{W}x{H}", "pairs": P, "query_stride": qs,
-        "load_s": t_load, "fast_s": t_fast, "fast_pairs_per_s": P / t_fast,
+        "scene": label,
+        "frames": F,
+        "size": f"{W}x{H}",
+        "pairs": P,
+        "query_stride": qs,
+        "load_s": t_load,
+        "fast_s": t_fast,
+        "fast_pairs_per_s": P / t_fast,
         "fast_pairs_per_s_by_threads": {th: P / t for th, t in fast_s.items()},
-        "ref_pairs": len(sub), "ref_s": t_ref, "ref_pairs_per_s": len(sub) / t_ref,
-        "speedup": (P / t_fast) / (len(sub) / t_ref), "agreement": agree,
-        "max_abs_err": float(err.max()) if len(err) else 0.0, "mean_abs_err": float(err.mean()) if len(err) else 0.0,
-        "kept_ref": int(keep_ref.sum()), "stats": st.to_dict(),
+        "ref_pairs": len(sub),
+        "ref_s": t_ref,
+        "ref_pairs_per_s": len(sub) / t_ref,
+        "speedup": (P / t_fast) / (len(sub) / t_ref),
+        "agreement": agree,
+        "max_abs_err": float(err.max()) if len(err) else 0.0,
+        "mean_abs_err": float(err.mean()) if len(err) else 0.0,
+        "kept_ref": int(keep_ref.sum()),
+        "stats": st.to_dict(),
     }
     print(f"\n== {label}: {F} frames {W}x{H}, {P} pairs, query stride {qs}")
     print(f"  load (once)      {t_load:8.2f} s")
     for th, t in fast_s.items():
         print(f"  fast miner       {t:8.2f} s  -> {P / t:9.1f} pairs/s   ({th} thread{'s' if th > 1 else ''})")
-    print(f"                   ({st.culled_box} pairs box-culled; {st.queries} query points projected, "
-          f"{st.kd_queries} near a camera centre resolved by KD-tree)")
+    print(
+        f"                   ({st.culled_box} pairs box-culled; {st.queries} query points projected, "
+        f"{st.kd_queries} near a camera centre resolved by KD-tree)"
+    )
     print(f"  exact reference  {t_ref:8.2f} s  -> {r['ref_pairs_per_s']:9.2f} pairs/s   (on {len(sub)} of the pairs)")
     print(f"  speed-up         {r['speedup']:8.1f} x  (1 thread each)")
-    print(f"  agreement        {agree * 100:8.2f} % keep/drop at {params.min_overlap} on {len(sub)} pairs "
-          f"({r['kept_ref']} kept by the reference); |overlap error| max {r['max_abs_err']:.4f} "
-          f"mean {r['mean_abs_err']:.4f}")
+    print(
+        f"  agreement        {agree * 100:8.2f} % keep/drop at {params.min_overlap} on {len(sub)} pairs "
+        f"({r['kept_ref']} kept by the reference); |overlap error| max {r['max_abs_err']:.4f} "
+        f"mean {r['mean_abs_err']:.4f}"
+    )
     return r
 
 
@@ -124,8 +139,16 @@ def main() -> int:
     real = Path(args.real)
     if real.exists():
         scene = open_dataset(real, "7scenes")[0]
-        results.append(bench_scene(scene, frame_skip=args.frame_skip, ref_pairs=args.ref_pairs, threads=args.threads,
-                                   seed=args.seed, label=f"7-Scenes {real.name}"))
+        results.append(
+            bench_scene(
+                scene,
+                frame_skip=args.frame_skip,
+                ref_pairs=args.ref_pairs,
+                threads=args.threads,
+                seed=args.seed,
+                label=f"7-Scenes {real.name}",
+            )
+        )
     else:
         print(f"(real sample {real} absent: skipped)")
 
@@ -136,8 +159,14 @@ def main() -> int:
     generate(synth, scenes=2, frames_per_scene=args.synth_frames, seed=7, resolution=(480, 640), progress=False)
     print(f"\n(synthetic scans ready in {time.perf_counter() - t0:.1f} s: {synth})")
     scenes = open_dataset(synth, "scannet")
-    r = bench_scene(scenes[0], frame_skip=1, ref_pairs=args.ref_pairs, threads=args.threads, seed=args.seed,
-                    label="synthetic ScanNet-like scan")
+    r = bench_scene(
+        scenes[0],
+        frame_skip=1,
+        ref_pairs=args.ref_pairs,
+        threads=args.threads,
+        seed=args.seed,
+        label="synthetic ScanNet-like scan",
+    )
     results.append(r)
 
     per_scene = r["load_s"] + r["fast_s"]  # one thread: one worker process per core
@@ -151,15 +180,21 @@ def main() -> int:
         prepare(synth, tempfile.mkdtemp(), params=PrepareParams(geometry=False), workers=workers, progress=False)
         wall[workers] = (time.perf_counter() - t0) / len(scenes)
     n_pairs = SCANNET_SCANS * SCANNET_FRAMES * (SCANNET_FRAMES - 1) // 2
-    print(f"\n== pri3d prepare --no-geometry on the {len(scenes)} synthetic scans: {wall[1]:.1f} s/scan with 1 worker, "
-          f"{wall[2]:.1f} s/scan with 2 workers (process start-up included)")
+    print(
+        f"\n== pri3d prepare --no-geometry on the {len(scenes)} synthetic scans: {wall[1]:.1f} s/scan with 1 worker, "
+        f"{wall[2]:.1f} s/scan with 2 workers (process start-up included)"
+    )
     print(f"\n== ScanNet extrapolation ({SCANNET_SCANS} scans x ~{SCANNET_FRAMES} frames = {n_pairs} pairs):")
-    print(f"  fast, from the miner alone: {per_scene:.1f} s/scan (load {r['load_s']:.1f} + mine {r['fast_s']:.1f}) -> "
-          f"{SCANNET_SCANS * per_scene / 3600:.2f} h on 1 core")
-    print(f"  fast, from the command: {SCANNET_SCANS * wall[1] / 3600:.2f} h with 1 worker; with 2 worker processes "
-          f"{SCANNET_SCANS * wall[1] / 2 / 3600:.2f} h if scans split evenly (the 2-worker run above has only one scan "
-          f"per worker, so its spawn start-up of a few seconds dominates: {SCANNET_SCANS * wall[2] / 3600:.2f} h "
-          f"taken literally)")
+    print(
+        f"  fast, from the miner alone: {per_scene:.1f} s/scan (load {r['load_s']:.1f} + mine {r['fast_s']:.1f}) -> "
+        f"{SCANNET_SCANS * per_scene / 3600:.2f} h on 1 core"
+    )
+    print(
+        f"  fast, from the command: {SCANNET_SCANS * wall[1] / 3600:.2f} h with 1 worker; with 2 worker processes "
+        f"{SCANNET_SCANS * wall[1] / 2 / 3600:.2f} h if scans split evenly (the 2-worker run above has only one scan "
+        f"per worker, so its spawn start-up of a few seconds dominates: {SCANNET_SCANS * wall[2] / 3600:.2f} h "
+        f"taken literally)"
+    )
     print(f"  exact reference: {ref_scene:.0f} s/scan -> {SCANNET_SCANS * ref_scene / 3600:.0f} h on 1 core")
     results.append({"command_s_per_scan": wall})
 

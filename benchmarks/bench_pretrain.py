@@ -74,8 +74,20 @@ def _make_data(tmp: Path, scenes: int, frames: int, res, voxel_size: float) -> P
     from pri3d.data.synth import generate
 
     generate(tmp / "synth", scenes=scenes, frames_per_scene=frames, seed=0, resolution=res, progress=False)
-    if main(["prepare", "--input", str(tmp / "synth"), "--output", str(tmp / "prepared"), "--frame-skip", "1",
-             "--voxel-size", str(voxel_size), "--no-progress"]):
+    if main(
+        [
+            "prepare",
+            "--input",
+            str(tmp / "synth"),
+            "--output",
+            str(tmp / "prepared"),
+            "--frame-skip",
+            "1",
+            "--voxel-size",
+            str(voxel_size),
+            "--no-progress",
+        ]
+    ):
         raise SystemExit("prepare failed")
     return tmp / "prepared"
 
@@ -89,9 +101,18 @@ def bench_mode(mode: str, data: Path, args) -> dict:
     from pri3d.pretrain.method import MODES
 
     H, W = args.resolution
-    cfg = load_config(args.config, [f"mode={mode}", f"data.path={data}", f"model.arch={args.arch}",
-                                     f"data.resolution=[{H},{W}]", f"loss.num_matches={args.matches}",
-                                     "model.init=scratch", *args.overrides])
+    cfg = load_config(
+        args.config,
+        [
+            f"mode={mode}",
+            f"data.path={data}",
+            f"model.arch={args.arch}",
+            f"data.resolution=[{H},{W}]",
+            f"loss.num_matches={args.matches}",
+            "model.init=scratch",
+            *args.overrides,
+        ],
+    )
     spec = MODES[mode]
     prepared = PreparedData(data)
     pairs, _, _ = split_pairs(prepared, "all", "")
@@ -128,6 +149,7 @@ def bench_mode(mode: str, data: Path, args) -> dict:
 
     fns = {"backbone": backbone_only, "step": full_step}
     if spec.uses_3d:
+
         def branch3d():
             f3 = method.net3d(batch["vox_feats"].float(), batch["vox_coords"], 2 * args.batch)
             f3.square().mean().backward()
@@ -146,8 +168,14 @@ def bench_mode(mode: str, data: Path, args) -> dict:
         torch.cuda.reset_peak_memory_stats()
     t = _interleaved_medians(fns, args.iters)
     t_bb, t_step = t["backbone"], t["step"]
-    out = {"mode": mode, "backbone_s": t_bb, "step_s": t_step, "ratio": t_step / t_bb,
-           "step_pairs_s": args.batch / t_step, "images_s": 2 * args.batch / t_step}
+    out = {
+        "mode": mode,
+        "backbone_s": t_bb,
+        "step_s": t_step,
+        "ratio": t_step / t_bb,
+        "step_pairs_s": args.batch / t_step,
+        "images_s": 2 * args.batch / t_step,
+    }
     if flops is not None:
         out["tflop_step"] = flops / 1e12
         peak = args.peak_tflops or _peak_tflops(dev)
@@ -161,8 +189,13 @@ def bench_mode(mode: str, data: Path, args) -> dict:
         out["voxels"] = int(batch["vox_coords"].shape[0])
     # loader throughput
     sampler = StepBatchSampler(len(ds), batch_size=args.batch, seed=0, steps=args.loader_batches + 1)
-    loader = DataLoader(ds, batch_sampler=sampler, num_workers=args.workers, collate_fn=spec.collate,
-                        worker_init_fn=worker_init if args.workers else None)
+    loader = DataLoader(
+        ds,
+        batch_sampler=sampler,
+        num_workers=args.workers,
+        collate_fn=spec.collate,
+        worker_init_fn=worker_init if args.workers else None,
+    )
     it = iter(loader)
     next(it)  # workers started
     t0 = time.perf_counter()
@@ -188,8 +221,12 @@ def main() -> None:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the 2D backbone")
     p.add_argument("--flops", action="store_true", help="count one step's FLOPs and print the MFU")
-    p.add_argument("--peak-tflops", type=float, default=None,
-                   help="the device's peak TFLOP/s for the MFU (default: known GPUs' dense bf16 peak)")
+    p.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="the device's peak TFLOP/s for the MFU (default: known GPUs' dense bf16 peak)",
+    )
     p.add_argument("--voxel-size", type=float, default=0.04, help="voxel size when generating data (m)")
     p.add_argument("overrides", nargs="*", help="extra config overrides (key=value)")
     args = p.parse_args()
@@ -198,11 +235,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(args.data) if args.data else _make_data(Path(tmp), 3, 10, (120, 160), args.voxel_size)
         dev = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-        print(f"bench_pretrain: {args.arch} at {args.resolution[0]}x{args.resolution[1]}, batch {args.batch} pairs, "
-              f"K={args.matches}, {torch.get_num_threads()} threads, device {dev}, amp {args.amp}, channels_last "
-              f"{args.channels_last}, compile {args.compile}, data {data}")
-        print(f"{'mode':<9} {'backbone s':>10} {'step s':>8} {'ratio':>6} {'3d share':>8} {'voxels':>8} "
-              f"{'step pairs/s':>12} {'images/s':>9} {'loader pairs/s':>14}")
+        print(
+            f"bench_pretrain: {args.arch} at {args.resolution[0]}x{args.resolution[1]}, batch {args.batch} pairs, "
+            f"K={args.matches}, {torch.get_num_threads()} threads, device {dev}, amp {args.amp}, channels_last "
+            f"{args.channels_last}, compile {args.compile}, data {data}"
+        )
+        print(
+            f"{'mode':<9} {'backbone s':>10} {'step s':>8} {'ratio':>6} {'3d share':>8} {'voxels':>8} "
+            f"{'step pairs/s':>12} {'images/s':>9} {'loader pairs/s':>14}"
+        )
         for mode in args.modes:
             r = bench_mode(mode, data, args)
             share = f"{r['share3d']:.2f}" if "share3d" in r else "-"
@@ -212,8 +253,10 @@ def main() -> None:
                 mem += f"  {r['tflop_step']:.2f} TFLOP/step"
             if "mfu" in r:
                 mem += f"  MFU {100 * r['mfu']:.1f} %"
-            print(f"{r['mode']:<9} {r['backbone_s']:>10.3f} {r['step_s']:>8.3f} {r['ratio']:>6.2f} {share:>8} "
-                  f"{vox:>8} {r['step_pairs_s']:>12.1f} {r['images_s']:>9.1f} {r['loader_pairs_s']:>14.1f}{mem}")
+            print(
+                f"{r['mode']:<9} {r['backbone_s']:>10.3f} {r['step_s']:>8.3f} {r['ratio']:>6.2f} {share:>8} "
+                f"{vox:>8} {r['step_pairs_s']:>12.1f} {r['images_s']:>9.1f} {r['loader_pairs_s']:>14.1f}{mem}"
+            )
 
 
 if __name__ == "__main__":

@@ -81,9 +81,16 @@ def test_summary_and_table():
     cfg = ExperimentConfig(methods=["scratch", "view"], fractions=[0.2], seeds=[0, 1])
 
     def cell(m, s, v):
-        return {"method": m, "fraction": 0.2, "seed": s,
-                "results": {"metric": "miou", "final": {"value": v, "scores": {"miou": v, "pixel_acc": 2 * v}},
-                            "best": {"value": v + 0.1}}}
+        return {
+            "method": m,
+            "fraction": 0.2,
+            "seed": s,
+            "results": {
+                "metric": "miou",
+                "final": {"value": v, "scores": {"miou": v, "pixel_acc": 2 * v}},
+                "best": {"value": v + 0.1},
+            },
+        }
 
     cells = [cell("scratch", 0, 0.10), cell("scratch", 1, 0.20), cell("view", 0, 0.30), cell("view", 1, 0.40)]
     s = summarize(cells, cfg)
@@ -116,10 +123,17 @@ def test_editing_a_preset_changes_the_cell_key(tmp_path):
 
 
 def test_pretrain_table_reports_recall_at_init_and_after():
-    view = {"steps": 400, "final_loss": 3.9, "stopped_early": False, "recall_init": {"recall@4px": 0.357},
-            "recall": {"recall@4px": 0.434}}
-    res = {"view": {"seconds": 90.0, "summary": view},
-           "geo": {"seconds": 30.0, "summary": {"steps": 120, "final_loss": 8.5, "stopped_early": True}}}
+    view = {
+        "steps": 400,
+        "final_loss": 3.9,
+        "stopped_early": False,
+        "recall_init": {"recall@4px": 0.357},
+        "recall": {"recall@4px": 0.434},
+    }
+    res = {
+        "view": {"seconds": 90.0, "summary": view},
+        "geo": {"seconds": 30.0, "summary": {"steps": 120, "final_loss": 8.5, "stopped_early": True}},
+    }
     lines = pretrain_table(res).splitlines()
     assert lines[2] == "| view | 400 | 1.5 min | 3.900 | 0.357 | 0.434 |"
     assert lines[3] == "| geo | 120 (time budget) | 0.5 min | 8.500 | - | - |"
@@ -130,8 +144,12 @@ def test_killed_experiment_resumes_without_recomputing(tmp_path):
     cfg_path = tmp_path / "tiny.yaml"
     cfg_path.write_text(TINY.format(out=out))
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "pri3d.cli", "experiment", "--config", str(cfg_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pri3d.cli", "experiment", "--config", str(cfg_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     try:  # kill -9 once the pre-training cell has finished, i.e. half way through
         deadline = time.time() + 300
         while time.time() < deadline and not list((out / "pretrain").glob("*/done.json")):
@@ -171,13 +189,20 @@ def test_paired_deltas_per_seed():
     def cell(m, s, v):
         return {"method": m, "fraction": 0.2, "seed": s, "results": {"metric": "miou", "final": {"value": v}}}
 
-    cells = [cell("scratch", 0, 0.10), cell("scratch", 1, 0.30), cell("scratch", 2, 0.20),
-             cell("view", 0, 0.15), cell("view", 1, 0.28), cell("view", 2, 0.30)]
+    cells = [
+        cell("scratch", 0, 0.10),
+        cell("scratch", 1, 0.30),
+        cell("scratch", 2, 0.20),
+        cell("view", 0, 0.15),
+        cell("view", 1, 0.28),
+        cell("view", 2, 0.30),
+    ]
     d = paired_deltas(cells, cfg)["view"][0.2]
     assert d["deltas"] == pytest.approx([0.05, -0.02, 0.10]) and d["wins"] == 2
     assert d["mean"] == pytest.approx(0.13 / 3)
     assert "| Pri3D (view) | 20% | +5.0, -2.0, +10.0 | +4.3 ± 6.0 | 2/3 |" in paired_table(
-        paired_deltas(cells, cfg), cfg)
+        paired_deltas(cells, cfg), cfg
+    )
 
 
 def test_epoch_table_means_each_evaluation_over_seeds():
@@ -189,9 +214,13 @@ def test_epoch_table_means_each_evaluation_over_seeds():
         hist = [{"epoch": 10 * (i + 1), "value": v} for i, v in enumerate(vals)]
         return {"method": m, "fraction": f, "seed": s, "results": {"metric": "miou", "history": hist}}
 
-    cells = [cell("scratch", 0, 0.2, [0.1, 0.2]), cell("scratch", 1, 0.2, [0.3, 0.4]),
-             cell("view", 0, 0.2, [0.5, 0.6]), cell("view", 1, 0.2, [0.5, None]),
-             cell("view", 0, 1.0, [0.9, 0.9])]  # another fraction: not in the table
+    cells = [
+        cell("scratch", 0, 0.2, [0.1, 0.2]),
+        cell("scratch", 1, 0.2, [0.3, 0.4]),
+        cell("view", 0, 0.2, [0.5, 0.6]),
+        cell("view", 1, 0.2, [0.5, None]),
+        cell("view", 0, 1.0, [0.9, 0.9]),
+    ]  # another fraction: not in the table
     lines = epoch_table(cells, cfg).splitlines()
     assert lines[0] == "| Method | ep 10 | ep 20 |"
     assert lines[2] == "| Scratch | 20.0 | 30.0 |"
@@ -243,8 +272,10 @@ def test_separate_pretraining_data_stage1_init_and_a_test_set_scored_once(tmp_pa
     view_cfg = (Path(dirs["pretrain"]["view"]) / "run" / "config.yaml").read_text()
     moco_bb = json.loads((Path(dirs["pretrain"]["mocov2"]) / "done.json").read_text())["backbone"]
     assert f"init: {moco_bb}" in view_cfg
-    assert "Stage I alone" in (out / "table.md").read_text() and "Pri3D (view) on Stage I" in (
-        out / "table.md").read_text()
+    assert (
+        "Stage I alone" in (out / "table.md").read_text()
+        and "Pri3D (view) on Stage I" in (out / "table.md").read_text()
+    )
     assert "Test scenes" not in (out / "table.md").read_text() and not (out / "test").exists()
     # the same config with test: true reuses every cell and only adds the test scores of the final models
     # (here in 2 parallel processes)

@@ -40,6 +40,10 @@ def test_overlay_and_stacks(tmp_path):
 
 
 def test_plot_curves(tmp_path):
-    p = plot_curves(tmp_path / "c.png", {"a": ([20, 40], [1.0, 2.0], [0.1, 0.2]), "b": ([20, 40], [1.5, 2.5], None)},
-                    xlabel="% labels", ylabel="mIoU")
+    p = plot_curves(
+        tmp_path / "c.png",
+        {"a": ([20, 40], [1.0, 2.0], [0.1, 0.2]), "b": ([20, 40], [1.5, 2.5], None)},
+        xlabel="% labels",
+        ylabel="mIoU",
+    )
     assert p.read_bytes()[:4] == b"\x89PNG"

@@ -97,8 +97,14 @@ def correspondence_figure(prepared_dir: Path, size=(120, 160), max_lines: int = 
     uv_a = torch.stack([(m[:, 1] % w + 0.5) * sx - 0.5, (m[:, 1] // w + 0.5) * sy - 0.5], 1).numpy()
     uv_b = torch.stack([(m[:, 2] % w + 0.5) * sx - 0.5, (m[:, 2] // w + 0.5) * sy - 0.5], 1).numpy()
     img = match_overlay(resize_color(fa.color, size), resize_color(fb.color, size), uv_a, uv_b, max_lines=max_lines)
-    return img, {"scene": pair.scene, "frame_a": pair.frame_a, "frame_b": pair.frame_b,
-                 "overlap": pair.overlap, "matches": int(len(m)), "grid": [h, w]}
+    return img, {
+        "scene": pair.scene,
+        "frame_a": pair.frame_a,
+        "frame_b": pair.frame_b,
+        "overlap": pair.overlap,
+        "matches": int(len(m)),
+        "grid": [h, w],
+    }
 
 
 @torch.no_grad()
@@ -143,8 +149,10 @@ def slice_summary(cfg: ExperimentConfig, results: dict) -> list[str]:
         v = summ.get(m, {}).get(f, {}).get("mean")
         if m != cfg.reference and v is not None and ref is not None:
             # the same scale as the table (scores are fractions, the table shows them x100)
-            out.append(f"measured here: {method_label(cfg, m)} {100 * v:.1f} vs {method_label(cfg, cfg.reference)} "
-                       f"{100 * ref:.1f} {cfg.finetune.metric} ({100 * (v - ref):+.1f}) at {f * 100:g} % of the labels")
+            out.append(
+                f"measured here: {method_label(cfg, m)} {100 * v:.1f} vs {method_label(cfg, cfg.reference)} "
+                f"{100 * ref:.1f} {cfg.finetune.metric} ({100 * (v - ref):+.1f}) at {f * 100:g} % of the labels"
+            )
     from pri3d.data.synth import split_scene_ids
 
     n = cfg.data.synth.scenes
@@ -166,8 +174,9 @@ def _fmt_s(s) -> str:
     return "-" if s is None else f"{s:.0f} s"
 
 
-def write_report(cfg: ExperimentConfig, results: dict, out: Path, pictures: dict, timings: dict,
-                 notes: list[str]) -> Path:
+def write_report(
+    cfg: ExperimentConfig, results: dict, out: Path, pictures: dict, timings: dict, notes: list[str]
+) -> Path:
     """``out/report.md``: the experiment's table, what this slice can and cannot show, the settings,
     the timings, the pre-training table and the pictures."""
     out.mkdir(parents=True, exist_ok=True)
@@ -188,8 +197,11 @@ def write_report(cfg: ExperimentConfig, results: dict, out: Path, pictures: dict
         "",
         f"- data: {s.scenes} synthetic scenes x {s.frames_per_scene} frames at {s.resolution[0]}x{s.resolution[1]} "
         f"(seed {s.seed}); "
-        + (f"pre-training on {cfg.data.pretrain_synth.scenes} unlabelled scenes of seed {cfg.data.pretrain_synth.seed}"
-           if cfg.data.pretrain_synth.scenes > 0 else f"pre-training on the `{cfg.data.pretrain_split}` split")
+        + (
+            f"pre-training on {cfg.data.pretrain_synth.scenes} unlabelled scenes of seed {cfg.data.pretrain_synth.seed}"
+            if cfg.data.pretrain_synth.scenes > 0
+            else f"pre-training on the `{cfg.data.pretrain_split}` split"
+        )
         + ", evaluation on the held-out `splits/val.txt` scenes",
         f"- prepare: {cfg.prepare or 'defaults'}",
         f"- pre-training: preset `{cfg.pretrain.preset}` {' '.join(cfg.pretrain.overrides)}",
@@ -211,7 +223,7 @@ def write_report(cfg: ExperimentConfig, results: dict, out: Path, pictures: dict
     captions = {
         "curve": "Data efficiency: mIoU against the fraction of training labels.",
         "features": "Pre-trained features (PCA to RGB). Columns: image, randomly initialised network (scratch), "
-                    f"Pri3D {pri3d_method(cfg.methods)}.",
+        f"Pri3D {pri3d_method(cfg.methods)}.",
         "correspondences": "Pixel correspondences of a mined pair (reprojection + depth test, as pre-training uses).",
         "segmentation": "Validation frames. Columns: image, ground truth, scratch, Pri3D (black = unlabelled).",
     }
@@ -245,9 +257,11 @@ def run_demo(out="pri3d-demo", overrides: list[str] | None = None, log=print) ->
     if prepared is not None:
         img, info = correspondence_figure(prepared, size=tuple(cfg.data.synth.resolution))
         pictures["correspondences"] = save_png(report_dir / "correspondences.png", img)
-        notes.append(f"correspondences: {info['scene']} frames {info['frame_a']}-{info['frame_b']}, mined overlap "
-                     f"{info['overlap']:.2f}, {info['matches']} matches on the {info['grid'][0]}x{info['grid'][1]} "
-                     "feature grid (50 drawn)")
+        notes.append(
+            f"correspondences: {info['scene']} frames {info['frame_a']}-{info['frame_b']}, mined overlap "
+            f"{info['overlap']:.2f}, {info['matches']} matches on the {info['grid'][0]}x{info['grid'][1]} "
+            "feature grid (50 drawn)"
+        )
 
     pri3d_m = pri3d_method(cfg.methods)
     if pri3d_m is not None:
@@ -266,8 +280,11 @@ def run_demo(out="pri3d-demo", overrides: list[str] | None = None, log=print) ->
         pictures["features"] = save_png(report_dir / "features.png", fig)
 
     lowest, seed = min(cfg.fractions), cfg.seeds[0]
-    runs = {m: Path(dirs["finetune"][(m, lowest, seed)]) / "run" for m in ("scratch", pri3d_m)
-            if (m, lowest, seed) in dirs["finetune"]}
+    runs = {
+        m: Path(dirs["finetune"][(m, lowest, seed)]) / "run"
+        for m in ("scratch", pri3d_m)
+        if (m, lowest, seed) in dirs["finetune"]
+    }
     if runs:
         pictures["segmentation"] = save_png(report_dir / "segmentation.png", segmentation_figure(runs))
         notes.append(f"segmentation picture: models fine-tuned with {lowest * 100:g}% of the labels, seed {seed}")

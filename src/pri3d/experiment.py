@@ -135,8 +135,9 @@ class ExperimentConfig:
             raise ConfigError("data: set synth.scenes > 0 or a dataset path")
         st = self.pretrain.stage1
         if st and st not in PRETRAIN_METHODS:
-            raise ConfigError(f"pretrain.stage1 must be a pre-training method ({', '.join(PRETRAIN_METHODS)}), "
-                              f"got {st!r}")
+            raise ConfigError(
+                f"pretrain.stage1 must be a pre-training method ({', '.join(PRETRAIN_METHODS)}), got {st!r}"
+            )
         if self.jobs < 1:
             raise ConfigError(f"jobs must be >= 1, got {self.jobs}")
         from pri3d.data.synth.scene import MATERIAL_MODES  # the generator's own list
@@ -227,11 +228,20 @@ def synth_cell(root: Path, s: SynthSpec, name: str, log) -> tuple[Path, str]:
         from pri3d.data.synth import generate
 
         cell.start()
-        log(f"[data] generating {s.scenes} synthetic scenes x {s.frames_per_scene} frames (seed {s.seed}) -> "
-            f"{cell.dir / 'synth'}")
+        log(
+            f"[data] generating {s.scenes} synthetic scenes x {s.frames_per_scene} frames (seed {s.seed}) -> "
+            f"{cell.dir / 'synth'}"
+        )
         t0 = time.time()
-        generate(cell.dir / "synth", scenes=s.scenes, frames_per_scene=s.frames_per_scene, seed=s.seed,
-                 resolution=tuple(s.resolution), workers=s.workers, materials=s.materials)
+        generate(
+            cell.dir / "synth",
+            scenes=s.scenes,
+            frames_per_scene=s.frames_per_scene,
+            seed=s.seed,
+            resolution=tuple(s.resolution),
+            workers=s.workers,
+            materials=s.materials,
+        )
         cell.finish({"path": str(cell.dir / "synth"), "seconds": time.time() - t0})
     return cell.dir / "synth", cell.key
 
@@ -257,8 +267,9 @@ def test_data(cfg: ExperimentConfig, root: Path, log) -> tuple[Path, str | None,
     return path, cfg.data.test_format, _hash({"path": str(path)})
 
 
-def prepare_cell(cfg: ExperimentConfig, root: Path, data_path: Path, data_key: str, log,
-                 data_format: str | None = None) -> tuple[Path, str]:
+def prepare_cell(
+    cfg: ExperimentConfig, root: Path, data_path: Path, data_key: str, log, data_format: str | None = None
+) -> tuple[Path, str]:
     """Pairs and geometry of every scene, cached. (Which scenes pre-training may use is decided by
     ``data.pretrain_split``; the held-out scenes' pairs only serve the label-free matching recall.)"""
     spec = {"data": data_key, "format": data_format, "options": cfg.prepare}
@@ -271,8 +282,14 @@ def prepare_cell(cfg: ExperimentConfig, root: Path, data_path: Path, data_key: s
         t0 = time.time()
         opts = dict(cfg.prepare)
         workers = int(opts.pop("workers", 1))
-        summary = prepare(data_path, cell.dir / "out", format=data_format, params=PrepareParams(**opts),
-                          workers=workers, overwrite=True)
+        summary = prepare(
+            data_path,
+            cell.dir / "out",
+            format=data_format,
+            params=PrepareParams(**opts),
+            workers=workers,
+            overwrite=True,
+        )
         log(f"[prepare] {summary.get('message', '')}")
         cell.finish({"summary": summary, "seconds": time.time() - t0})
     return cell.dir / "out", cell.key
@@ -281,8 +298,12 @@ def prepare_cell(cfg: ExperimentConfig, root: Path, data_path: Path, data_key: s
 def pretrain_overrides(cfg: ExperimentConfig, method: str, init: str | None = None) -> tuple[str, list[str]]:
     """The preset and overrides of ``method``'s pre-training (``init``: the Stage-I weights it starts
     from). One builder for running and for ``--check``."""
-    overrides = [*cfg.pretrain.overrides, *cfg.pretrain.per_method.get(method, []), f"mode={method}",
-                 f"data.train_split={cfg.data.pretrain_split}"]
+    overrides = [
+        *cfg.pretrain.overrides,
+        *cfg.pretrain.per_method.get(method, []),
+        f"mode={method}",
+        f"data.train_split={cfg.data.pretrain_split}",
+    ]
     if init:
         overrides.append(f"model.init={init}")
     return cfg.pretrain.presets.get(method, cfg.pretrain.preset), overrides
@@ -297,12 +318,26 @@ def pretrain_spec(cfg: ExperimentConfig, method: str, prep_key: str, init: tuple
 
     preset, overrides = pretrain_overrides(cfg, method, init[0] if init else None)
     settings = to_dict(resolve(PretrainConfig, preset, overrides, "pretrain"))
-    return {"prepared": prep_key, "preset": preset, "overrides": overrides, "settings": settings,
-            "init": init[1] if init else None, "version": CELL_VERSION}
+    return {
+        "prepared": prep_key,
+        "preset": preset,
+        "overrides": overrides,
+        "settings": settings,
+        "init": init[1] if init else None,
+        "version": CELL_VERSION,
+    }
 
 
-def pretrain_cell(cfg: ExperimentConfig, root: Path, method: str, prepared: Path, prep_key: str, log=print,
-                  init: tuple[str, str] | None = None, progress: bool = True) -> dict:
+def pretrain_cell(
+    cfg: ExperimentConfig,
+    root: Path,
+    method: str,
+    prepared: Path,
+    prep_key: str,
+    log=print,
+    init: tuple[str, str] | None = None,
+    progress: bool = True,
+) -> dict:
     """One pre-training run for ``method`` (starting from the Stage-I weights ``init = (path, key)``);
     returns its result: ``backbone`` (the exported weights' path), ``seconds``, the training ``summary``
     and the cell's ``dir``."""
@@ -315,15 +350,21 @@ def pretrain_cell(cfg: ExperimentConfig, root: Path, method: str, prepared: Path
         from pri3d.pretrain.loop import train
 
         cell.start()
-        pcfg = resolve(PretrainConfig, preset, [*overrides, f"data.path={prepared}",
-                                                               f"out={cell.dir / 'run'}"], "pretrain")
+        pcfg = resolve(
+            PretrainConfig, preset, [*overrides, f"data.path={prepared}", f"out={cell.dir / 'run'}"], "pretrain"
+        )
         pcfg.train.progress = pcfg.train.progress and progress  # display only: not part of the cell's key
         start = f" from {Path(init[0]).parent.parent.name}" if init else ""
         log(f"[pretrain] {method}{start}: {pcfg.train.steps} steps, {pcfg.model.arch} -> {cell.dir / 'run'}")
         t0 = time.time()
         summary = train(pcfg, resume=(cell.dir / "run" / "checkpoints").is_dir())
-        cell.finish({"backbone": str((cell.dir / "run" / "backbone.pth").resolve()), "seconds": time.time() - t0,
-                     "summary": summary})
+        cell.finish(
+            {
+                "backbone": str((cell.dir / "run" / "backbone.pth").resolve()),
+                "seconds": time.time() - t0,
+                "summary": summary,
+            }
+        )
     return cell.result() | {"dir": str(cell.dir)}
 
 
@@ -340,29 +381,58 @@ def pretrain_table(pretrained: dict[str, dict], radius: str = "recall@4px") -> s
         init = (sm.get("recall_init") or {}).get(radius)
         after = (sm.get("recall") or {}).get(radius)
         secs = res.get("seconds")
-        lines.append(f"| {m} | {sm.get('steps')}{' (time budget)' if sm.get('stopped_early') else ''} | "
-                     f"{'-' if secs is None else f'{secs / 60:.1f} min'} | {fmt(sm.get('final_loss'))} | "
-                     f"{fmt(init)} | {fmt(after)} |")
+        lines.append(
+            f"| {m} | {sm.get('steps')}{' (time budget)' if sm.get('stopped_early') else ''} | "
+            f"{'-' if secs is None else f'{secs / 60:.1f} min'} | {fmt(sm.get('final_loss'))} | "
+            f"{fmt(init)} | {fmt(after)} |"
+        )
     return "\n".join(lines)
 
 
-def finetune_cell(cfg: ExperimentConfig, root: Path, method: str, init: str, init_key: str, data_path: Path,
-                  data_format: str | None, data_key: str, fraction: float, seed: int, log=print,
-                  progress: bool = True) -> dict:
+def finetune_cell(
+    cfg: ExperimentConfig,
+    root: Path,
+    method: str,
+    init: str,
+    init_key: str,
+    data_path: Path,
+    data_format: str | None,
+    data_key: str,
+    fraction: float,
+    seed: int,
+    log=print,
+    progress: bool = True,
+) -> dict:
     from pri3d.downstream import finetune_config, run_finetune
 
     overrides = [*cfg.finetune.overrides, *cfg.finetune.per_method.get(method, [])]
     # The resolved settings are part of the key (the init path is keyed by init_key).
-    settings = to_dict(finetune_config(cfg.finetune.preset, [*overrides, f"task={cfg.finetune.task}",
-                                                             f"seed={seed}"], fraction=fraction))
-    spec = {"data": data_key, "init": init_key, "task": cfg.finetune.task, "preset": cfg.finetune.preset,
-            "overrides": overrides, "fraction": fraction, "seed": seed, "settings": settings, "version": CELL_VERSION}
+    settings = to_dict(
+        finetune_config(
+            cfg.finetune.preset, [*overrides, f"task={cfg.finetune.task}", f"seed={seed}"], fraction=fraction
+        )
+    )
+    spec = {
+        "data": data_key,
+        "init": init_key,
+        "task": cfg.finetune.task,
+        "preset": cfg.finetune.preset,
+        "overrides": overrides,
+        "fraction": fraction,
+        "seed": seed,
+        "settings": settings,
+        "version": CELL_VERSION,
+    }
     cell = Cell(root, "finetune", f"{method}-f{fraction:g}-s{seed}", spec)
     if not cell.done:
         cell.start()
-        fcfg = finetune_config(cfg.finetune.preset, [*overrides, f"task={cfg.finetune.task}", f"init={init}",
-                                                     f"seed={seed}", f"out={cell.dir / 'run'}"],
-                               root=str(data_path), format=data_format, fraction=fraction)
+        fcfg = finetune_config(
+            cfg.finetune.preset,
+            [*overrides, f"task={cfg.finetune.task}", f"init={init}", f"seed={seed}", f"out={cell.dir / 'run'}"],
+            root=str(data_path),
+            format=data_format,
+            fraction=fraction,
+        )
         log(f"[finetune] {method} fraction={fraction:g} seed={seed} -> {cell.dir / 'run'}")
         t0 = time.time()
         res = run_finetune(fcfg, resume=(cell.dir / "run" / "checkpoints").is_dir(), progress=progress, log=log)
@@ -370,8 +440,16 @@ def finetune_cell(cfg: ExperimentConfig, root: Path, method: str, init: str, ini
     return cell.result() | {"dir": str(cell.dir)}
 
 
-def test_cell(cfg: ExperimentConfig, root: Path, ft_dir: Path, test_path: Path, test_format: str | None,
-              test_key: str, log=print, progress: bool = False) -> dict:
+def test_cell(
+    cfg: ExperimentConfig,
+    root: Path,
+    ft_dir: Path,
+    test_path: Path,
+    test_format: str | None,
+    test_key: str,
+    log=print,
+    progress: bool = False,
+) -> dict:
     """Score the final model of a fine-tuning cell (its last checkpoint, not the best-on-val one) on
     every scene of the test set. Returns ``{"results": {"metric", "final": {"value", "scores"}}, ...}``."""
     from pri3d.data.formats import open_dataset
@@ -392,9 +470,17 @@ def test_cell(cfg: ExperimentConfig, root: Path, ft_dir: Path, test_path: Path, 
         t0 = time.time()
         r = evaluate_checkpoint(ckpts[-1], data=str(test_path), format=test_format, split=str(split), progress=False)
         value = _metric({"final": {"scores": r["scores"]}}, cfg.finetune.metric, "final")
-        cell.finish({"results": {"metric": cfg.finetune.metric, "final": {"value": value, "scores": r["scores"],
-                                                                         "step": r.get("step")}},
-                     "checkpoint": str(ckpts[-1]), "images": r.get("images"), "seconds": time.time() - t0})
+        cell.finish(
+            {
+                "results": {
+                    "metric": cfg.finetune.metric,
+                    "final": {"value": value, "scores": r["scores"], "step": r.get("step")},
+                },
+                "checkpoint": str(ckpts[-1]),
+                "images": r.get("images"),
+                "seconds": time.time() - t0,
+            }
+        )
     return cell.result() | {"dir": str(cell.dir)}
 
 
@@ -459,20 +545,30 @@ def paired_deltas(cells: list[dict], cfg: ExperimentConfig, which: str = "final"
         if m == cfg.reference or ref is None:
             continue
         out.setdefault(m, {}).setdefault(f, []).append(v - ref)
-    return {m: {f: {"deltas": d, **dict(zip(("mean", "std"), _mean_std(d))), "wins": sum(x > 0 for x in d)}
-                for f, d in fr.items()} for m, fr in out.items()}
+    return {
+        m: {
+            f: {"deltas": d, **dict(zip(("mean", "std"), _mean_std(d))), "wins": sum(x > 0 for x in d)}
+            for f, d in fr.items()
+        }
+        for m, fr in out.items()
+    }
 
 
 def paired_table(deltas: dict, cfg: ExperimentConfig, scale: float = 100.0) -> str:
     """Markdown: per method and fraction, the paired deltas against the reference (per seed, mean ± std,
     how many seeds are above)."""
-    lines = [f"| Method | fraction | paired delta vs {method_label(cfg, cfg.reference)} per seed {cfg.seeds} | "
-             "mean ± std | seeds above |", "|---|---|---|---|---|"]
+    lines = [
+        f"| Method | fraction | paired delta vs {method_label(cfg, cfg.reference)} per seed {cfg.seeds} | "
+        "mean ± std | seeds above |",
+        "|---|---|---|---|---|",
+    ]
     for m in cfg.methods:
         for f, d in sorted(deltas.get(m, {}).items()):
             per = ", ".join(f"{x * scale:+.1f}" for x in d["deltas"])
-            lines.append(f"| {method_label(cfg, m)} | {f * 100:g}% | {per} | {d['mean'] * scale:+.1f} ± "
-                         f"{d['std'] * scale:.1f} | {d['wins']}/{len(d['deltas'])} |")
+            lines.append(
+                f"| {method_label(cfg, m)} | {f * 100:g}% | {per} | {d['mean'] * scale:+.1f} ± "
+                f"{d['std'] * scale:.1f} | {d['wins']}/{len(d['deltas'])} |"
+            )
     return "\n".join(lines)
 
 
@@ -519,8 +615,11 @@ def epoch_table(cells: list[dict], cfg: ExperimentConfig, scale: float = 100.0) 
     for m in cfg.methods:
         if m in by:
             vals = [by[m].get(e) for e in epochs]
-            lines.append(f"| {method_label(cfg, m)} | "
-                         + " | ".join("-" if v is None else f"{scale * sum(v) / len(v):.1f}" for v in vals) + " |")
+            lines.append(
+                f"| {method_label(cfg, m)} | "
+                + " | ".join("-" if v is None else f"{scale * sum(v) / len(v):.1f}" for v in vals)
+                + " |"
+            )
     return "\n".join(lines)
 
 
@@ -536,8 +635,13 @@ def curve_plot(path, summary: dict, cfg: ExperimentConfig, scale: float = 100.0)
                 [summary[m][f]["mean"] * scale for f in fr],
                 [summary[m][f]["std"] * scale for f in fr],
             )
-    return plot_curves(path, series, xlabel="% of training labels", ylabel=f"{cfg.finetune.metric} (x{scale:g})",
-                       title=f"{cfg.name}: data efficiency")
+    return plot_curves(
+        path,
+        series,
+        xlabel="% of training labels",
+        ylabel=f"{cfg.finetune.metric} (x{scale:g})",
+        title=f"{cfg.name}: data efficiency",
+    )
 
 
 # ----------------------------------------------------------------------------- driver
@@ -571,8 +675,9 @@ def run_cells(jobs: int, fn, calls: list[tuple[tuple, dict]], log) -> list:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=min(jobs, len(calls)), mp_context=mp.get_context("spawn"),
-                             initializer=_job_init) as ex:
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, len(calls)), mp_context=mp.get_context("spawn"), initializer=_job_init
+    ) as ex:
         futures = [ex.submit(_job, fn, a, kw) for a, kw in calls]
         return [f.result() for f in futures]
 
@@ -647,33 +752,53 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
             test_cells.append({"method": m, "fraction": f, "seed": sd, "results": t["results"]})
     summary = {w: summarize(cells, cfg, w) for w in ("final", "best")}
     deltas = paired_deltas(cells, cfg, "final")
-    results = {"name": cfg.name, "config": to_dict(cfg), "metric": cfg.finetune.metric, "cells": cells,
-               "summary_final": summary["final"], "summary_best": summary["best"], "paired_final": deltas,
-               "skipped": skipped,
-               "pretrain": {m: {"seconds": r.get("seconds"), "summary": r.get("summary")}
-                            for m, r in pretrained.items()},
-               "seconds": time.time() - t0}
+    results = {
+        "name": cfg.name,
+        "config": to_dict(cfg),
+        "metric": cfg.finetune.metric,
+        "cells": cells,
+        "summary_final": summary["final"],
+        "summary_best": summary["best"],
+        "paired_final": deltas,
+        "skipped": skipped,
+        "pretrain": {m: {"seconds": r.get("seconds"), "summary": r.get("summary")} for m, r in pretrained.items()},
+        "seconds": time.time() - t0,
+    }
     table = markdown_table(summary["final"], cfg)
     best = markdown_table(summary["best"], cfg)
-    text = (f"## {cfg.name}: {cfg.finetune.metric} on the validation scenes (final epoch; mean ± std over seeds "
-            f"{cfg.seeds}, delta vs {cfg.reference})\n\n{table}\n\n### Paired by seed (same label subset)\n\n"
-            f"{paired_table(deltas, cfg)}\n\n### Best-on-val (as the official numbers; optimistic)\n\n{best}\n")
+    text = (
+        f"## {cfg.name}: {cfg.finetune.metric} on the validation scenes (final epoch; mean ± std over seeds "
+        f"{cfg.seeds}, delta vs {cfg.reference})\n\n{table}\n\n### Paired by seed (same label subset)\n\n"
+        f"{paired_table(deltas, cfg)}\n\n### Best-on-val (as the official numbers; optimistic)\n\n{best}\n"
+    )
     epochs = epoch_table(cells, cfg)
     if epochs:
-        text += (f"\n### Validation {cfg.finetune.metric} during fine-tuning ({min(cfg.fractions) * 100:g} % of the "
-                 f"labels, mean over seeds): plateaued?\n\n{epochs}\n")
+        text += (
+            f"\n### Validation {cfg.finetune.metric} during fine-tuning ({min(cfg.fractions) * 100:g} % of the "
+            f"labels, mean over seeds): plateaued?\n\n{epochs}\n"
+        )
     if test_cells:
         summary["test"] = summarize(test_cells, cfg, "final")
         tdeltas = paired_deltas(test_cells, cfg, "final")
         results.update(test_cells=test_cells, summary_test=summary["test"], paired_test=tdeltas)
-        text += (f"\n## Test scenes (generator seed {cfg.data.test_synth.seed if cfg.data.test_synth.scenes else '-'}"
-                 f"; final models, scored once)\n\n{markdown_table(summary['test'], cfg)}\n\n"
-                 f"### Test, paired by seed\n\n{paired_table(tdeltas, cfg)}\n")
+        text += (
+            f"\n## Test scenes (generator seed {cfg.data.test_synth.seed if cfg.data.test_synth.scenes else '-'}"
+            f"; final models, scored once)\n\n{markdown_table(summary['test'], cfg)}\n\n"
+            f"### Test, paired by seed\n\n{paired_table(tdeltas, cfg)}\n"
+        )
     if pretrained:
-        text += (f"\n### Pre-training (label-free check: feature-matching recall on held-out pairs)\n\n"
-                 f"{pretrain_table(pretrained)}\n")
-    results["dirs"] = {k: ({"/".join(map(str, kk)) if isinstance(kk, tuple) else kk: vv for kk, vv in v.items()}
-                           if isinstance(v, dict) else v) for k, v in dirs.items()}
+        text += (
+            f"\n### Pre-training (label-free check: feature-matching recall on held-out pairs)\n\n"
+            f"{pretrain_table(pretrained)}\n"
+        )
+    results["dirs"] = {
+        k: (
+            {"/".join(map(str, kk)) if isinstance(kk, tuple) else kk: vv for kk, vv in v.items()}
+            if isinstance(v, dict)
+            else v
+        )
+        for k, v in dirs.items()
+    }
     _write_json(out / "results.json", results)
     with atomic_open(out / "table.md", "w") as fh:
         fh.write(text)
@@ -706,16 +831,20 @@ def check_experiment(cfg: ExperimentConfig, *, require_data: bool = False) -> li
             init = "STAGE1_WEIGHTS.pth" if st and m != st else None  # a placeholder path: not read here
             preset, ov = pretrain_overrides(cfg, m, init)
             p = resolve(PretrainConfig, preset, ov, "pretrain")
-            lines.append(f"  pretrain {m}: preset {preset} -> {p.model.arch}, {p.train.steps} steps, "
-                         f"batch {p.train.batch_size}, lr {p.optim.lr}, train split {p.data.train_split}"
-                         f"{f', from the {st} (Stage I) weights' if init else ''}")
+            lines.append(
+                f"  pretrain {m}: preset {preset} -> {p.model.arch}, {p.train.steps} steps, "
+                f"batch {p.train.batch_size}, lr {p.optim.lr}, train split {p.data.train_split}"
+                f"{f', from the {st} (Stage I) weights' if init else ''}"
+            )
     unknown = (set(cfg.pretrain.per_method) | set(cfg.pretrain.presets)) - set(PRETRAIN_METHODS)
     if unknown:
         raise ConfigError(f"pretrain.per_method names unknown method(s): {sorted(unknown)}")
     f = finetune_config(cfg.finetune.preset, [*cfg.finetune.overrides, f"task={cfg.finetune.task}"])
     length = f"{f.train.iters} iterations" if f.train.iters > 0 else f"{f.train.epochs} epochs"
-    lines.append(f"  finetune {f.task}: preset {cfg.finetune.preset} -> {f.model.arch}/{f.model.head}, "
-                 f"{length}, batch {f.train.batch_size}, lr {f.optim.lr}")
+    lines.append(
+        f"  finetune {f.task}: preset {cfg.finetune.preset} -> {f.model.arch}/{f.model.head}, "
+        f"{length}, batch {f.train.batch_size}, lr {f.optim.lr}"
+    )
     if cfg.prepare:
         from pri3d.data.prepare import PrepareParams
 

@@ -308,7 +308,14 @@ def export_weights(ckpt, target: str, out) -> ExportResult:
         extra = [k for k in obj["model"] if k not in set(expected)]
         write_pickle(obj, out)
         return ExportResult(
-            target, out, arch, kind, len(obj["model"]), missing, extra, dropped,
+            target,
+            out,
+            arch,
+            kind,
+            len(obj["model"]),
+            missing,
+            extra,
+            dropped,
             checked_against=f"detectron2 ResNet-{arch[6:]} backbone",
         )
 
@@ -330,8 +337,15 @@ def export_weights(ckpt, target: str, out) -> ExportResult:
         )
     atomic_save(obj, out)
     return ExportResult(
-        target, out, arch, kind, len(obj["backbone"]), missing, extra,
-        feature_dim=obj["feature_dim"], checked_against=f"ResNetUNet({arch}, {obj['feature_dim']})",
+        target,
+        out,
+        arch,
+        kind,
+        len(obj["backbone"]),
+        missing,
+        extra,
+        feature_dim=obj["feature_dim"],
+        checked_against=f"ResNetUNet({arch}, {obj['feature_dim']})",
     )
 
 

@@ -76,8 +76,9 @@ def depth_to_rgb(depth: np.ndarray, max_depth: float | None = None) -> np.ndarra
     return img
 
 
-def match_overlay(img_a: np.ndarray, img_b: np.ndarray, uv_a: np.ndarray, uv_b: np.ndarray, max_lines: int = 60,
-                  seed: int = 0) -> np.ndarray:
+def match_overlay(
+    img_a: np.ndarray, img_b: np.ndarray, uv_a: np.ndarray, uv_b: np.ndarray, max_lines: int = 60, seed: int = 0
+) -> np.ndarray:
     """Side-by-side images with lines joining matched pixels ``uv_a[i] <-> uv_b[i]`` (``(N, 2)``,
     column/row in each image's own pixels). A random subset of ``max_lines`` matches is drawn."""
     import cv2
@@ -150,8 +151,14 @@ def save_png(path, img: np.ndarray) -> Path:
     return path
 
 
-def plot_curves(path, series: dict[str, tuple[list[float], list[float], list[float] | None]], *, xlabel: str,
-                ylabel: str, title: str = "") -> Path:
+def plot_curves(
+    path,
+    series: dict[str, tuple[list[float], list[float], list[float] | None]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+) -> Path:
     """Line plot with optional error bars. ``series[name] = (x, y_mean, y_std_or_None)``."""
     import matplotlib
 

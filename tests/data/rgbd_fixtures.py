@@ -53,8 +53,9 @@ def make_frames(
     return frames
 
 
-def write_7scenes(folder: Path, frames: list[Frame], *, first_id: int = 0, color_ext: str = "png",
-                  intrinsics_file: bool = True) -> Path:
+def write_7scenes(
+    folder: Path, frames: list[Frame], *, first_id: int = 0, color_ext: str = "png", intrinsics_file: bool = True
+) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if intrinsics_file:

@@ -63,8 +63,10 @@ def render_depth(pose, K=K, size=(H, W), noise=0.0, holes=0.0, rng=None) -> np.n
 
 
 def trajectory(n, start=0.0, step=0.35):
-    return [look_pose(np.array([2.0 + 0.3 * np.sin(i), 1.5 + 0.2 * np.cos(i), 1.3]), start + step * i, 0.25)
-            for i in range(n)]
+    return [
+        look_pose(np.array([2.0 + 0.3 * np.sin(i), 1.5 + 0.2 * np.cos(i), 1.3]), start + step * i, 0.25)
+        for i in range(n)
+    ]
 
 
 def write_scene(root, name, poses, *, K=K, depths=None, ids=None, surface=False, noise=0.003, seed=0):
@@ -95,8 +97,10 @@ def _write_room_ply(path):
     V = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])], dtype=np.float32)
     quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
     faces = [(a, b, c) for a, b, c, d in quads] + [(a, c, d) for a, b, c, d in quads]
-    vert = np.array([tuple(v) + (200, 100, 50) for v in V],
-                    dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    vert = np.array(
+        [tuple(v) + (200, 100, 50) for v in V],
+        dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")],
+    )
     face = np.array([(list(f),) for f in faces], dtype=[("vertex_indices", "i4", (3,))])
     PlyData([PlyElement.describe(vert, "vertex"), PlyElement.describe(face, "face")]).write(str(path))
 
@@ -275,8 +279,9 @@ def test_prepare_resumes_and_refuses_other_parameters(dataset, tmp_path):
     # Another run's parameters: a clear error, unless overwrite.
     with pytest.raises(DataError, match="other parameters.*radius"):
         prepare(dataset, out, params=PrepareParams(geometry=False, radius=0.05), progress=False)
-    rc = cli_main(["prepare", "--input", str(dataset), "--output", str(out), "--radius", "0.05", "--no-progress",
-                   "--no-geometry"])
+    rc = cli_main(
+        ["prepare", "--input", str(dataset), "--output", str(out), "--radius", "0.05", "--no-progress", "--no-geometry"]
+    )
     assert rc == 1
     s3 = prepare(dataset, out, params=PrepareParams(geometry=False, radius=0.05), overwrite=True, progress=False)
     assert s3["scenes_done_before"] == 0
@@ -287,8 +292,7 @@ def test_prepare_split_file_and_official_mode(dataset, tmp_path):
     split = tmp_path / "train.txt"
     split.write_text("# training scenes\nscene_good\n")
     out = tmp_path / "out"
-    s = prepare(dataset, out, params=PrepareParams(mode="official", geometry=False), split_file=split,
-                progress=False)
+    s = prepare(dataset, out, params=PrepareParams(mode="official", geometry=False), split_file=split, progress=False)
     assert s["scenes"] == 1 and list(s["per_scene"]) == ["scene_good"]
     p = json.loads((out / "params.json").read_text())
     assert p["split"] == ["scene_good"] and p["official"] == {"voxel": 0.05, "radius": 0.075, "combine": "max"}
@@ -301,8 +305,14 @@ def test_prepare_split_file_and_official_mode(dataset, tmp_path):
     assert len(data.pairs) == s["pairs_kept"] > 0
     for pair in data.pairs:
         a, b = fr.frame_ids.index(pair.frame_a), fr.frame_ids.index(pair.frame_b)
-        want = overlap_reference([fr.depth[a], fr.depth[b]], [fr.K] * 2, [fr.poses[a], fr.poses[b]],
-                                 radius=0.075, voxel_size=0.05, combine="max")[0]
+        want = overlap_reference(
+            [fr.depth[a], fr.depth[b]],
+            [fr.K] * 2,
+            [fr.poses[a], fr.poses[b]],
+            radius=0.075,
+            voxel_size=0.05,
+            combine="max",
+        )[0]
         assert pair.overlap == pytest.approx(want, abs=1e-4)
 
 

@@ -31,8 +31,13 @@ def test_prepare_7scenes_matches_exact_reference(tmp_path):
     ids = scene.frame_ids[::16]
     assert ids == [150, 166, 182, 198]
     frames = [scene.load_frame(i, color=False, labels=False) for i in ids]
-    ref = overlap_reference([f.depth for f in frames], [f.depth_intrinsics for f in frames],
-                            [f.pose for f in frames], radius=0.02, workers=2)
+    ref = overlap_reference(
+        [f.depth for f in frames],
+        [f.depth_intrinsics for f in frames],
+        [f.pose for f in frames],
+        radius=0.02,
+        workers=2,
+    )
     pairs = list(zip(*np.triu_indices(len(ids), 1)))
     agree = 0
     for (a, b), r in zip(pairs, ref):

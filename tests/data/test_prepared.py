@@ -18,10 +18,17 @@ def _write(out, tmp_path):
     (out / "pairs.csv").write_text("scene,frame_a,frame_b,overlap\ns0,0,25,0.5123\n")
     (out / "scenes" / "s0" / "frames.json").write_text(json.dumps({"frame_ids": [0, 25]}))
     coords = np.array([[0, 0, 0], [10, 0, 0], [0, 10, 0]], dtype=np.int32)
-    np.savez(out / "geometry" / "s0.npz", coords=coords, origin=np.zeros(3), voxel_size=np.float64(0.02),
-             colors=np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]], dtype=np.uint8), frame_ids=np.array([0, 25]),
-             bbox_min=np.array([[-1.0, -1, -1], [0.1, -1, -1]]), bbox_max=np.array([[0.1, 0.1, 0.1], [1.0, 1, 1]]),
-             source=np.array("fused-depth"))
+    np.savez(
+        out / "geometry" / "s0.npz",
+        coords=coords,
+        origin=np.zeros(3),
+        voxel_size=np.float64(0.02),
+        colors=np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]], dtype=np.uint8),
+        frame_ids=np.array([0, 25]),
+        bbox_min=np.array([[-1.0, -1, -1], [0.1, -1, -1]]),
+        bbox_max=np.array([[0.1, 0.1, 0.1], [1.0, 1, 1]]),
+        source=np.array("fused-depth"),
+    )
 
 
 def test_prepared_data_reads_layout(tmp_path):

@@ -39,8 +39,16 @@ def test_ranges_parse_format_and_round_trip(tmp_path):
 
 def test_holdout_split_leaves_an_overlap_gap():
     frames = {"seq": list(range(0, 20, 2))}
-    pairs = [Pair("seq", 0, 2, 0.9), Pair("seq", 6, 8, 0.8), Pair("seq", 8, 10, 0.9), Pair("seq", 4, 10, 0.35),
-             Pair("seq", 10, 12, 0.95), Pair("seq", 12, 14, 0.5), Pair("seq", 14, 18, 0.3), Pair("seq", 16, 18, 0.9)]
+    pairs = [
+        Pair("seq", 0, 2, 0.9),
+        Pair("seq", 6, 8, 0.8),
+        Pair("seq", 8, 10, 0.9),
+        Pair("seq", 4, 10, 0.35),
+        Pair("seq", 10, 12, 0.95),
+        Pair("seq", 12, 14, 0.5),
+        Pair("seq", 14, 18, 0.3),
+        Pair("seq", 16, 18, 0.9),
+    ]
     train, val, stats = holdout_split(frames, pairs, parse_ranges("10-12"), max_overlap=0.4)
     assert val.scenes == {"seq": ((10, 12),)}
     # 8 (0.9 with 10) and 14 (0.5 with 12) are near-duplicates; 4 (0.35 with 10) is kept
@@ -59,8 +67,23 @@ def test_prepare_holdout_writes_splits_and_pretrain_never_trains_on_held_out_fra
     root = tmp_path / "data"
     write_scene(root, "seq", trajectory(10, step=0.3))  # frames 0, 10, ..., 90; no mesh: geometry is fused
     out = tmp_path / "prep"
-    assert main(["prepare", "--input", str(root), "--output", str(out), "--holdout", "40-50", "--no-progress",
-                 "--voxel-size", "0.1"]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                "--input",
+                str(root),
+                "--output",
+                str(out),
+                "--holdout",
+                "40-50",
+                "--no-progress",
+                "--voxel-size",
+                "0.1",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     h = summary["holdout"]
     assert h["val_frames"] == 2 and h["train_frames"] + h["gap_frames"] == 8 and h["gap_frames"] >= 1
@@ -77,8 +100,7 @@ def test_prepare_holdout_writes_splits_and_pretrain_never_trains_on_held_out_fra
     for p in train:  # no training pair touches a held-out frame or a near-duplicate of one
         assert not {p.frame_a, p.frame_b} & (held | gap)
     # no mined pair (overlap >= 0.3) links a training frame and a held-out frame
-    assert not any((p.frame_a in held) != (p.frame_b in held) and not {p.frame_a, p.frame_b} & gap
-                   for p in data.pairs)
+    assert not any((p.frame_a in held) != (p.frame_b in held) and not {p.frame_a, p.frame_b} & gap for p in data.pairs)
     assert h["max_train_val_overlap"] == 0.0
     # the fused training geometry is made of the training frames' depth alone
     info = json.loads((out / "scenes" / "seq" / "frames.json").read_text())
@@ -88,22 +110,51 @@ def test_prepare_holdout_writes_splits_and_pretrain_never_trains_on_held_out_fra
 
     params = PrepareParams(voxel_size=0.1)
     every = load_scene_frames(open_dataset(root)[0], params, want_fusion=True)
-    only = load_scene_frames(open_dataset(root)[0], params, want_fusion=True,
-                             frame_ranges=train_split.scenes["seq"])
+    only = load_scene_frames(open_dataset(root)[0], params, want_fusion=True, frame_ranges=train_split.scenes["seq"])
     stored = data.voxels("seq").coords
     assert np.array_equal(stored, fuse_depth(only, 0.1)[0])
     assert len(fuse_depth(every, 0.1)[0]) > len(stored)
     # a looser gap keeps more training frames and reports the largest training-held-out overlap left
     out2 = tmp_path / "prep2"
-    assert main(["prepare", "--input", str(root), "--output", str(out2), "--holdout", "40-50", "--no-progress",
-                 "--no-geometry", "--holdout-overlap", "0.6"]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                "--input",
+                str(root),
+                "--output",
+                str(out2),
+                "--holdout",
+                "40-50",
+                "--no-progress",
+                "--no-geometry",
+                "--holdout-overlap",
+                "0.6",
+            ]
+        )
+        == 0
+    )
     h2 = json.loads((out2 / "summary.json").read_text())["holdout"]
     assert h2["train_frames"] > h["train_frames"] and 0.3 <= h2["max_train_val_overlap"] < 0.6
     # a gap that leaves no training frame is a clear error
     tight = tmp_path / "tight"
     write_scene(tight, "seq", trajectory(10, step=0.2))
-    assert main(["prepare", "--input", str(tight), "--output", str(tmp_path / "p3"), "--holdout", "40-50",
-                 "--no-progress", "--no-geometry"]) == 1
+    assert (
+        main(
+            [
+                "prepare",
+                "--input",
+                str(tight),
+                "--output",
+                str(tmp_path / "p3"),
+                "--holdout",
+                "40-50",
+                "--no-progress",
+                "--no-geometry",
+            ]
+        )
+        == 1
+    )
     with pytest.raises(ConfigError, match="holdout_overlap"):
         PrepareParams(holdout="40-50", holdout_overlap=0.1).check()
     with pytest.raises(ConfigError, match="bad frame range"):

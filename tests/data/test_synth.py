@@ -486,6 +486,23 @@ def test_materials_recorded_and_checked(tmp_path):
         generate(out, scenes=1, frames_per_scene=1, seed=0, resolution=(24, 32), progress=False)
     with pytest.raises(ConfigError, match="materials"):
         generate(tmp_path / "x", scenes=1, frames_per_scene=1, seed=0, materials="pastel", progress=False)
-    assert main(["synth", "--out", str(tmp_path / "y"), "--scenes", "1", "--frames-per-scene", "1",
-                 "--resolution", "24x32", "--materials", "shared", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(tmp_path / "y"),
+                "--scenes",
+                "1",
+                "--frames-per-scene",
+                "1",
+                "--resolution",
+                "24x32",
+                "--materials",
+                "shared",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "y" / "meta.json").read_text())["materials"] == "shared"

@@ -125,8 +125,10 @@ def test_earlier_semseg_layout_evaluates_but_does_not_resume(tmp_path):
     k = state["model"]["backbone.decoder.conv0.weight"].shape[0]
     hidden = state["model"]["backbone.decoder.conv0.weight"].shape[1]
     legacy = dict(state["model"])  # earlier layout: conv0 = identity projection, classifier = the old conv0
-    legacy["classifier.weight"], legacy["classifier.bias"] = legacy.pop("backbone.decoder.conv0.weight"), \
-        legacy.pop("backbone.decoder.conv0.bias")
+    legacy["classifier.weight"], legacy["classifier.bias"] = (
+        legacy.pop("backbone.decoder.conv0.weight"),
+        legacy.pop("backbone.decoder.conv0.bias"),
+    )
     legacy["backbone.decoder.conv0.weight"] = torch.eye(hidden)[:, :, None, None]
     legacy["backbone.decoder.conv0.bias"] = torch.zeros(hidden)
     assert legacy["classifier.weight"].shape[0] == k

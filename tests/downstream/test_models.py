@@ -58,8 +58,9 @@ def test_unet_classifier_replaces_the_last_conv_as_the_official_model(pri3d_ckpt
     x = torch.randn(1, 3, 48, 64)
     with torch.no_grad():
         _, hidden = net.eval().decoder(net.encoder(x), return_hidden=True)
-        ref = torch.nn.functional.interpolate(model.classifier(hidden), size=(48, 64), mode="bilinear",
-                                              align_corners=False)
+        ref = torch.nn.functional.interpolate(
+            model.classifier(hidden), size=(48, 64), mode="bilinear", align_corners=False
+        )
         torch.testing.assert_close(model(x), ref)
 
 
@@ -76,8 +77,10 @@ def test_semseg_unet_upgrades_the_earlier_stacked_classifier_layout():
     torch.manual_seed(0)
     net = ResNetUNet("resnet18", feature_dim=64).eval()
     classifier = torch.nn.Conv2d(64, 5, 1)
-    legacy = {**{f"backbone.{k}": v for k, v in net.state_dict().items()},
-              **{f"classifier.{k}": v for k, v in classifier.state_dict().items()}}
+    legacy = {
+        **{f"backbone.{k}": v for k, v in net.state_dict().items()},
+        **{f"classifier.{k}": v for k, v in classifier.state_dict().items()},
+    }
     model = SemSegUNet("resnet18", 5)
     model.load_state_dict(SemSegUNet.upgrade_state_dict(legacy))
     x = torch.randn(1, 3, 48, 64)

@@ -19,8 +19,9 @@ from pri3d.geometry.voxels import (
 
 def test_voxelize_points_unique_sorted_with_attrs():
     pts = np.array([[0.01, 0.01, 0.01], [0.015, 0.0, 0.019], [0.05, 0.0, 0.0], [-0.01, 0.0, 0.0]])
-    coords, origin, attrs, counts = voxelize_points(pts, 0.02, attrs=np.array([[0.0], [2.0], [5.0], [7.0]]),
-                                                    return_counts=True)
+    coords, origin, attrs, counts = voxelize_points(
+        pts, 0.02, attrs=np.array([[0.0], [2.0], [5.0], [7.0]]), return_counts=True
+    )
     assert coords.dtype == np.int32 and origin.dtype == np.float64
     np.testing.assert_allclose(origin, [-0.02, 0.0, 0.0])
     assert coords.tolist() == [[0, 0, 0], [1, 0, 0], [3, 0, 0]]

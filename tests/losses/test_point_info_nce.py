@@ -41,8 +41,9 @@ def test_matches_naive_reference(symmetric, cross):
     pair = pair[torch.randperm(len(pair), generator=g)]  # rows need not be grouped
     fa = torch.randn(len(pair), 6, generator=g, dtype=torch.float64)
     fb = fa + 0.5 * torch.randn(len(pair), 6, generator=g, dtype=torch.float64)
-    r = point_info_nce(fa, fb, pair, len(counts), tau=0.4, min_matches=2, symmetric=symmetric,
-                       cross_pair_negatives=cross)
+    r = point_info_nce(
+        fa, fb, pair, len(counts), tau=0.4, min_matches=2, symmetric=symmetric, cross_pair_negatives=cross
+    )
     ref, used = _reference(fa, fb, pair, len(counts), 0.4, 2, symmetric, cross)
     assert r.pairs_used == used == 3 and r.pairs_skipped == 2 and r.matches_used == 15
     assert float(r.loss) == pytest.approx(ref, rel=1e-5)

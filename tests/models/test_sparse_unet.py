@@ -64,7 +64,7 @@ def test_unet_is_translation_equivariant_by_16_and_batch_independent():
             b1[:, 0] = 1
             both = net(torch.cat([fa, fb]), torch.cat([a, b1]), 2)
             torch.testing.assert_close(both[: len(a)], out_a, **tol)
-            torch.testing.assert_close(both[len(a):], net(fb, b, 1), **tol)
+            torch.testing.assert_close(both[len(a) :], net(fb, b, 1), **tol)
             # the check can fail: a shift that is not a multiple of the stride changes the output
             odd = a.clone()
             odd[:, 1:] += 1

@@ -13,8 +13,20 @@ def prepared_dir(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("pretrain-data")
     generate(root / "synth", scenes=2, frames_per_scene=6, seed=0, resolution=(60, 80), progress=False)
-    rc = main(["prepare", "--input", str(root / "synth"), "--output", str(root / "prepared"), "--frame-skip", "1",
-               "--voxel-size", "0.08", "--no-progress"])  # coarse voxels: small chunks for CPU tests
+    rc = main(
+        [
+            "prepare",
+            "--input",
+            str(root / "synth"),
+            "--output",
+            str(root / "prepared"),
+            "--frame-skip",
+            "1",
+            "--voxel-size",
+            "0.08",
+            "--no-progress",
+        ]
+    )  # coarse voxels: small chunks for CPU tests
     assert rc == 0
     return root / "prepared"
 

@@ -40,8 +40,11 @@ def test_view_training_never_imports_spconv(prepared_dir, tiny, tmp_path, monkey
     assert train(cfg)["steps"] == 1
     # and nothing but sparse_backend imports spconv directly
     src = Path(sb.__file__).parents[1]
-    offenders = [str(f.relative_to(src)) for f in src.rglob("*.py")
-                 if f.name != "sparse_backend.py" and re.search(r"^\s*(import|from) spconv", f.read_text(), re.M)]
+    offenders = [
+        str(f.relative_to(src))
+        for f in src.rglob("*.py")
+        if f.name != "sparse_backend.py" and re.search(r"^\s*(import|from) spconv", f.read_text(), re.M)
+    ]
     assert offenders == []
 
 

@@ -199,12 +199,13 @@ def test_cli_run_resumes_exactly_and_fine_tunes_the_encoder(prepared_dir, tiny, 
         torch.testing.assert_close(resumed[k], v, rtol=0, atol=1e-6, msg=k)
 
     # the weights fine-tune with the encoder transferred
-    cfg = finetune_config("tiny-semseg", [f"out={tmp_path / 'ft'}", f"init={a / 'backbone.pth'}",
-                                          "model.transfer=encoder", "model.arch=resnet18"],
-                          root=str(prepared_dir.parent / "synth"))
+    cfg = finetune_config(
+        "tiny-semseg",
+        [f"out={tmp_path / 'ft'}", f"init={a / 'backbone.pth'}", "model.transfer=encoder", "model.arch=resnet18"],
+        root=str(prepared_dir.parent / "synth"),
+    )
     res = run_finetune(cfg, progress=False)
     assert res["iterations"] == 2 and "encoder (decoder random)" in res["init"]
-
 
 
 def test_accumulation_keeps_the_momentum_per_optimizer_step():

@@ -128,25 +128,53 @@ def test_all_modes_train_through_the_cli_and_eval_matching_reports(prepared_dir,
     for mode in ("view", "geo", "view+geo", "trivial"):
         out = tmp_path / mode.replace("+", "_")
         extra = ["train.accumulate=2"] if mode == "view" else []  # gradient accumulation: 2 micro-batches of 1
-        rc = main(["pretrain", "--config", "cpu-tiny", *tiny(out, f"mode={mode}", "train.steps=1",
-                                                             "train.eval_every=1", *extra)])
+        rc = main(
+            [
+                "pretrain",
+                "--config",
+                "cpu-tiny",
+                *tiny(out, f"mode={mode}", "train.steps=1", "train.eval_every=1", *extra),
+            ]
+        )
         assert rc == 0 and (out / "backbone.pth").exists() and (out / "config.yaml").exists()
         recs = read_jsonl(out / "metrics.jsonl")
         assert any("val/recall@4px" in r for r in recs) and any("loss" in r for r in recs)
         # the network at initialisation is evaluated first (step 0), then after the step
         assert sorted(r["step"] for r in recs if "val/recall@4px" in r) == [0, 1]
     capsys.readouterr()
-    assert main(["eval-matching", "--checkpoint", str(tmp_path / "view" / "backbone.pth"), "--data",
-                 str(prepared_dir), "--points", "64"]) == 0
+    assert (
+        main(
+            [
+                "eval-matching",
+                "--checkpoint",
+                str(tmp_path / "view" / "backbone.pth"),
+                "--data",
+                str(prepared_dir),
+                "--points",
+                "64",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     for r in (1, 2, 4, 8):
         assert f"recall@{r}px" in text
 
 
 def test_ddp_two_cpu_processes(tiny, tmp_path):
-    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "pri3d.cli",
-            "pretrain", "--config", "cpu-tiny",
-            *tiny(tmp_path, "mode=view", "train.steps=2", "train.batch_size=4", "train.eval_every=0")]
+    args = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "pri3d.cli",
+        "pretrain",
+        "--config",
+        "cpu-tiny",
+        *tiny(tmp_path, "mode=view", "train.steps=2", "train.batch_size=4", "train.eval_every=0"),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -159,8 +187,17 @@ def test_learning_curves_and_one_command_comparison_with_an_untrained_network(pr
     from pri3d.pretrain.matching_eval import evaluate_checkpoint
 
     out = tmp_path / "run"
-    assert main(["pretrain", "--config", "cpu-tiny", *tiny(out, "mode=view", "train.steps=4", "train.eval_every=2",
-                                                           "train.eval_pairs=4")]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--config",
+                "cpu-tiny",
+                *tiny(out, "mode=view", "train.steps=4", "train.eval_every=2", "train.eval_pairs=4"),
+            ]
+        )
+        == 0
+    )
     recs = read_jsonl(out / "metrics.jsonl")
     for split in ("val", "train"):  # held-out pairs and a fixed sample of training pairs, same steps
         assert sorted(r["step"] for r in recs if f"{split}/recall@4px" in r) == [0, 2, 4]
@@ -181,8 +218,22 @@ def test_learning_curves_and_one_command_comparison_with_an_untrained_network(pr
     assert trained["delta"]["recall@4px"] == pytest.approx(trained["recall@4px"] - same["recall@4px"])
     assert trained["baseline"]["recall@4px"] == same["recall@4px"]
     capsys.readouterr()
-    assert main(["eval-matching", "--checkpoint", str(out / "backbone.pth"), "--data", str(prepared_dir),
-                 "--points", "64", "--baseline", "scratch"]) == 0
+    assert (
+        main(
+            [
+                "eval-matching",
+                "--checkpoint",
+                str(out / "backbone.pth"),
+                "--data",
+                str(prepared_dir),
+                "--points",
+                "64",
+                "--baseline",
+                "scratch",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "32x48" in text and "difference" in text
     want = f"{trained['recall@4px']:.4f} vs {same['recall@4px']:.4f} untrained ({trained['delta']['recall@4px']:+.4f})"

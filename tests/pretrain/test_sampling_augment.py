@@ -43,8 +43,11 @@ def test_augment_is_deterministic_given_the_generator_and_changes_colours():
 def test_collate_offsets_pairs_images_and_voxels():
     def sample(nv, nm):
         return {
-            "key": ("s", 0, 1), "image_a": torch.zeros(3, 8, 8), "image_b": torch.ones(3, 8, 8),
-            "depth_a": torch.zeros(4, 4), "depth_b": torch.zeros(4, 4),
+            "key": ("s", 0, 1),
+            "image_a": torch.zeros(3, 8, 8),
+            "image_b": torch.ones(3, 8, 8),
+            "depth_a": torch.zeros(4, 4),
+            "depth_b": torch.zeros(4, 4),
             "view": torch.tensor([[1, 2]] * nm),
             "vox_a": (torch.zeros(nv, 3, dtype=torch.int32), torch.ones(nv, 1), torch.tensor([[0, nv - 1]])),
             "vox_b": (torch.zeros(nv, 3, dtype=torch.int32), torch.ones(nv, 1), torch.tensor([[3, 0]])),
@@ -78,7 +81,7 @@ def test_random_resized_crop_and_flip_only_change_the_intrinsics():
         x0, y0, w, h = sample_crop(Hs, Ws, out, (0.3, 1.0), (0.75, 4 / 3), g)
         assert 0 <= x0 and x0 + w <= Ws and 0 <= y0 and y0 + h <= Hs and w * h >= 0.29 * Hs * Ws
         sizes.add((w, h))
-        img = cv2.resize(src[y0:y0 + h, x0:x0 + w], (out[1], out[0]), interpolation=cv2.INTER_LINEAR)
+        img = cv2.resize(src[y0 : y0 + h, x0 : x0 + w], (out[1], out[0]), interpolation=cv2.INTER_LINEAR)
         Ka = scale_intrinsics(crop_intrinsics(K, x0, y0), out[1] / w, out[0] / h)
         img, Ka = img[:, ::-1], flip_intrinsics(Ka, out[1])
         uu, vv = np.meshgrid(np.arange(out[1]), np.arange(out[0]))

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 def add_arguments(p) -> None:
     p.add_argument("--out", default="pri3d-demo", help="output folder (default: ./pri3d-demo)")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="overrides of the demo's experiment config (pri3d/presets/experiment/demo.yaml)")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="overrides of the demo's experiment config (pri3d/presets/experiment/demo.yaml)",
+    )
 
 
 def run(args) -> int:

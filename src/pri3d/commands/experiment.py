@@ -6,18 +6,26 @@ from __future__ import annotations
 def add_arguments(p) -> None:
     p.add_argument("--config", required=True, help="experiment YAML (see configs/)")
     p.add_argument("--out", help="output folder (overrides the config's 'out')")
-    p.add_argument("--jobs", type=int, default=None,
-                   help="cells run in this many parallel processes (one torch thread each; overrides 'jobs')")
-    p.add_argument("--check", action="store_true",
-                   help="only load and validate the config (paths, presets, options), run nothing")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="cells run in this many parallel processes (one torch thread each; overrides 'jobs')",
+    )
+    p.add_argument(
+        "--check", action="store_true", help="only load and validate the config (paths, presets, options), run nothing"
+    )
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. seeds=[0,1,2]")
 
 
 def run(args) -> int:
     from pri3d.experiment import check_experiment, load_experiment, run_experiment
 
-    overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else []) + (
-        [f"jobs={args.jobs}"] if args.jobs is not None else [])
+    overrides = (
+        list(args.overrides)
+        + ([f"out={args.out}"] if args.out else [])
+        + ([f"jobs={args.jobs}"] if args.jobs is not None else [])
+    )
     cfg = load_experiment(args.config, overrides)
     if args.check:
         for line in check_experiment(cfg):

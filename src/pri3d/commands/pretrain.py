@@ -8,15 +8,25 @@ from pri3d.config import preset_names
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--config", default="paper",
-                   help=f"preset name ({', '.join(preset_names('pretrain'))}) or a YAML file (default: paper)")
+    p.add_argument(
+        "--config",
+        default="paper",
+        help=f"preset name ({', '.join(preset_names('pretrain'))}) or a YAML file (default: paper)",
+    )
     p.add_argument("--data", help="prepared directory written by 'pri3d prepare' (alias of data.path=...)")
     p.add_argument("--out", help="run directory (alias of out=...)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the newest loadable checkpoint in OUT/checkpoints at its exact step")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest loadable checkpoint in OUT/checkpoints at its exact step",
+    )
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="config overrides, e.g. mode=view model.arch=resnet18 train.steps=1000 optim.lr=0.05")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="config overrides, e.g. mode=view model.arch=resnet18 train.steps=1000 optim.lr=0.05",
+    )
 
 
 def run(args) -> int:

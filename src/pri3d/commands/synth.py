@@ -17,7 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", default="240x320", help="HEIGHTxWIDTH of colour and depth (default 240x320)")
     parser.add_argument("--workers", type=int, default=1, help="processes to render with (default 1)")
     parser.add_argument(
-        "--materials", choices=["shared", "class"], default="shared",
+        "--materials",
+        choices=["shared", "class"],
+        default="shared",
         help="object colours/textures: one palette shared by every class (default), or class-typical "
         "(the generator before 1.1; the class is then readable from colour)",
     )

@@ -293,8 +293,10 @@ def format_info(info: dict, max_scenes: int = 20) -> str:
     L.append(f"all-zero depth frames: {n_zero} (of the sampled frames)")
     L.extend(_fmt_frames(info["all_zero_depth_frames"]))
     s = info["surface"]
-    L.append(f"surface:   {'present' if s['scenes_with_surface'] else 'absent'} "
-             f"({s['scenes_with_surface']} of {s['num_scenes']} scenes)")
+    L.append(
+        f"surface:   {'present' if s['scenes_with_surface'] else 'absent'} "
+        f"({s['scenes_with_surface']} of {s['num_scenes']} scenes)"
+    )
     notes = sorted({n for e in info["scenes"] for n in e["notes"]})
     spaces = sorted({e["label_space"] for e in info["scenes"] if e["label_space"]})
     if spaces:

@@ -134,8 +134,10 @@ class PrepareParams:
             except DataError as e:
                 raise ConfigError(str(e)) from e
         if self.holdout_overlap and not self.min_overlap <= self.holdout_overlap <= 1.0:
-            raise ConfigError(f"holdout_overlap must be in [min_overlap={self.min_overlap}, 1] (overlaps below the "
-                              f"mining threshold are not measured), got {self.holdout_overlap}")
+            raise ConfigError(
+                f"holdout_overlap must be in [min_overlap={self.min_overlap}, 1] (overlaps below the "
+                f"mining threshold are not measured), got {self.holdout_overlap}"
+            )
 
 
 @dataclass
@@ -214,8 +216,9 @@ def _depth_intrinsics(K: np.ndarray, size, ref_size, what: str) -> tuple[np.ndar
     )
 
 
-def load_scene_frames(scene: Scene, params: PrepareParams, *, want_fusion: bool = False,
-                      frame_ranges=None) -> SceneFrames:
+def load_scene_frames(
+    scene: Scene, params: PrepareParams, *, want_fusion: bool = False, frame_ranges=None
+) -> SceneFrames:
     """Load the kept frames of a scene (every ``frame_skip``-th, valid pose, some valid depth; within
     ``frame_ranges``, inclusive ``(start, end)`` frame ids, when given)."""
     skips = SkipCounter()
@@ -312,16 +315,25 @@ def mine_pairs(frames: SceneFrames, params: PrepareParams) -> tuple[list[Pair], 
         return [], 0, {}
     if params.mode == "official":
         ov = overlap_reference(
-            list(frames.depth), [frames.K] * F, list(frames.poses), radius=OFFICIAL["radius"],
-            voxel_size=OFFICIAL["voxel"], combine=OFFICIAL["combine"],
+            list(frames.depth),
+            [frames.K] * F,
+            list(frames.poses),
+            radius=OFFICIAL["radius"],
+            voxel_size=OFFICIAL["voxel"],
+            combine=OFFICIAL["combine"],
         )
         pairs = np.stack(np.triu_indices(F, k=1), axis=1)
         stats = {"pairs": len(pairs)}
     else:
         qs = params.query_stride or auto_query_stride(frames.depth.shape[1:])
         ov, pairs, st = overlap_fast(
-            frames.depth, frames.K, frames.poses, radius=params.radius, query_stride=qs,
-            window=params.window, exact=params.exact,
+            frames.depth,
+            frames.K,
+            frames.poses,
+            radius=params.radius,
+            query_stride=qs,
+            window=params.window,
+            exact=params.exact,
         )
         stats = st.to_dict()
         stats["query_stride"] = qs
@@ -406,8 +418,9 @@ def voxelize_surface(V, faces, colors, voxel_size: float, *, chunk_samples: int 
             end = int(min(max(end, start + 1), len(faces)))
             if end <= start:
                 continue
-            pts, att = sample_mesh_surface(V, faces[start:end], voxel_size / 2, vertex_attrs=col,
-                                           include_vertices=False)
+            pts, att = sample_mesh_surface(
+                V, faces[start:end], voxel_size / 2, vertex_attrs=col, include_vertices=False
+            )
             _add(pts, att)
             start = end
     keys = np.concatenate(keys_all)
@@ -487,15 +500,20 @@ def prepare_scene(scene: Scene, params: PrepareParams, out_dir, frame_ranges=Non
     want_fusion = params.geometry and surface is None
     frames = load_scene_frames(scene, params, want_fusion=want_fusion, frame_ranges=frame_ranges)
     F = len(frames.frame_ids)
-    info = {"scene": scene.scene_id, "frame_ids": frames.frame_ids, "skips": frames.skips.to_dict(),
-            "notes": frames.notes.to_dict()}
+    info = {
+        "scene": scene.scene_id,
+        "frame_ids": frames.frame_ids,
+        "skips": frames.skips.to_dict(),
+        "notes": frames.notes.to_dict(),
+    }
     if F < 2:
         reason = "scene with fewer than 2 valid frames"
         info.update(status="skipped", reason=reason, pairs_tested=0, pairs_kept=0)
         atomic_write_text(sdir / "pairs.csv", _pairs_csv([]))
         atomic_write_text(sdir / "frames.json", json.dumps(info, indent=1))
-        return SceneResult(scene.scene_id, "skipped", F, skips=frames.skips.to_dict(),
-                           seconds=time.perf_counter() - t0, message=reason)
+        return SceneResult(
+            scene.scene_id, "skipped", F, skips=frames.skips.to_dict(), seconds=time.perf_counter() - t0, message=reason
+        )
     pairs, tested, stats = mine_pairs(frames, params)
     atomic_write_text(sdir / "pairs.csv", _pairs_csv(pairs))
     if params.holdout:
@@ -518,16 +536,22 @@ def prepare_scene(scene: Scene, params: PrepareParams, out_dir, frame_ranges=Non
         bmin, bmax = frame_boxes(frames, params.crop_far)
         (out_dir / "geometry").mkdir(exist_ok=True)
         _atomic_savez(
-            out_dir / "geometry" / f"{scene.scene_id}.npz", coords=coords, origin=origin,
-            voxel_size=np.float64(params.voxel_size), colors=colors,
-            frame_ids=np.asarray(frames.frame_ids, dtype=np.int64), bbox_min=bmin, bbox_max=bmax,
+            out_dir / "geometry" / f"{scene.scene_id}.npz",
+            coords=coords,
+            origin=origin,
+            voxel_size=np.float64(params.voxel_size),
+            colors=colors,
+            frame_ids=np.asarray(frames.frame_ids, dtype=np.int64),
+            bbox_min=bmin,
+            bbox_max=bmax,
             source=np.array(source),
         )
         n_vox = len(coords)
     info.update(status="ok", pairs_tested=tested, pairs_kept=len(pairs), voxels=n_vox, miner=stats)
     atomic_write_text(sdir / "frames.json", json.dumps(info, indent=1))
-    return SceneResult(scene.scene_id, "ok", F, tested, len(pairs), n_vox, frames.skips.to_dict(),
-                       time.perf_counter() - t0)
+    return SceneResult(
+        scene.scene_id, "ok", F, tested, len(pairs), n_vox, frames.skips.to_dict(), time.perf_counter() - t0
+    )
 
 
 def _scene_holdout(scene_id: str, frames: SceneFrames, pairs: list[Pair], params: PrepareParams) -> dict:
@@ -535,16 +559,23 @@ def _scene_holdout(scene_id: str, frames: SceneFrames, pairs: list[Pair], params
     from pri3d.data.splits import holdout_split, parse_ranges
 
     ids = list(frames.frame_ids)
-    train, val, stats = holdout_split({scene_id: ids}, pairs, parse_ranges(params.holdout),
-                                      params.holdout_overlap or params.min_overlap)
+    train, val, stats = holdout_split(
+        {scene_id: ids}, pairs, parse_ranges(params.holdout), params.holdout_overlap or params.min_overlap
+    )
     tr, va = train.scenes.get(scene_id), val.scenes.get(scene_id)
     if not tr:
         st = stats[scene_id]
-        raise DataError(f"{scene_id}: --holdout {params.holdout} leaves no training frame ({st['val_count']} held out, "
-                        f"{st['gap']} near-duplicates of them); hold out fewer frames or raise --holdout-overlap")
-    return {"train": [list(r) for r in tr] if tr else [], "val": [list(r) for r in va] if va else [],
-            "train_frames": [f for f in ids if train.contains(scene_id, f)],
-            "val_frames": [f for f in ids if val.contains(scene_id, f)], **stats[scene_id]}
+        raise DataError(
+            f"{scene_id}: --holdout {params.holdout} leaves no training frame ({st['val_count']} held out, "
+            f"{st['gap']} near-duplicates of them); hold out fewer frames or raise --holdout-overlap"
+        )
+    return {
+        "train": [list(r) for r in tr] if tr else [],
+        "val": [list(r) for r in va] if va else [],
+        "train_frames": [f for f in ids if train.contains(scene_id, f)],
+        "val_frames": [f for f in ids if val.contains(scene_id, f)],
+        **stats[scene_id],
+    }
 
 
 def _write_holdout_splits(out: Path, infos: dict[str, dict], params: PrepareParams) -> dict:
@@ -554,15 +585,20 @@ def _write_holdout_splits(out: Path, infos: dict[str, dict], params: PreparePara
     train = {s: tuple(tuple(r) for r in h["train"]) for s, h in infos.items() if h["train"]}
     val = {s: tuple(tuple(r) for r in h["val"]) for s, h in infos.items() if h["val"]}
     th = params.holdout_overlap or params.min_overlap
-    note = (f"written by pri3d prepare: frames {params.holdout} held out for validation; training drops "
-            f"frames overlapping a held-out frame by >= {th:g}")
+    note = (
+        f"written by pri3d prepare: frames {params.holdout} held out for validation; training drops "
+        f"frames overlapping a held-out frame by >= {th:g}"
+    )
     write_split(out / "splits" / "train.txt", Split(train), note)
     write_split(out / "splits" / "val.txt", Split(val), note)
-    return {"holdout": params.holdout, "holdout_overlap": th,
-            "train_frames": sum(h["train_count"] for h in infos.values()),
-            "val_frames": sum(h["val_count"] for h in infos.values()),
-            "gap_frames": sum(h["gap"] for h in infos.values()),
-            "max_train_val_overlap": max((h["max_overlap"] for h in infos.values()), default=0.0)}
+    return {
+        "holdout": params.holdout,
+        "holdout_overlap": th,
+        "train_frames": sum(h["train_count"] for h in infos.values()),
+        "val_frames": sum(h["val_count"] for h in infos.values()),
+        "gap_frames": sum(h["gap"] for h in infos.values()),
+        "max_train_val_overlap": max((h["max_overlap"] for h in infos.values()), default=0.0),
+    }
 
 
 def _params_record(params: PrepareParams, input_path: Path, fmt: str, out_dir: Path, split) -> dict:
@@ -572,8 +608,11 @@ def _params_record(params: PrepareParams, input_path: Path, fmt: str, out_dir: P
     rec["format"] = fmt
     rec["split"] = None
     if split is not None:  # scene ids, with their frame ranges when the split file gives some
-        rec["split"] = sorted(split.scene_ids()) if not split.has_frame_ranges else {
-            s: [list(r) for r in rng] if rng else None for s, rng in sorted(split.scenes.items())}
+        rec["split"] = (
+            sorted(split.scene_ids())
+            if not split.has_frame_ranges
+            else {s: [list(r) for r in rng] if rng else None for s, rng in sorted(split.scenes.items())}
+        )
     if params.mode == "official":
         rec["official"] = dict(OFFICIAL)
     return rec
@@ -683,7 +722,8 @@ def prepare(
         summary["message"] += (
             f"; held out frames {h['holdout']}: {h['val_frames']} validation, {h['train_frames']} training frames, "
             f"{h['gap_frames']} dropped as near-duplicates (overlap >= {h['holdout_overlap']:g}) -> "
-            f"{out / 'splits'}/{{train,val}}.txt")
+            f"{out / 'splits'}/{{train,val}}.txt"
+        )
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return summary
 
@@ -715,8 +755,11 @@ def _rebuild_outputs(out: Path, scene_ids: list[str], params: PrepareParams | No
         scene_pairs = read_pairs_csv(out / "scenes" / sid / "pairs.csv")
         kept += len(scene_pairs)
         pairs.extend(scene_pairs)
-        per_scene[sid] = {"frames": len(info["frame_ids"]), "pairs_tested": int(info.get("pairs_tested", 0)),
-                          "pairs_kept": len(scene_pairs)}
+        per_scene[sid] = {
+            "frames": len(info["frame_ids"]),
+            "pairs_tested": int(info.get("pairs_tested", 0)),
+            "pairs_kept": len(scene_pairs),
+        }
         if info.get("holdout"):
             holdouts[sid] = info["holdout"]
     atomic_write_text(out / "pairs.csv", _pairs_csv(pairs))

@@ -24,8 +24,16 @@ from pathlib import Path
 
 from pri3d.data.scene import DataError
 
-__all__ = ["Split", "parse_ranges", "format_ranges", "read_split", "write_split", "find_split_file", "resolve_split",
-           "holdout_split"]
+__all__ = [
+    "Split",
+    "parse_ranges",
+    "format_ranges",
+    "read_split",
+    "write_split",
+    "find_split_file",
+    "resolve_split",
+    "holdout_split",
+]
 
 Ranges = tuple[tuple[int, int], ...]
 
@@ -208,6 +216,10 @@ def holdout_split(frames: dict[str, list[int]], pairs, holdout: Ranges, max_over
             val[s] = parse_ranges(format_ranges(val_f[s], fs))
         if tr:
             train[s] = parse_ranges(format_ranges(tr, fs))
-        stats[s] = {"val_count": len(val_f[s]), "train_count": len(tr), "gap": len(near[s]),
-                    "max_overlap": round(largest[s], 4)}
+        stats[s] = {
+            "val_count": len(val_f[s]),
+            "train_count": len(tr),
+            "gap": len(near[s]),
+            "max_overlap": round(largest[s], 4),
+        }
     return Split(train, "holdout:train"), Split(val, "holdout:val"), stats

@@ -110,8 +110,13 @@ class SemSegDeepLab(nn.Module):
 
 
 def build_semseg_model(
-    head: str, arch: str, num_classes: int, init: str = "scratch", *, feature_dim: int | None = None,
-    transfer: str = "auto"
+    head: str,
+    arch: str,
+    num_classes: int,
+    init: str = "scratch",
+    *,
+    feature_dim: int | None = None,
+    transfer: str = "auto",
 ) -> tuple[nn.Module, str]:
     """Build a segmentation model and initialise it. Returns ``(model, description)``.
 
@@ -139,8 +144,9 @@ def build_semseg_model(
     load_state_strict(model.backbone.encoder, enc, f"{init} ({kind}) encoder")
     if with_decoder:
         load_unet_decoder(model.backbone.decoder, dec, f"{init} ({kind}) decoder")
-    what = "encoder+decoder (its last 1x1 conv replaced by the classifier)" if with_decoder else \
-        "encoder (decoder random)"
+    what = (
+        "encoder+decoder (its last 1x1 conv replaced by the classifier)" if with_decoder else "encoder (decoder random)"
+    )
     return model, f"UNet, {what} from {init} ({kind})"
 
 

@@ -112,8 +112,10 @@ def view_correspondences(
         ``flat = row * w + col`` on each view's own grid; rows sorted by batch then A's index.
     """
     if depth_a.dim() != 3 or depth_b.dim() != 3 or depth_a.shape[0] != depth_b.shape[0]:
-        raise ValueError(f"depth_a and depth_b must be (B, h, w) with the same B, got "
-                         f"{tuple(depth_a.shape)} and {tuple(depth_b.shape)}")
+        raise ValueError(
+            f"depth_a and depth_b must be (B, h, w) with the same B, got "
+            f"{tuple(depth_a.shape)} and {tuple(depth_b.shape)}"
+        )
     B, ha, wa = depth_a.shape
     _, hb, wb = depth_b.shape
     dev = depth_a.device
@@ -369,8 +371,6 @@ class _pool:
         return False
 
 
-
-
 def overlap_fast(
     depth: np.ndarray,
     K: np.ndarray,
@@ -444,8 +444,9 @@ def overlap_fast(
     queries = np.concatenate(per_frame) if F else np.zeros((0, 3))
     full_boxes = np.stack([_frame_box(depth[k], K, poses[k]) for k in range(F)]) - centre
 
-    gap = np.maximum(full_boxes[pairs[:, 0], 0] - full_boxes[pairs[:, 1], 1],
-                     full_boxes[pairs[:, 1], 0] - full_boxes[pairs[:, 0], 1]).max(axis=1)
+    gap = np.maximum(
+        full_boxes[pairs[:, 0], 0] - full_boxes[pairs[:, 1], 1], full_boxes[pairs[:, 1], 0] - full_boxes[pairs[:, 0], 1]
+    ).max(axis=1)
     live = (gap <= radius) & (n_q[pairs[:, 0]] > 0) & (n_q[pairs[:, 1]] > 0)
     stats.culled_box = int((~live).sum())
 
@@ -465,9 +466,28 @@ def overlap_fast(
         dmin = float(D[D > 0].min()) if n_full[t] else np.inf
         hits = np.zeros(len(jobs), np.int64)
         near = np.empty(int(n_q[sources].sum()), np.int64)
-        n_near = match_into_frame(queries, offsets, sources, np.ascontiguousarray(R_t), t_t, D, rx, ry,
-                                  fx, fy, cx, cy, float(radius), -1 if exact else int(window),
-                                  seg_lo, seg_hi, int(block), dmin, hits, near)
+        n_near = match_into_frame(
+            queries,
+            offsets,
+            sources,
+            np.ascontiguousarray(R_t),
+            t_t,
+            D,
+            rx,
+            ry,
+            fx,
+            fy,
+            cx,
+            cy,
+            float(radius),
+            -1 if exact else int(window),
+            seg_lo,
+            seg_hi,
+            int(block),
+            dmin,
+            hits,
+            near,
+        )
         near = near[:n_near]
         if n_near and exact:
             # Rare: query points within `radius` of the camera centre; a KD-tree decides them.
@@ -492,7 +512,8 @@ def overlap_fast(
     # Scale sampled match fractions by the full valid-pixel counts.
     fa = matched[:, 0] / np.maximum(n_q[pairs[:, 0]], 1)
     fb = matched[:, 1] / np.maximum(n_q[pairs[:, 1]], 1)
-    overlap = combine_overlap(fa * n_full[pairs[:, 0]], fb * n_full[pairs[:, 1]],
-                              n_full[pairs[:, 0]], n_full[pairs[:, 1]], combine)
+    overlap = combine_overlap(
+        fa * n_full[pairs[:, 0]], fb * n_full[pairs[:, 1]], n_full[pairs[:, 0]], n_full[pairs[:, 1]], combine
+    )
     overlap[~live] = 0.0
     return overlap, pairs, stats

@@ -124,8 +124,13 @@ def sample_mesh_surface(
         raise ValueError(f"face indices out of range for {len(V)} vertices")
     tri = V[F]  # (F, 3, 3)
     edges = np.stack(
-        [np.linalg.norm(tri[:, 1] - tri[:, 0], axis=1), np.linalg.norm(tri[:, 2] - tri[:, 1], axis=1),
-         np.linalg.norm(tri[:, 0] - tri[:, 2], axis=1)], axis=1)
+        [
+            np.linalg.norm(tri[:, 1] - tri[:, 0], axis=1),
+            np.linalg.norm(tri[:, 2] - tri[:, 1], axis=1),
+            np.linalg.norm(tri[:, 0] - tri[:, 2], axis=1),
+        ],
+        axis=1,
+    )
     n = np.maximum(1, np.ceil(edges.max(axis=1) / spacing)).astype(np.int64) if len(F) else np.zeros(0, np.int64)
     # Interior samples only for faces needing subdivision (n >= 2); the vertices cover n == 1.
     total = int(((n + 1) * (n + 2) // 2)[n >= 2].sum()) + (len(V) if include_vertices else 0)

@@ -98,8 +98,28 @@ def _match_point(x, y, z, depth, rx, ry, fx, fy, cx, cy, radius, window, seg_lo,
 
 
 @numba.njit(nogil=True, cache=True)
-def match_into_frame(queries, offsets, sources, R, t, depth, rx, ry, fx, fy, cx, cy, radius, window,
-                     seg_lo, seg_hi, block, dmin, hits, near):
+def match_into_frame(
+    queries,
+    offsets,
+    sources,
+    R,
+    t,
+    depth,
+    rx,
+    ry,
+    fx,
+    fy,
+    cx,
+    cy,
+    radius,
+    window,
+    seg_lo,
+    seg_hi,
+    block,
+    dmin,
+    hits,
+    near,
+):
     """Match the query points of frames ``sources`` ``(J,)`` against one target frame.
 
     ``queries`` ``(N, 3)`` float64 holds every frame's query points in world coordinates, frame ``s``
@@ -123,8 +143,7 @@ def match_into_frame(queries, offsets, sources, R, t, depth, rx, ry, fx, fy, cx,
             x = qx * R[0, 0] + qy * R[1, 0] + qz * R[2, 0]
             y = qx * R[0, 1] + qy * R[1, 1] + qz * R[2, 1]
             z = qx * R[0, 2] + qy * R[1, 2] + qz * R[2, 2]
-            m = _match_point(x, y, z, depth, rx, ry, fx, fy, cx, cy, radius, window, seg_lo, seg_hi,
-                             block, dmin)
+            m = _match_point(x, y, z, depth, rx, ry, fx, fy, cx, cy, radius, window, seg_lo, seg_hi, block, dmin)
             if m == 1:
                 h += 1
             elif m == NEAR:

@@ -44,8 +44,10 @@ class DepthLoss(nn.Module):
         if not bool(inner.any()):
             return loss_depth
         m = inner[:, 0]
-        loss_grad = (torch.log((gp[:, 0] - gt[:, 0]).abs()[m] + 0.5).mean()
-                     + torch.log((gp[:, 1] - gt[:, 1]).abs()[m] + 0.5).mean())
+        loss_grad = (
+            torch.log((gp[:, 0] - gt[:, 0]).abs()[m] + 0.5).mean()
+            + torch.log((gp[:, 1] - gt[:, 1]).abs()[m] + 0.5).mean()
+        )
         ones = torch.ones_like(pred)
         n_pred = torch.cat([-gp, ones], 1)
         n_tgt = torch.cat([-gt, ones], 1)

@@ -67,8 +67,11 @@ def sample_per_group(group: torch.Tensor, k: int, generator: torch.Generator | N
 
 
 def _group_layout(pair_index: torch.Tensor, num_pairs: int, min_matches: int):
-    counts = torch.bincount(pair_index, minlength=num_pairs) if pair_index.numel() else torch.zeros(
-        num_pairs, dtype=torch.int64, device=pair_index.device)
+    counts = (
+        torch.bincount(pair_index, minlength=num_pairs)
+        if pair_index.numel()
+        else torch.zeros(num_pairs, dtype=torch.int64, device=pair_index.device)
+    )
     keep_pair = counts >= min_matches
     return counts, keep_pair
 
@@ -103,8 +106,9 @@ def point_info_nce(
         graph-connected 0 when every pair is skipped.
     """
     if feats_a.shape != feats_b.shape or feats_a.dim() != 2:
-        raise ValueError(f"feats_a and feats_b must both be (N, C), got {tuple(feats_a.shape)} and "
-                         f"{tuple(feats_b.shape)}")
+        raise ValueError(
+            f"feats_a and feats_b must both be (N, C), got {tuple(feats_a.shape)} and {tuple(feats_b.shape)}"
+        )
     if tau <= 0:
         raise ValueError(f"tau must be > 0, got {tau}")
     if min_matches < 1:
@@ -175,8 +179,9 @@ def point_info_nce(
 class PointInfoNCE(nn.Module):
     """Module wrapper of :func:`point_info_nce` holding its settings."""
 
-    def __init__(self, tau: float = 0.4, *, cross_pair_negatives: bool = False, min_matches: int = 2,
-                 symmetric: bool = True):
+    def __init__(
+        self, tau: float = 0.4, *, cross_pair_negatives: bool = False, min_matches: int = 2, symmetric: bool = True
+    ):
         super().__init__()
         if tau <= 0:
             raise ValueError(f"tau must be > 0, got {tau}")
@@ -187,10 +192,18 @@ class PointInfoNCE(nn.Module):
 
     def forward(self, feats_a, feats_b, pair_index=None, num_pairs=None) -> NCEResult:
         return point_info_nce(
-            feats_a, feats_b, pair_index, num_pairs, tau=self.tau, cross_pair_negatives=self.cross_pair_negatives,
-            min_matches=self.min_matches, symmetric=self.symmetric,
+            feats_a,
+            feats_b,
+            pair_index,
+            num_pairs,
+            tau=self.tau,
+            cross_pair_negatives=self.cross_pair_negatives,
+            min_matches=self.min_matches,
+            symmetric=self.symmetric,
         )
 
     def extra_repr(self) -> str:
-        return (f"tau={self.tau}, cross_pair_negatives={self.cross_pair_negatives}, "
-                f"min_matches={self.min_matches}, symmetric={self.symmetric}")
+        return (
+            f"tau={self.tau}, cross_pair_negatives={self.cross_pair_negatives}, "
+            f"min_matches={self.min_matches}, symmetric={self.symmetric}"
+        )

@@ -86,6 +86,7 @@ def load_state_strict(module: nn.Module, sd: dict, what: str) -> None:
     unexpected = sorted(set(sd) - set(own))
     mismatched = sorted(k for k in set(own) & set(sd) if tuple(own[k].shape) != tuple(sd[k].shape))
     if missing or unexpected or mismatched:
+
         def show(keys):
             return ", ".join(keys[:8]) + (f" ... (+{len(keys) - 8} more)" if len(keys) > 8 else "")
 

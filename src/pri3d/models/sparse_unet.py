@@ -72,8 +72,16 @@ class SparseResUNet(nn.Module):
 
     LEVELS = 4
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 96, *, planes=MINKUNET34C["planes"],
-                 layers=MINKUNET34C["layers"], init_dim: int = MINKUNET34C["init_dim"], stem_kernel: int = 5):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 96,
+        *,
+        planes=MINKUNET34C["planes"],
+        layers=MINKUNET34C["layers"],
+        init_dim: int = MINKUNET34C["init_dim"],
+        stem_kernel: int = 5,
+    ):
         super().__init__()
         planes, layers = tuple(planes), tuple(layers)
         if len(planes) != 8 or len(layers) != 8:
@@ -82,8 +90,9 @@ class SparseResUNet(nn.Module):
             raise ValueError(f"stem_kernel must be odd, got {stem_kernel}")
         sp = sparse_backend.import_spconv()
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.stem = sp.SubMConv3d(in_channels, init_dim, stem_kernel, padding=stem_kernel // 2, bias=False,
-                                  indice_key="stem")
+        self.stem = sp.SubMConv3d(
+            in_channels, init_dim, stem_kernel, padding=stem_kernel // 2, bias=False, indice_key="stem"
+        )
         self.stem_bn = nn.BatchNorm1d(init_dim)
         self.downs, self.down_bns, self.enc = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         c = init_dim
@@ -108,14 +117,15 @@ class SparseResUNet(nn.Module):
     def forward(self, feats: torch.Tensor, coords: torch.Tensor, batch_size: int) -> torch.Tensor:
         sp = sparse_backend.import_spconv()  # cached after the first call
         if coords.dim() != 2 or coords.shape[1] != 4 or feats.shape[0] != coords.shape[0]:
-            raise ValueError(f"expected feats (M, C) and coords (M, 4), got {tuple(feats.shape)}, "
-                             f"{tuple(coords.shape)}")
+            raise ValueError(
+                f"expected feats (M, C) and coords (M, 4), got {tuple(feats.shape)}, {tuple(coords.shape)}"
+            )
         if coords.shape[0] == 0:
             return feats.new_zeros(0, self.out_channels) + self.final.bias.sum() * 0
         coords = coords.to(torch.int32)
         if bool((coords[:, 1:] < 0).any()):
             raise ValueError("voxel coordinates must be >= 0 (shift each chunk to its minimum corner)")
-        m = 2 ** self.LEVELS
+        m = 2**self.LEVELS
         extent = (coords[:, 1:].max(dim=0).values.to(torch.int64) + 1).tolist()
         shape = [((e + m - 1) // m) * m for e in extent]
         x = sp.SparseConvTensor(feats, coords.contiguous(), shape, int(batch_size))

@@ -23,8 +23,17 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ColorAugment", "to_float_image", "normalize", "denormalize",
-           "sample_crop", "crop_intrinsics", "flip_intrinsics"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ColorAugment",
+    "to_float_image",
+    "normalize",
+    "denormalize",
+    "sample_crop",
+    "crop_intrinsics",
+    "flip_intrinsics",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -64,9 +73,20 @@ class ColorAugment:
     ``enabled=False`` only converts and normalises (evaluation).
     """
 
-    def __init__(self, *, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4, hue: float = 0.1,
-                 p_jitter: float = 0.8, p_gray: float = 0.2, p_blur: float = 0.5, blur_sigma=(0.1, 2.0),
-                 blur_reference_size: int = 224, enabled: bool = True):
+    def __init__(
+        self,
+        *,
+        brightness: float = 0.4,
+        contrast: float = 0.4,
+        saturation: float = 0.4,
+        hue: float = 0.1,
+        p_jitter: float = 0.8,
+        p_gray: float = 0.2,
+        p_blur: float = 0.5,
+        blur_sigma=(0.1, 2.0),
+        blur_reference_size: int = 224,
+        enabled: bool = True,
+    ):
         self.brightness, self.contrast, self.saturation, self.hue = brightness, contrast, saturation, hue
         self.p_jitter, self.p_gray, self.p_blur = p_jitter, p_gray, p_blur
         self.blur_sigma = tuple(blur_sigma)
@@ -106,8 +126,9 @@ class ColorAugment:
         return x.clamp(0.0, 1.0)
 
 
-def sample_crop(height: int, width: int, out_size, scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3),
-                g: torch.Generator | None = None) -> tuple[int, int, int, int]:
+def sample_crop(
+    height: int, width: int, out_size, scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3), g: torch.Generator | None = None
+) -> tuple[int, int, int, int]:
     """A random crop ``(x0, y0, w, h)`` (integer pixels) of a ``height x width`` image.
 
     Its area is a fraction in ``scale`` of the image's, its aspect ratio ``w / h`` the output's

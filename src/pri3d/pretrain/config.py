@@ -48,8 +48,9 @@ class DataConfig:
             raise ConfigError(f"data.resolution must be [H, W], both positive multiples of 4, got {self.resolution}")
         if self.workers < 0:
             raise ConfigError("data.workers must be >= 0")
-        if self.crop_scale is not None and (len(self.crop_scale) != 2
-                                            or not 0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0):
+        if self.crop_scale is not None and (
+            len(self.crop_scale) != 2 or not 0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0
+        ):
             raise ConfigError(f"data.crop_scale must be null or [lo, hi] with 0 < lo <= hi <= 1, got {self.crop_scale}")
         if len(self.crop_ratio) != 2 or not 0.0 < self.crop_ratio[0] <= self.crop_ratio[1]:
             raise ConfigError(f"data.crop_ratio must be [lo, hi] with 0 < lo <= hi, got {self.crop_ratio}")

@@ -39,8 +39,15 @@ from pri3d.geometry.voxels import crop_voxels, pixel_voxel_correspondences
 from pri3d.losses.point_info_nce import sample_without_replacement
 from pri3d.pretrain.augment import ColorAugment, crop_intrinsics, flip_intrinsics, sample_crop
 
-__all__ = ["PairDataset", "StepBatchSampler", "collate_pairs", "split_pairs", "fixed_sample", "resize_color",
-           "worker_init"]
+__all__ = [
+    "PairDataset",
+    "StepBatchSampler",
+    "collate_pairs",
+    "split_pairs",
+    "fixed_sample",
+    "resize_color",
+    "worker_init",
+]
 
 
 def resize_color(color: np.ndarray, size) -> np.ndarray:
@@ -127,11 +134,26 @@ class PairDataset(Dataset):
         flip: random horizontal flip of each view (p = 0.5), training only (a negative focal length).
     """
 
-    def __init__(self, prepared: PreparedData, pairs: list[Pair], *, resolution=(240, 320), view: bool = True,
-                 geo: bool = False, trivial: bool = False, num_matches: int = 1024, depth_threshold: float = 0.05,
-                 voxel_radius: float | None = None, voxel_input: str = "occupancy", voxel_crop: str = "aabb",
-                 crop_margin: float = 0.0, augment: bool = True, crop_scale=None, crop_ratio=(3 / 4, 4 / 3),
-                 flip: bool = False):
+    def __init__(
+        self,
+        prepared: PreparedData,
+        pairs: list[Pair],
+        *,
+        resolution=(240, 320),
+        view: bool = True,
+        geo: bool = False,
+        trivial: bool = False,
+        num_matches: int = 1024,
+        depth_threshold: float = 0.05,
+        voxel_radius: float | None = None,
+        voxel_input: str = "occupancy",
+        voxel_crop: str = "aabb",
+        crop_margin: float = 0.0,
+        augment: bool = True,
+        crop_scale=None,
+        crop_ratio=(3 / 4, 4 / 3),
+        flip: bool = False,
+    ):
         if not pairs:
             raise DataError(f"{prepared.root}: no frame pairs to train on (check the splits and pairs.csv)")
         self.prepared = prepared
@@ -158,8 +180,9 @@ class PairDataset(Dataset):
         self.scenes = prepared.scenes()
         missing = sorted({p.scene for p in self.pairs} - set(self.scenes))
         if missing:
-            raise DataError(f"{prepared.root}: pairs refer to scenes missing from {prepared.input_path}: "
-                            f"{', '.join(missing[:5])}")
+            raise DataError(
+                f"{prepared.root}: pairs refer to scenes missing from {prepared.input_path}: {', '.join(missing[:5])}"
+            )
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -181,7 +204,7 @@ class PairDataset(Dataset):
         flip = False
         if g is not None and self.crop_scale is not None:
             x0, y0, cw, ch = sample_crop(Hc, Wc, self.size, self.crop_scale, self.crop_ratio, g)
-            color = color[y0:y0 + ch, x0:x0 + cw]
+            color = color[y0 : y0 + ch, x0 : x0 + cw]
             Kc = crop_intrinsics(Kc, x0, y0)
             Hc, Wc = ch, cw
         if g is not None and self.flip:
@@ -191,8 +214,12 @@ class PairDataset(Dataset):
         if flip:
             image = np.ascontiguousarray(image[:, ::-1])
             K_feat = flip_intrinsics(K_feat, w)
-        depth = resample_depth(torch.from_numpy(np.ascontiguousarray(fr.depth, dtype=np.float32))[None],
-                               torch.as_tensor(fr.depth_intrinsics, dtype=torch.float64), K_feat, (h, w))[0]
+        depth = resample_depth(
+            torch.from_numpy(np.ascontiguousarray(fr.depth, dtype=np.float32))[None],
+            torch.as_tensor(fr.depth_intrinsics, dtype=torch.float64),
+            K_feat,
+            (h, w),
+        )[0]
         pose = torch.as_tensor(fr.pose, dtype=torch.float64)
         return image, depth, K_feat, pose
 
@@ -267,8 +294,15 @@ class PairDataset(Dataset):
         out["depth_a"], out["depth_b"] = dep_a, dep_b
         out["K_a"], out["K_b"], out["pose_a"], out["pose_b"] = K_a, K_b, T_a, T_b  # of the (augmented) feature grids
         if self.view or self.trivial:
-            m = view_correspondences(dep_a[None], K_a[None], T_a[None], dep_b[None], K_b[None], T_b[None],
-                                     depth_threshold=self.depth_threshold)[:, 1:]
+            m = view_correspondences(
+                dep_a[None],
+                K_a[None],
+                T_a[None],
+                dep_b[None],
+                K_b[None],
+                T_b[None],
+                depth_threshold=self.depth_threshold,
+            )[:, 1:]
             out["view"] = m[sample_without_replacement(len(m), self.num_matches, g)]
         if self.geo:
             out["vox_a"] = self._chunk(p.scene, p.frame_a, dep_a, K_a, T_a, g)
@@ -276,8 +310,9 @@ class PairDataset(Dataset):
         return out
 
 
-def _in_frustum(coords: torch.Tensor, origin, voxel_size: float, K: torch.Tensor, pose: torch.Tensor,
-                depth: torch.Tensor) -> torch.Tensor:
+def _in_frustum(
+    coords: torch.Tensor, origin, voxel_size: float, K: torch.Tensor, pose: torch.Tensor, depth: torch.Tensor
+) -> torch.Tensor:
     """``(M,)`` bool: voxel centres in front of the camera, projecting inside the ``(h, w)`` grid of
     ``K`` (one pixel margin) and no farther than the frame's farthest valid depth plus one voxel."""
     h, w = depth.shape
@@ -312,8 +347,10 @@ def collate_pairs(samples: list[dict]) -> dict:
         "depth": torch.stack([s["depth_a"] for s in samples] + [s["depth_b"] for s in samples]),
     }
     if "view" in samples[0]:
-        rows = [torch.cat([torch.full((len(s["view"]), 1), b, dtype=torch.int64), s["view"]], 1)
-                for b, s in enumerate(samples)]
+        rows = [
+            torch.cat([torch.full((len(s["view"]), 1), b, dtype=torch.int64), s["view"]], 1)
+            for b, s in enumerate(samples)
+        ]
         out["view"] = torch.cat(rows)
     if "vox_a" in samples[0]:
         chunks = [s["vox_a"] for s in samples] + [s["vox_b"] for s in samples]
@@ -340,13 +377,24 @@ class StepBatchSampler:
     ``(pair_index, sample_seed)`` for steps ``start_step .. steps - 1``.
     """
 
-    def __init__(self, num_items: int, *, batch_size: int, world_size: int = 1, rank: int = 0, accumulate: int = 1,
-                 seed: int = 0, start_step: int = 0, steps: int = 1):
+    def __init__(
+        self,
+        num_items: int,
+        *,
+        batch_size: int,
+        world_size: int = 1,
+        rank: int = 0,
+        accumulate: int = 1,
+        seed: int = 0,
+        start_step: int = 0,
+        steps: int = 1,
+    ):
         if num_items < 1:
             raise ValueError("no items to sample from")
         if batch_size % (world_size * accumulate):
-            raise ValueError(f"batch size {batch_size} is not divisible by world size {world_size} x "
-                             f"accumulation {accumulate}")
+            raise ValueError(
+                f"batch size {batch_size} is not divisible by world size {world_size} x accumulation {accumulate}"
+            )
         self.n = num_items
         self.batch_size = batch_size
         self.world, self.rank, self.accumulate = world_size, rank, accumulate

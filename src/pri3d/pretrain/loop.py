@@ -122,16 +122,24 @@ def _reduce(values: dict[str, float], device) -> dict[str, float]:
 
 
 def _eval_dataset(cfg: PretrainConfig, prepared, pairs):
-    return PairDataset(prepared, pairs, resolution=cfg.data.resolution, view=True, num_matches=cfg.train.eval_points,
-                       depth_threshold=cfg.loss.depth_threshold, augment=False)
+    return PairDataset(
+        prepared,
+        pairs,
+        resolution=cfg.data.resolution,
+        view=True,
+        num_matches=cfg.train.eval_points,
+        depth_threshold=cfg.loss.depth_threshold,
+        augment=False,
+    )
 
 
 def train(cfg: PretrainConfig, *, resume: bool = False) -> dict:
     """Run pre-training; returns a summary dict (see the module docstring for the outputs)."""
     T = cfg.train
     if not cfg.data.path:
-        raise ConfigError("no data: pass --data PREPARED_DIR (or data.path=...), a directory written by "
-                          "'pri3d prepare'")
+        raise ConfigError(
+            "no data: pass --data PREPARED_DIR (or data.path=...), a directory written by 'pri3d prepare'"
+        )
     threads_before = torch.get_num_threads()
     if T.threads > 0:
         torch.set_num_threads(T.threads)
@@ -158,13 +166,17 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
         if found is not None:
             state, ckpt_path = found
             if state.get("format") != CHECKPOINT_FORMAT or state.get("mode") != cfg.mode:
-                raise ConfigError(f"{ckpt_path}: a {state.get('format')} checkpoint of mode {state.get('mode')!r} "
-                                  f"cannot resume a {cfg.mode!r} run")
+                raise ConfigError(
+                    f"{ckpt_path}: a {state.get('format')} checkpoint of mode {state.get('mode')!r} "
+                    f"cannot resume a {cfg.mode!r} run"
+                )
         elif main:
             print(f"pretrain: --resume given but {manager.dir} holds no checkpoint; starting from step 0")
     elif manager.paths():
-        raise ConfigError(f"{out} already holds checkpoints ({manager.paths()[-1].name}); pass --resume to continue "
-                          "that run, or choose another --out")
+        raise ConfigError(
+            f"{out} already holds checkpoints ({manager.paths()[-1].name}); pass --resume to continue "
+            "that run, or choose another --out"
+        )
 
     # ---- data -----------------------------------------------------------------------------------
     prepared = PreparedData(cfg.data.path)
@@ -196,8 +208,10 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
             print(f"pretrain: resumed from {ckpt_path} at step {start}")
             changed = _config_changes(state.get("config") or {}, to_dict(cfg))
             if changed:
-                print(f"pretrain: warning: the config differs from the checkpoint's in {', '.join(changed)}; "
-                      "the resumed run will not reproduce an uninterrupted one exactly")
+                print(
+                    f"pretrain: warning: the config differs from the checkpoint's in {', '.join(changed)}; "
+                    "the resumed run will not reproduce an uninterrupted one exactly"
+                )
     if T.compile:
         method.compile_backbone()
     model = method
@@ -211,16 +225,34 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
         atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     logger = MetricLogger(out, enabled=main, tensorboard=T.tensorboard, resume_step=start + 1 if start else 0)
 
-    sampler = StepBatchSampler(len(dataset), batch_size=T.batch_size, world_size=info.world_size, rank=info.rank,
-                               accumulate=T.accumulate, seed=T.seed, start_step=start, steps=T.steps)
+    sampler = StepBatchSampler(
+        len(dataset),
+        batch_size=T.batch_size,
+        world_size=info.world_size,
+        rank=info.rank,
+        accumulate=T.accumulate,
+        seed=T.seed,
+        start_step=start,
+        steps=T.steps,
+    )
     W = cfg.data.workers
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=W, collate_fn=spec.collate,
-                        pin_memory=dev.type == "cuda", worker_init_fn=worker_init if W else None,
-                        prefetch_factor=cfg.data.prefetch if W else None, persistent_workers=False)
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=W,
+        collate_fn=spec.collate,
+        pin_memory=dev.type == "cuda",
+        worker_init_fn=worker_init if W else None,
+        prefetch_factor=cfg.data.prefetch if W else None,
+        persistent_workers=False,
+    )
     evaluating = T.eval_every > 0 and main
     # Fixed random samples (the pairs are sorted by frame: the first ones would all share one frame).
-    val_ds = _eval_dataset(cfg, prepared, fixed_sample(val_pairs, T.eval_pairs, T.seed)) if (
-        val_pairs and evaluating) else None
+    val_ds = (
+        _eval_dataset(cfg, prepared, fixed_sample(val_pairs, T.eval_pairs, T.seed))
+        if (val_pairs and evaluating)
+        else None
+    )
     # A fixed sample of training pairs, evaluated like the held-out ones: the two learning curves part
     # when the network memorises its training views instead of learning to match.
     train_ds = _eval_dataset(cfg, prepared, fixed_sample(train_pairs, T.eval_pairs, T.seed)) if evaluating else None
@@ -231,8 +263,15 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
         for name, ds in (("val", val_ds), ("train", train_ds)):
             if ds is None:
                 continue
-            r = matching_recall(method.backbone, ds, device=dev, seed=T.seed,
-                                channels_last=cfg.model.channels_last, autocast_dtype=amp_dtype, radii=radii)
+            r = matching_recall(
+                method.backbone,
+                ds,
+                device=dev,
+                seed=T.seed,
+                channels_last=cfg.model.channels_last,
+                autocast_dtype=amp_dtype,
+                radii=radii,
+            )
             logger.log(step, **{f"{name}/{k}": v for k, v in r.items()})
             if name == "val":
                 res = r
@@ -241,9 +280,11 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
         return res
 
     if main:
-        print(f"pretrain: mode {cfg.mode}, {cfg.model.arch} ({init_desc}), {len(train_pairs)} training pairs, "
-              f"{len(val_pairs)} held-out, batch {T.batch_size} x {T.steps} steps on {dev}"
-              f"{f' x {info.world_size} processes' if info.distributed else ''}")
+        print(
+            f"pretrain: mode {cfg.mode}, {cfg.model.arch} ({init_desc}), {len(train_pairs)} training pairs, "
+            f"{len(val_pairs)} held-out, batch {T.batch_size} x {T.steps} steps on {dev}"
+            f"{f' x {info.world_size} processes' if info.distributed else ''}"
+        )
     last_eval = init_eval = None
     if start == 0 and main:
         last_eval = init_eval = evaluate(0)  # the same network at initialisation: the baseline to beat
@@ -251,8 +292,9 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
 
     # ---- the loop -----------------------------------------------------------------------------
     it = iter(loader)
-    pbar = tqdm(total=T.steps, initial=start, desc=f"pretrain {cfg.mode}", disable=not (main and T.progress),
-                dynamic_ncols=True)
+    pbar = tqdm(
+        total=T.steps, initial=start, desc=f"pretrain {cfg.mode}", disable=not (main and T.progress), dynamic_ncols=True
+    )
     skips: dict[str, int] = {}
     stopped_early = False
     done = start
@@ -270,8 +312,9 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
             batch = _to_device(next(it), dev, cfg.model.channels_last)
             sync = model.no_sync() if info.distributed and micro < T.accumulate - 1 else contextlib.nullcontext()
             with sync:
-                with torch.autocast(device_type=dev.type, dtype=amp_dtype or torch.bfloat16,
-                                    enabled=amp_dtype is not None):
+                with torch.autocast(
+                    device_type=dev.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None
+                ):
                     losses = model(batch)
                 loss = sum(losses.values())
                 bad = torch.tensor(0.0 if bool(torch.isfinite(loss)) else 1.0, device=dev)
@@ -282,7 +325,8 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
                     last = manager.paths()[-1].name if manager.paths() else "none"
                     raise TrainingError(
                         f"non-finite loss at step {step + 1} (micro-batch {micro}; {detail}; pairs "
-                        f"{batch['keys'][:4]}). Stopped before updating the weights; last checkpoint: {last}")
+                        f"{batch['keys'][:4]}). Stopped before updating the weights; last checkpoint: {last}"
+                    )
                 (loss / T.accumulate).backward()
             for k, v in losses.items():
                 parts[k] = parts.get(k, 0.0) + float(v.detach()) / T.accumulate
@@ -304,8 +348,14 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
         if done % T.log_every == 0 or last:
             parts = _reduce(parts, dev)
             last_loss = sum(parts.values())
-            logger.log(done, loss=last_loss, **{f"loss/{k}": v for k, v in parts.items()}, lr=lr,
-                       pairs_per_s=rate, **{f"skips/{k}": v for k, v in skips.items()})
+            logger.log(
+                done,
+                loss=last_loss,
+                **{f"loss/{k}": v for k, v in parts.items()},
+                lr=lr,
+                pairs_per_s=rate,
+                **{f"skips/{k}": v for k, v in skips.items()},
+            )
         pbar.update(1)
         pbar.set_postfix(loss=f"{sum(parts.values()):.4f}", pairs_s=f"{rate:.1f}")
         if main and T.eval_every > 0 and (done % T.eval_every == 0 or last):
@@ -322,14 +372,31 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
 
     # ---- final weights and summary ----------------------------------------------------------
     elapsed = time.perf_counter() - t_start
-    summary = {"mode": cfg.mode, "steps": done, "start_step": start, "final_loss": last_loss,
-               "seconds": elapsed, "skips": skips, "out": str(out), "stopped_early": stopped_early}
+    summary = {
+        "mode": cfg.mode,
+        "steps": done,
+        "start_step": start,
+        "final_loss": last_loss,
+        "seconds": elapsed,
+        "skips": skips,
+        "out": str(out),
+        "stopped_early": stopped_early,
+    }
     if main:
         if not _all_finite(method):
             raise TrainingError("non-finite weights at the end of training: backbone.pth not written")
-        atomic_save({"format": "pri3d-unet", "arch": cfg.model.arch, "feature_dim": cfg.model.resolved_feature_dim,
-                     "resolution": [int(v) for v in cfg.data.resolution], "mode": cfg.mode, "step": done,
-                     "backbone": method.backbone.state_dict()}, out / "backbone.pth")
+        atomic_save(
+            {
+                "format": "pri3d-unet",
+                "arch": cfg.model.arch,
+                "feature_dim": cfg.model.resolved_feature_dim,
+                "resolution": [int(v) for v in cfg.data.resolution],
+                "mode": cfg.mode,
+                "step": done,
+                "backbone": method.backbone.state_dict(),
+            },
+            out / "backbone.pth",
+        )
         if last_eval:
             summary["recall"] = last_eval
         if init_eval:
@@ -337,18 +404,34 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
         r = f", recall@{T.eval_radius:g}px {last_eval[f'recall@{T.eval_radius:g}px']:.3f}" if last_eval else ""
         skipped = sum(skips.values())
         why = f" (train.max_minutes={T.max_minutes:g} reached)" if stopped_early else ""
-        print(f"pretrain: done: mode {cfg.mode}, steps {start}->{done}{why} in {elapsed:.0f}s, final loss "
-              f"{last_loss:.4f}{r}, {skipped} pair/chunk skips; weights in {out / 'backbone.pth'}")
+        print(
+            f"pretrain: done: mode {cfg.mode}, steps {start}->{done}{why} in {elapsed:.0f}s, final loss "
+            f"{last_loss:.4f}{r}, {skipped} pair/chunk skips; weights in {out / 'backbone.pth'}"
+        )
         write_report(out, summary, T.eval_radius)
     logger.close()
     return summary
 
 
 # Keys that may change on resume without affecting the computation.
-_RESUME_FREE = {"out", "data.path", "data.workers", "data.prefetch", "train.steps", "train.max_minutes",
-                "train.log_every", "train.ckpt_every", "train.keep_checkpoints", "train.eval_every",
-                "train.eval_pairs", "train.eval_points", "train.eval_radius", "train.tensorboard", "train.progress",
-                "train.compile"}
+_RESUME_FREE = {
+    "out",
+    "data.path",
+    "data.workers",
+    "data.prefetch",
+    "train.steps",
+    "train.max_minutes",
+    "train.log_every",
+    "train.ckpt_every",
+    "train.keep_checkpoints",
+    "train.eval_every",
+    "train.eval_pairs",
+    "train.eval_points",
+    "train.eval_radius",
+    "train.tensorboard",
+    "train.progress",
+    "train.compile",
+}
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

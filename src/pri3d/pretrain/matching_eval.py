@@ -22,9 +22,19 @@ RADII = (1.0, 2.0, 4.0, 8.0)
 
 
 @torch.no_grad()
-def matching_recall(backbone: nn.Module, dataset, *, max_pairs: int | None = None, radii=RADII, device="cpu",
-                    batch_size: int = 4, seed: int = 0, progress: bool = False, channels_last: bool = False,
-                    autocast_dtype=None) -> dict:
+def matching_recall(
+    backbone: nn.Module,
+    dataset,
+    *,
+    max_pairs: int | None = None,
+    radii=RADII,
+    device="cpu",
+    batch_size: int = 4,
+    seed: int = 0,
+    progress: bool = False,
+    channels_last: bool = False,
+    autocast_dtype=None,
+) -> dict:
     """Recall of nearest-neighbour feature matches.
 
     Args:
@@ -53,8 +63,11 @@ def matching_recall(backbone: nn.Module, dataset, *, max_pairs: int | None = Non
             images = batch["images"].to(device)
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device_type=torch.device(device).type, dtype=autocast_dtype or torch.bfloat16,
-                                enabled=autocast_dtype is not None):
+            with torch.autocast(
+                device_type=torch.device(device).type,
+                dtype=autocast_dtype or torch.bfloat16,
+                enabled=autocast_dtype is not None,
+            ):
                 feats = backbone(images)
             feats = F.normalize(feats.float(), dim=1)
             B = len(idx)
@@ -107,8 +120,10 @@ def _load_model(checkpoint: str, arch: str | None, feature_dim: int | None, seed
     except CheckpointError as e:
         raise DataError(str(e)) from e
     if obj.get("format") not in ("pri3d-pretrain", "pri3d-unet", "pri3d-finetune") or "backbone" not in obj:
-        raise DataError(f"{checkpoint}: not a pri3d checkpoint or backbone file (format {obj.get('format')!r}); "
-                        "eval-matching needs the whole UNet")
+        raise DataError(
+            f"{checkpoint}: not a pri3d checkpoint or backbone file (format {obj.get('format')!r}); "
+            "eval-matching needs the whole UNet"
+        )
     arch = obj.get("arch") or arch
     fd = obj.get("feature_dim") or feature_dim
     if not arch or not fd:
@@ -128,10 +143,23 @@ def _load_model(checkpoint: str, arch: str | None, feature_dim: int | None, seed
     return model, res, f"{arch}{step} ({obj.get('mode', obj.get('format'))})"
 
 
-def evaluate_checkpoint(checkpoint, data, *, pairs_csv=None, split: str = "val", max_pairs=None, points: int = 1024,
-                        resolution=None, arch=None, feature_dim=None, depth_threshold: float = 0.05,
-                        device: str = "auto", seed: int = 0, progress: bool = False,
-                        baseline: str | None = None) -> dict:
+def evaluate_checkpoint(
+    checkpoint,
+    data,
+    *,
+    pairs_csv=None,
+    split: str = "val",
+    max_pairs=None,
+    points: int = 1024,
+    resolution=None,
+    arch=None,
+    feature_dim=None,
+    depth_threshold: float = 0.05,
+    device: str = "auto",
+    seed: int = 0,
+    progress: bool = False,
+    baseline: str | None = None,
+) -> dict:
     """Recall@{1,2,4,8}px of a checkpoint on pairs of a prepared directory (see :func:`matching_recall`).
 
     The resolution defaults to the one the checkpoint was trained at (recorded in pre-training
@@ -164,8 +192,9 @@ def evaluate_checkpoint(checkpoint, data, *, pairs_csv=None, split: str = "val",
         source += f", a fixed sample of {len(pairs)}"
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    ds = PairDataset(prepared, pairs, resolution=res, view=True, num_matches=points, depth_threshold=depth_threshold,
-                     augment=False)
+    ds = PairDataset(
+        prepared, pairs, resolution=res, view=True, num_matches=points, depth_threshold=depth_threshold, augment=False
+    )
 
     def run(net):
         net.to(device)

@@ -75,15 +75,22 @@ class Pri3D(nn.Module):
         fd = cfg.model.resolved_feature_dim
         self.backbone = ResNetUNet(cfg.model.arch, fd)
         L = cfg.loss
-        self.nce = PointInfoNCE(L.tau, cross_pair_negatives=L.cross_pair_negatives, min_matches=L.min_matches,
-                                symmetric=L.symmetric)
+        self.nce = PointInfoNCE(
+            L.tau, cross_pair_negatives=L.cross_pair_negatives, min_matches=L.min_matches, symmetric=L.symmetric
+        )
         self.weights = {"view": L.view_weight, "geo": L.geo_weight, "depth": L.depth_weight}
         if geo:
             from pri3d.models.sparse_unet import SparseResUNet  # spconv only for the geometric prior
 
             m3 = cfg.model3d
-            self.net3d = SparseResUNet(m3.in_channels, m3.out_channels, planes=m3.planes, layers=m3.layers,
-                                       init_dim=m3.init_dim, stem_kernel=m3.stem_kernel)
+            self.net3d = SparseResUNet(
+                m3.in_channels,
+                m3.out_channels,
+                planes=m3.planes,
+                layers=m3.layers,
+                init_dim=m3.init_dim,
+                stem_kernel=m3.stem_kernel,
+            )
             self.head2d = ProjectionHead(fd, cfg.model.head_dim)
             self.head3d = ProjectionHead(m3.out_channels, cfg.model.head_dim)
         self.depth_head = None
@@ -124,8 +131,12 @@ class Pri3D(nn.Module):
             f3 = self.head3d(f3[g[:, 2]])
             r = self.nce(f2, f3, g[:, 0], 2 * B)
             losses["geo"] = r.loss * self.weights["geo"]
-            stats.update(geo_chunks=r.pairs_used, geo_skipped=r.pairs_skipped, geo_matches=r.matches_used,
-                         voxels=int(batch["vox_coords"].shape[0]))
+            stats.update(
+                geo_chunks=r.pairs_used,
+                geo_skipped=r.pairs_skipped,
+                geo_matches=r.matches_used,
+                voxels=int(batch["vox_coords"].shape[0]),
+            )
         if self.depth_head is not None:
             pred = self.depth_head(feats)
             losses["depth"] = self.depth_loss(pred, batch["depth"]) * self.weights["depth"]
@@ -141,11 +152,24 @@ def _pair_dataset(view: bool, geo: bool, trivial: bool = False):
         from pri3d.pretrain.data import PairDataset
 
         L = cfg.loss
-        return PairDataset(prepared, pairs, resolution=cfg.data.resolution, view=view, geo=geo, trivial=trivial,
-                           num_matches=L.num_matches, depth_threshold=L.depth_threshold,
-                           voxel_radius=L.voxel_radius, voxel_input=cfg.model3d.input, voxel_crop=cfg.model3d.crop,
-                           crop_margin=cfg.model3d.crop_margin if train else 0.0, augment=train,
-                           crop_scale=cfg.data.crop_scale, crop_ratio=cfg.data.crop_ratio, flip=cfg.data.flip)
+        return PairDataset(
+            prepared,
+            pairs,
+            resolution=cfg.data.resolution,
+            view=view,
+            geo=geo,
+            trivial=trivial,
+            num_matches=L.num_matches,
+            depth_threshold=L.depth_threshold,
+            voxel_radius=L.voxel_radius,
+            voxel_input=cfg.model3d.input,
+            voxel_crop=cfg.model3d.crop,
+            crop_margin=cfg.model3d.crop_margin if train else 0.0,
+            augment=train,
+            crop_scale=cfg.data.crop_scale,
+            crop_ratio=cfg.data.crop_ratio,
+            flip=cfg.data.flip,
+        )
 
     return build
 
@@ -163,13 +187,41 @@ def _method(view: bool, geo: bool):
     return build
 
 
-register_mode("view", ModeSpec(_method(True, False), _pair_dataset(True, False), _collate, False,
-                               "pixel-to-pixel correspondences between two views"))
-register_mode("geo", ModeSpec(_method(False, True), _pair_dataset(False, True), _collate, True,
-                              "pixel-to-voxel correspondences against a 3D sparse UNet"))
-register_mode("view+geo", ModeSpec(_method(True, True), _pair_dataset(True, True), _collate, True,
-                                   "both losses: two views and both voxel chunks"))
-register_mode("trivial", ModeSpec(_method(True, False), _pair_dataset(True, False, trivial=True), _collate, False,
-                                  "baseline: two colour augmentations of one image, positives at the same pixel"))
+register_mode(
+    "view",
+    ModeSpec(
+        _method(True, False),
+        _pair_dataset(True, False),
+        _collate,
+        False,
+        "pixel-to-pixel correspondences between two views",
+    ),
+)
+register_mode(
+    "geo",
+    ModeSpec(
+        _method(False, True),
+        _pair_dataset(False, True),
+        _collate,
+        True,
+        "pixel-to-voxel correspondences against a 3D sparse UNet",
+    ),
+)
+register_mode(
+    "view+geo",
+    ModeSpec(
+        _method(True, True), _pair_dataset(True, True), _collate, True, "both losses: two views and both voxel chunks"
+    ),
+)
+register_mode(
+    "trivial",
+    ModeSpec(
+        _method(True, False),
+        _pair_dataset(True, False, trivial=True),
+        _collate,
+        False,
+        "baseline: two colour augmentations of one image, positives at the same pixel",
+    ),
+)
 
 from pri3d.pretrain import mocov2  # noqa: E402,F401  (registers the "mocov2" baseline mode)

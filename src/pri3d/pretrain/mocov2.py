@@ -113,8 +113,9 @@ def moco_loss(logits: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device))
 
 
-def random_resized_crop_box(height: int, width: int, scale, ratio, g: torch.Generator,
-                            aspect: float = 1.0) -> tuple[int, int, int, int]:
+def random_resized_crop_box(
+    height: int, width: int, scale, ratio, g: torch.Generator, aspect: float = 1.0
+) -> tuple[int, int, int, int]:
     """torchvision's RandomResizedCrop box, from an explicit generator: ``(top, left, h, w)``.
 
     Area fraction uniform in ``scale``, aspect ratio ``w/h = aspect * r`` with ``log r`` uniform in
@@ -163,8 +164,17 @@ class FrameDataset(Dataset):
         augment: MoCo v2 augmentations (False: the full frame, resized and normalised, twice).
     """
 
-    def __init__(self, prepared: PreparedData, pairs: list[Pair], *, resolution=(240, 320), crop_scale=(0.2, 1.0),
-                 crop_ratio=(3 / 4, 4 / 3), hflip: bool = True, augment: bool = True):
+    def __init__(
+        self,
+        prepared: PreparedData,
+        pairs: list[Pair],
+        *,
+        resolution=(240, 320),
+        crop_scale=(0.2, 1.0),
+        crop_ratio=(3 / 4, 4 / 3),
+        hflip: bool = True,
+        augment: bool = True,
+    ):
         frames = sorted({(p.scene, int(f)) for p in pairs for f in (p.frame_a, p.frame_b)})
         if not frames:
             raise DataError(f"{prepared.root}: no frames to train on (no pairs: check the splits and pairs.csv)")
@@ -179,8 +189,9 @@ class FrameDataset(Dataset):
         self.scenes = prepared.scenes()
         missing = sorted({s for s, _ in frames} - set(self.scenes))
         if missing:
-            raise DataError(f"{prepared.root}: pairs refer to scenes missing from {prepared.input_path}: "
-                            f"{', '.join(missing[:5])}")
+            raise DataError(
+                f"{prepared.root}: pairs refer to scenes missing from {prepared.input_path}: {', '.join(missing[:5])}"
+            )
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -189,8 +200,9 @@ class FrameDataset(Dataset):
         """One augmented view of ``(Hc, Wc, 3)`` uint8 -> ``(3, H, W)`` float32, normalised."""
         H, W = self.size
         if self.augment:
-            top, left, h, w = random_resized_crop_box(color.shape[0], color.shape[1], self.crop_scale,
-                                                      self.crop_ratio, g, aspect=W / H)
+            top, left, h, w = random_resized_crop_box(
+                color.shape[0], color.shape[1], self.crop_scale, self.crop_ratio, g, aspect=W / H
+            )
             color = color[top : top + h, left : left + w]
         img = resize_color(np.ascontiguousarray(color), self.size)
         if self.augment and self.hflip and float(torch.rand((), generator=g)) < 0.5:
@@ -248,8 +260,10 @@ class MoCoV2(nn.Module):
         super().__init__()
         M = cfg.moco
         if cfg.train.batch_size > M.queue_size:
-            raise ConfigError(f"moco.queue_size ({M.queue_size}) must be >= train.batch_size ({cfg.train.batch_size}): "
-                              "every step enqueues the whole batch")
+            raise ConfigError(
+                f"moco.queue_size ({M.queue_size}) must be >= train.batch_size ({cfg.train.batch_size}): "
+                "every step enqueues the whole batch"
+            )
         self.temperature = float(M.temperature)
         # one update per micro-batch: with A micro-batches per optimizer step (the query encoder is the
         # same in all of them), m ** (1 / A) per micro-batch gives exactly m per step
@@ -301,8 +315,9 @@ class MoCoV2(nn.Module):
             self.key_head.load_state_dict(self.head.state_dict())
         else:
             momentum_update(self._key_params(), self._query_params(), self.m)
-        if self.backbone.encoder.conv1.weight.is_contiguous(memory_format=torch.channels_last) and \
-                not self.key_encoder.conv1.weight.is_contiguous(memory_format=torch.channels_last):
+        if self.backbone.encoder.conv1.weight.is_contiguous(
+            memory_format=torch.channels_last
+        ) and not self.key_encoder.conv1.weight.is_contiguous(memory_format=torch.channels_last):
             self.key_encoder.to(memory_format=torch.channels_last)  # follow the loop's layout choice
 
     @torch.no_grad()
@@ -364,5 +379,13 @@ def _build_dataset(cfg, prepared, pairs, train: bool = True):
     return FrameDataset(prepared, pairs, resolution=cfg.data.resolution, crop_scale=cfg.moco.crop_scale, augment=train)
 
 
-register_mode("mocov2", ModeSpec(_build_method, _build_dataset, collate_frames, False,
-                                 "baseline: MoCo v2 (queue, momentum key encoder, MLP head) on single scan frames"))
+register_mode(
+    "mocov2",
+    ModeSpec(
+        _build_method,
+        _build_dataset,
+        collate_frames,
+        False,
+        "baseline: MoCo v2 (queue, momentum key encoder, MLP head) on single scan frames",
+    ),
+)

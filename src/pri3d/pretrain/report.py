@@ -44,25 +44,40 @@ def write_curves(run_dir, radius: float = 4.0) -> Path | None:
         return None
     names = {"val": "held-out pairs", "train": "training pairs (fixed sample)"}
     series = {names[s]: (x, y, None) for s, (x, y) in curves.items()}
-    return plot_curves(run_dir / "curves.png", series, xlabel="step", ylabel=f"recall@{radius:g}px",
-                       title="feature-matching recall (no augmentation)")
+    return plot_curves(
+        run_dir / "curves.png",
+        series,
+        xlabel="step",
+        ylabel=f"recall@{radius:g}px",
+        title="feature-matching recall (no augmentation)",
+    )
 
 
 def write_report(run_dir, summary: dict, radius: float = 4.0) -> Path:
     """``run_dir/report.md``: summary and the curves' values."""
     run_dir = Path(run_dir)
     curves = recall_curves(run_dir / "metrics.jsonl", radius)
-    lines = [f"# Pre-training run: mode {summary.get('mode')}", "",
-             f"- steps {summary.get('start_step', 0)} -> {summary.get('steps')}"
-             f"{' (stopped by train.max_minutes)' if summary.get('stopped_early') else ''}, "
-             f"{summary.get('seconds', 0.0):.0f} s, final loss {summary.get('final_loss', float('nan')):.4f}",
-             f"- weights: `{run_dir / 'backbone.pth'}`", ""]
+    lines = [
+        f"# Pre-training run: mode {summary.get('mode')}",
+        "",
+        f"- steps {summary.get('start_step', 0)} -> {summary.get('steps')}"
+        f"{' (stopped by train.max_minutes)' if summary.get('stopped_early') else ''}, "
+        f"{summary.get('seconds', 0.0):.0f} s, final loss {summary.get('final_loss', float('nan')):.4f}",
+        f"- weights: `{run_dir / 'backbone.pth'}`",
+        "",
+    ]
     if curves:
         steps = sorted({s for x, _ in curves.values() for s in x})
         val = dict(zip(*curves["val"])) if "val" in curves else {}
         tr = dict(zip(*curves["train"])) if "train" in curves else {}
-        lines += [f"## Feature-matching recall@{radius:g}px", "", "![learning curves](curves.png)", "",
-                  "| step | held-out pairs | training pairs | gap |", "|---|---|---|---|"]
+        lines += [
+            f"## Feature-matching recall@{radius:g}px",
+            "",
+            "![learning curves](curves.png)",
+            "",
+            "| step | held-out pairs | training pairs | gap |",
+            "|---|---|---|---|",
+        ]
 
         def fmt(v):
             return "-" if v is None else f"{v:.3f}"
@@ -71,8 +86,11 @@ def write_report(run_dir, summary: dict, radius: float = 4.0) -> Path:
             a, b = val.get(s), tr.get(s)
             gap = None if a is None or b is None else b - a
             lines.append(f"| {s} | {fmt(a)} | {fmt(b)} | {'-' if gap is None else f'{gap:+.3f}'} |")
-        lines += ["", "Both are measured without augmentation. A growing gap (training pairs improving while the "
-                  "held-out ones stall or fall) means the network memorises its training views."]
+        lines += [
+            "",
+            "Both are measured without augmentation. A growing gap (training pairs improving while the "
+            "held-out ones stall or fall) means the network memorises its training views.",
+        ]
     path = run_dir / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

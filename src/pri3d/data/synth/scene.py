@@ -24,7 +24,14 @@ from pri3d.data.synth.primitives import Prim
 from pri3d.data.synth.textures import Material, srgb_to_linear
 
 __all__ = [
-    "MATERIAL_MODES", "ROOM_TYPES", "SceneObject", "Light", "SceneSpec", "build_scene", "obb_overlap", "scene_rng",
+    "MATERIAL_MODES",
+    "ROOM_TYPES",
+    "SceneObject",
+    "Light",
+    "SceneSpec",
+    "build_scene",
+    "obb_overlap",
+    "scene_rng",
 ]
 
 ROOM_TYPES = ("bedroom", "living", "kitchen", "bathroom", "office", "studio")
@@ -424,9 +431,23 @@ class _Materials:
 
 
 # Every colour an object may take in `shared` mode: the union of the class-typical families above.
-_SHARED_COLOURS = [*_WOODS, *_FURN_PAINTS, *_FABRICS, *_BOOKS, (185, 185, 190), (120, 120, 126), (205, 205, 210),
-                   (60, 60, 64), (246, 246, 243), (236, 239, 242), (240, 236, 228), (210, 208, 200), (60, 60, 62),
-                   (190, 170, 150), *(c for pair in _ARTS for c in pair)]
+_SHARED_COLOURS = [
+    *_WOODS,
+    *_FURN_PAINTS,
+    *_FABRICS,
+    *_BOOKS,
+    (185, 185, 190),
+    (120, 120, 126),
+    (205, 205, 210),
+    (60, 60, 64),
+    (246, 246, 243),
+    (236, 239, 242),
+    (240, 236, 228),
+    (210, 208, 200),
+    (60, 60, 62),
+    (190, 170, 150),
+    *(c for pair in _ARTS for c in pair),
+]
 _SHARED_KINDS = ["solid", "solid", "wood", "fabric", "checker", "stripes", "noise"]
 
 MATERIAL_MODES = ("shared", "class")
@@ -449,11 +470,22 @@ class _SharedMaterials(_Materials):
             c1 = self._jitter(self.pick(_SHARED_COLOURS), 0.1)
         else:
             c1 = tuple(v * self.rng.uniform(0.45, 0.85) for v in c0)
-        scale = {"wood": (0.008, 0.03), "fabric": (0.05, 0.3), "checker": (0.04, 0.15), "stripes": (0.03, 0.1),
-                 "noise": (0.01, 0.06)}.get(kind, (0.05, 0.2))
-        return self._make(kind=kind, color0=c0, color1=c1, scale=float(self.rng.uniform(*scale)), axis=axis,
-                          ks=float(np.exp(self.rng.uniform(np.log(0.02), np.log(0.7)))),
-                          shininess=float(np.exp(self.rng.uniform(np.log(4.0), np.log(120.0)))))
+        scale = {
+            "wood": (0.008, 0.03),
+            "fabric": (0.05, 0.3),
+            "checker": (0.04, 0.15),
+            "stripes": (0.03, 0.1),
+            "noise": (0.01, 0.06),
+        }.get(kind, (0.05, 0.2))
+        return self._make(
+            kind=kind,
+            color0=c0,
+            color1=c1,
+            scale=float(self.rng.uniform(*scale)),
+            axis=axis,
+            ks=float(np.exp(self.rng.uniform(np.log(0.02), np.log(0.7)))),
+            shininess=float(np.exp(self.rng.uniform(np.log(4.0), np.log(120.0)))),
+        )
 
     def wood(self, axis=0) -> Material:
         return self._any(axis)
@@ -478,9 +510,16 @@ class _SharedMaterials(_Materials):
 
     def books(self, half_height: float) -> Material:
         pal = tuple(self._jitter(self.pick(_SHARED_COLOURS), 0.1) for _ in range(6))
-        return self._make(kind="books", color0=pal[0], color1=_lin((40, 32, 28)),  # the dark gaps between books
-                          scale=float(self.rng.uniform(0.025, 0.045)), palette=pal, half_height=half_height,
-                          ks=0.08, shininess=20.0)
+        return self._make(
+            kind="books",
+            color0=pal[0],
+            color1=_lin((40, 32, 28)),  # the dark gaps between books
+            scale=float(self.rng.uniform(0.025, 0.045)),
+            palette=pal,
+            half_height=half_height,
+            ks=0.08,
+            shininess=20.0,
+        )
 
 
 # ----------------------------------------------------------------------------- object builders

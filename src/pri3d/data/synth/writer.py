@@ -413,8 +413,18 @@ def generate(
         write_matrix(tmp / "intrinsic" / "intrinsic_depth.txt", K4)
         for f0 in range(0, n_frames, FRAMES_PER_TASK):
             tasks.append(
-                ("frames", seed, i, n_frames, f0, min(n_frames, f0 + FRAMES_PER_TASK), (H, W), str(tmp), params,
-                 materials)
+                (
+                    "frames",
+                    seed,
+                    i,
+                    n_frames,
+                    f0,
+                    min(n_frames, f0 + FRAMES_PER_TASK),
+                    (H, W),
+                    str(tmp),
+                    params,
+                    materials,
+                )
             )
         tasks.append(("surface", seed, i, n_frames, str(tmp), materials))
     remaining = {i: sum(1 for t in tasks if t[2] == i) for i in todo}
