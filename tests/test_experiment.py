@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pri3d.config import ConfigError
+from pri3d.errors import ConfigError
 from pri3d.experiment import (
     ExperimentConfig,
     check_experiment,

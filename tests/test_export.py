@@ -7,9 +7,8 @@ import torch
 import torchvision
 
 from pri3d.cli import main
-from pri3d.data.scene import DataError
+from pri3d.errors import DataError, ExportError, InitError
 from pri3d.export import (
-    ExportError,
     check_encoder,
     detectron2_key,
     detectron2_resnet_keys,
@@ -207,10 +206,10 @@ def test_export_errors(r18_ckpt, tmp_path):
     with pytest.raises(ExportError, match=r"\.pkl"):
         export_weights(ckpt, "detectron2", tmp_path / "x.pth")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ExportError, match="junk.pt: unreadable"):
+    with pytest.raises(InitError, match="junk.pt: unreadable"):
         export_weights(tmp_path / "junk.pt", "torchvision", tmp_path / "x.pth")
     torch.save({"optimizer": {}, "step": 3}, tmp_path / "nomodel.pt")
-    with pytest.raises(ExportError, match="nomodel.pt: unrecognised"):
+    with pytest.raises(InitError, match="nomodel.pt: unrecognised"):
         export_weights(tmp_path / "nomodel.pt", "torchvision", tmp_path / "x.pth")
     tv_only = tmp_path / "tv.pth"
     export_weights(ckpt, "torchvision", tv_only)

@@ -12,8 +12,7 @@ import importlib
 import sys
 
 from pri3d import __version__
-from pri3d.config import ConfigError
-from pri3d.data.scene import DataError
+from pri3d.errors import Pri3dError
 
 # name -> (module, one-line help). Order is the order shown by --help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv[1:])
     try:
         return int(module.run(args) or 0)
-    except (DataError, ConfigError) as e:
+    except Pri3dError as e:  # every error pri3d raises on purpose; anything else is a bug (traceback)
         print(f"pri3d {name}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -18,13 +18,11 @@ from pathlib import Path
 
 import yaml
 
+from pri3d.errors import ConfigError
+
 __all__ = ["ConfigError", "load_preset", "apply_overrides", "build", "to_dict", "resolve", "preset_names"]
 
 PRESETS_DIR = Path(__file__).parent / "presets"
-
-
-class ConfigError(ValueError):
-    pass
 
 
 def preset_names(group: str) -> list[str]:

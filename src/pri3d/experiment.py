@@ -36,8 +36,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pri3d.config import ConfigError, build, to_dict
-from pri3d.data.scene import DataError
+from pri3d.config import build, to_dict
+from pri3d.errors import ConfigError, DataError
 from pri3d.fsutil import atomic_open
 
 __all__ = ["ExperimentConfig", "load_experiment", "run_experiment", "PRETRAIN_METHODS", "ALL_METHODS"]
@@ -648,7 +648,8 @@ def curve_plot(path, summary: dict, cfg: ExperimentConfig, scale: float = 100.0)
 
 
 def imagenet_available(arch: str) -> tuple[bool, str]:
-    from pri3d.models.init import InitError, imagenet_state_dict
+    from pri3d.errors import InitError
+    from pri3d.models.init import imagenet_state_dict
 
     try:
         imagenet_state_dict(arch)

@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pri3d.data.scene import DataError
 from pri3d.engine.checkpoint import atomic_save
+from pri3d.errors import ExportError
 from pri3d.fsutil import atomic_open
-from pri3d.models.init import InitError, read_weights
+from pri3d.models.init import read_weights
 
 __all__ = [
     "TARGETS",
@@ -61,10 +61,6 @@ _RESNETS = {
     "resnet101": (True, (3, 4, 23, 3)),
 }
 _BN = ("weight", "bias", "running_mean", "running_var")
-
-
-class ExportError(DataError):
-    """A checkpoint that cannot be exported, or a bad export request."""
 
 
 @dataclass
@@ -273,10 +269,7 @@ def export_weights(ckpt, target: str, out) -> ExportResult:
         raise ExportError(f"{out}: detectron2 reads pickled weights only from a '.pkl' file; name the output *.pkl")
     if out.exists() and ckpt.exists() and out.resolve() == ckpt.resolve():
         raise ExportError(f"{out}: output is the input checkpoint; choose another output path")
-    try:
-        enc, dec, kind = read_weights(ckpt)
-    except InitError as e:
-        raise ExportError(str(e)) from e
+    enc, dec, kind = read_weights(ckpt)  # InitError (a Pri3dError) names the unreadable file
     if not enc:
         raise ExportError(f"{ckpt} ({kind}): no encoder weights")
     try:

@@ -10,7 +10,7 @@ from rgbd_fixtures import intrinsics, make_frames, write_scannet
 
 from pri3d.data.formats import detect_format, open_dataset, supported_formats
 from pri3d.data.formats.sens import write_sens
-from pri3d.data.scene import DataError
+from pri3d.errors import DataError
 from pri3d.geometry.camera import color_to_depth_pixels, project_points, scale_intrinsics
 
 

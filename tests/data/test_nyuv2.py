@@ -14,7 +14,7 @@ from rgbd_fixtures import write_nyu_png
 
 from pri3d.data.formats import detect_format, open_dataset
 from pri3d.data.formats.nyuv2 import NYU_K, png_labels_to_nyu40
-from pri3d.data.scene import DataError
+from pri3d.errors import DataError
 from realdata import shared_data
 
 N, H, W = 5, 6, 8

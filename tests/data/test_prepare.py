@@ -13,7 +13,7 @@ from pri3d.cli import main as cli_main
 from pri3d.data.io import write_color, write_depth, write_matrix
 from pri3d.data.prepare import PrepareParams, prepare
 from pri3d.data.prepared import PreparedData
-from pri3d.data.scene import DataError
+from pri3d.errors import DataError
 from pri3d.geometry.matching import frame_points, overlap_fast, overlap_reference
 from pri3d.geometry.voxels import pixel_voxel_correspondences
 
@@ -347,7 +347,7 @@ def test_prepare_bad_output_and_params(tmp_path, dataset):
     (tmp_path / "junk" / "x.txt").write_text("hello")
     with pytest.raises(DataError, match="not empty"):
         prepare(dataset, tmp_path / "junk", params=PrepareParams(geometry=False), progress=False)
-    from pri3d.config import ConfigError
+    from pri3d.errors import ConfigError
 
     with pytest.raises(ConfigError):
         prepare(dataset, tmp_path / "o", params=PrepareParams(frame_skip=0), progress=False)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pri3d.data.prepared import Pair, PreparedData
-from pri3d.data.scene import DataError
+from pri3d.errors import DataError
 
 
 def _write(out, tmp_path):

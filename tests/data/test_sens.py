@@ -10,7 +10,7 @@ from rgbd_fixtures import make_frames
 
 from pri3d.data.formats import detect_format, open_dataset
 from pri3d.data.formats.sens import SensScene, read_sens_header, write_sens
-from pri3d.data.scene import DataError
+from pri3d.errors import DataError
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from scipy.spatial import cKDTree
 
 from pri3d.data.formats import detect_format, open_dataset
 from pri3d.data.formats.sevenscenes import DEFAULT_K
-from pri3d.data.scene import DataError
+from pri3d.errors import DataError
 from pri3d.geometry.camera import backproject_depth
 from realdata import shared_data
 

@@ -7,11 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from pri3d.config import ConfigError
 from pri3d.data.prepare import PrepareParams
 from pri3d.data.prepared import Pair, PreparedData
-from pri3d.data.scene import DataError
 from pri3d.data.splits import format_ranges, holdout_split, parse_ranges, read_split, write_split
+from pri3d.errors import ConfigError, DataError
 
 
 def test_ranges_parse_format_and_round_trip(tmp_path):

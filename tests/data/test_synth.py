@@ -16,13 +16,12 @@ from plyfile import PlyData
 from scipy.spatial import cKDTree
 
 from pri3d.cli import main
-from pri3d.config import ConfigError
 from pri3d.data.formats import detect_format, open_dataset, read_split_file
-from pri3d.data.scene import DataError
 from pri3d.data.synth import CLASSES, SCANNET20_IDS, generate, parse_resolution, split_scene_ids
 from pri3d.data.synth.render import RenderParams, compile_scene, render_frame
 from pri3d.data.synth.scene import ROOM_TYPES, build_scene, obb_overlap, scene_rng
 from pri3d.data.synth.trajectory import camera_poses, intrinsics
+from pri3d.errors import ConfigError, DataError
 from pri3d.geometry.camera import backproject_depth, pose_is_valid
 
 SEED = 7

@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 from pri3d.data.formats import detect_format, open_dataset
 from pri3d.data.formats.tum import associate, freiburg_intrinsics, nearest, quaternion_to_matrix
 from pri3d.data.io import write_color, write_depth
-from pri3d.data.scene import DataError
+from pri3d.errors import DataError
 
 
 def test_quaternion_to_matrix():

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from pri3d.config import ConfigError
 from pri3d.downstream.classes import (
     IGNORE_INDEX,
     INSTANCE_SETS,
@@ -10,6 +9,7 @@ from pri3d.downstream.classes import (
     get_instance_set,
     get_label_set,
 )
+from pri3d.errors import ConfigError
 
 # The ScanNet benchmark (util.py of ScanNet's evaluation scripts): VALID_CLASS_IDS and CLASS_LABELS.
 SCANNET_VALID_CLASS_IDS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 24, 28, 33, 34, 36, 39]

@@ -2,12 +2,11 @@ import numpy as np
 import pytest
 from dsfixtures import one_thread, write_nyu_mat, write_nyu_png, write_scannet_like  # noqa: F401  (one_thread: autouse fixture)
 
-from pri3d.config import ConfigError
 from pri3d.data.formats import open_dataset
 from pri3d.data.io import write_png
-from pri3d.data.scene import DataError
 from pri3d.downstream.classes import IGNORE_INDEX, get_instance_set, get_label_set
 from pri3d.downstream.datasets import InstanceDataset, SemSegDataset, extract_instances, masks_to_boxes, open_split
+from pri3d.errors import ConfigError, DataError
 
 
 def test_open_split_synth_layout_and_nyu_png(tmp_path):

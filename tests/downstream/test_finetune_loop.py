@@ -11,12 +11,12 @@ from dsfixtures import (
 )
 
 from pri3d.cli import main
-from pri3d.config import ConfigError
 from pri3d.downstream import finetune_config, run_finetune
 from pri3d.downstream.config import OptimConfig
 from pri3d.downstream.loop import EpochSampler, evaluate_checkpoint, lr_at
 from pri3d.engine.checkpoint import load_checkpoint
 from pri3d.engine.logging import read_jsonl
+from pri3d.errors import ConfigError
 from pri3d.models.resnet_unet import ResNetUNet
 
 

@@ -1,7 +1,7 @@
 import pytest
 
-from pri3d.config import ConfigError
 from pri3d.downstream.fractions import select_fraction, select_units
+from pri3d.errors import ConfigError
 
 ITEMS = [(f"scene{s:04d}_00", f) for s in range(20) for f in range(0, 500, 100)]
 

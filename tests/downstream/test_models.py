@@ -5,7 +5,7 @@ from dsfixtures import one_thread  # noqa: F401  (pytest fixture)
 
 from pri3d.downstream.detection import build_maskrcnn
 from pri3d.downstream.semseg import SemSegUNet, build_semseg_model
-from pri3d.models.init import InitError
+from pri3d.errors import InitError
 from pri3d.models.resnet_unet import ResNetUNet
 
 

@@ -2,7 +2,8 @@ import pytest
 import torch
 import torchvision
 
-from pri3d.models.init import InitError, init_encoder, load_backbone, read_weights
+from pri3d.errors import InitError
+from pri3d.models.init import init_encoder, load_backbone, read_weights
 from pri3d.models.resnet_unet import ResNetUNet
 
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from pri3d.cli import main
-from pri3d.config import ConfigError
 from pri3d.engine.checkpoint import CheckpointManager, load_checkpoint
 from pri3d.engine.logging import read_jsonl
-from pri3d.pretrain.loop import TrainingError, load_config, lr_at, train
+from pri3d.errors import ConfigError, TrainingError
+from pri3d.pretrain.loop import load_config, lr_at, train
 from pri3d.pretrain.method import Pri3D
 
 STEPS = 20

@@ -21,26 +21,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    import sys
-
     from pri3d.downstream.loop import evaluate_checkpoint, make_task, write_json
-    from pri3d.engine.checkpoint import CheckpointError
-    from pri3d.models.init import InitError
 
-    try:
-        res = evaluate_checkpoint(
-            args.checkpoint,
-            data=args.data,
-            format=args.format,
-            split=args.split,
-            max_images=args.max_images,
-            batch_size=args.batch_size,
-            device=args.device,
-            progress=not args.no_progress,
-        )
-    except (InitError, CheckpointError) as e:
-        print(f"pri3d evaluate: error: {e}", file=sys.stderr)
-        return 1
+    res = evaluate_checkpoint(
+        args.checkpoint,
+        data=args.data,
+        format=args.format,
+        split=args.split,
+        max_images=args.max_images,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=not args.no_progress,
+    )
     ck = Path(args.checkpoint)
     out = Path(args.out) if args.out else (ck if ck.is_dir() else ck.parent) / f"eval-{Path(args.split).stem}.json"
     write_json(out, res)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from pri3d.config import ConfigError, apply_overrides, build, load_preset, preset_names
+from pri3d.config import apply_overrides, build, load_preset, preset_names
+from pri3d.errors import ConfigError
 
 GROUP = "finetune"
 
@@ -68,11 +69,8 @@ def resolve_config(args):
 
 def run(args) -> int:
     import os
-    import sys
 
     from pri3d.downstream.loop import run_finetune
-    from pri3d.engine.checkpoint import CheckpointError
-    from pri3d.models.init import InitError
 
     cfg = resolve_config(args)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks
@@ -80,9 +78,5 @@ def run(args) -> int:
             f"pri3d finetune {args.task}: config {args.config or 'paper-' + args.task}, data {cfg.data.root}, "
             f"init {cfg.init}, out {cfg.out}"
         )
-    try:
-        run_finetune(cfg, resume=args.resume, progress=not args.no_progress)
-    except (InitError, CheckpointError) as e:
-        print(f"pri3d finetune: error: {e}", file=sys.stderr)
-        return 1
+    run_finetune(cfg, resume=args.resume, progress=not args.no_progress)
     return 0

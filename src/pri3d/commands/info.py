@@ -27,7 +27,7 @@ def run(args) -> int:
     from pri3d.data.info import dataset_info, format_info, summary_line
 
     if args.max_frames < 1:
-        from pri3d.data.scene import DataError
+        from pri3d.errors import DataError
 
         raise DataError(f"--max-frames must be >= 1, got {args.max_frames}")
     split, reader_kwargs = args.split_file, {}

@@ -110,7 +110,7 @@ def run(args) -> int:
         holdout_overlap=args.holdout_overlap,
     )
     if args.workers < 1:
-        from pri3d.config import ConfigError
+        from pri3d.errors import ConfigError
 
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     summary = prepare(

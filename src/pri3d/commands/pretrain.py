@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from pri3d.config import preset_names
 
 
@@ -33,7 +31,7 @@ def run(args) -> int:
     import yaml
 
     from pri3d.config import to_dict
-    from pri3d.pretrain.loop import TrainingError, load_config, train
+    from pri3d.pretrain.loop import load_config, train
 
     overrides = list(args.overrides)
     if args.data:
@@ -44,9 +42,5 @@ def run(args) -> int:
     if args.print_config:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
         return 0
-    try:
-        train(cfg, resume=args.resume)
-    except TrainingError as e:
-        print(f"pri3d pretrain: error: {e}", file=sys.stderr)
-        return 1
+    train(cfg, resume=args.resume)
     return 0

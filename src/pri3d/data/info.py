@@ -28,7 +28,8 @@ import numpy as np
 from tqdm import tqdm
 
 from pri3d.data.formats import FORMAT_MODULES, detect_format, open_dataset
-from pri3d.data.scene import DataError, Scene, SkipCounter
+from pri3d.data.scene import Scene, SkipCounter
+from pri3d.errors import DataError
 from pri3d.geometry.camera import pose_is_valid
 
 __all__ = ["dataset_info", "format_info", "summary_line", "sample_frames", "id_ranges"]

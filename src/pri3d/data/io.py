@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pri3d.data.scene import DataError
+from pri3d.errors import DataError
 from pri3d.fsutil import atomic_open
 
 __all__ = [

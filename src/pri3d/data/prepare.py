@@ -47,7 +47,8 @@ import numpy as np
 
 from pri3d.data.io import atomic_write_text
 from pri3d.data.prepared import PAIRS_HEADER, Pair, read_pairs_csv
-from pri3d.data.scene import DataError, Scene, SkipCounter
+from pri3d.data.scene import Scene, SkipCounter
+from pri3d.errors import DataError
 from pri3d.fsutil import atomic_open
 from pri3d.geometry.camera import pose_is_valid
 from pri3d.geometry.matching import affine, overlap_fast, overlap_reference
@@ -110,7 +111,7 @@ class PrepareParams:
     holdout_overlap: float = 0.0
 
     def check(self) -> None:
-        from pri3d.config import ConfigError
+        from pri3d.errors import ConfigError
 
         if self.frame_skip < 1:
             raise ConfigError(f"frame_skip must be >= 1, got {self.frame_skip}")

@@ -30,7 +30,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pri3d.data.scene import DataError, Scene
+from pri3d.data.scene import Scene
+from pri3d.errors import DataError
 from pri3d.geometry.voxels import crop_voxels
 
 __all__ = ["Pair", "SceneVoxels", "PreparedData", "read_pairs_csv", "PAIRS_HEADER"]

@@ -16,13 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pri3d.errors import DataError
 from pri3d.geometry.camera import pose_is_valid
 
 __all__ = ["Frame", "Scene", "SkipCounter", "DataError"]
-
-
-class DataError(ValueError):
-    """Bad input data. The message names the file and the problem."""
 
 
 @dataclass

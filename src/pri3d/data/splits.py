@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pri3d.data.scene import DataError
+from pri3d.errors import DataError
 
 __all__ = [
     "Split",

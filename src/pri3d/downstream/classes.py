@@ -151,7 +151,7 @@ INSTANCE_SETS: dict[str, LabelSet] = {
 
 
 def get_label_set(name: str) -> LabelSet:
-    from pri3d.config import ConfigError
+    from pri3d.errors import ConfigError
 
     if name not in LABEL_SETS:
         raise ConfigError(f"unknown semantic label set {name!r}; choose one of {', '.join(LABEL_SETS)}")
@@ -159,7 +159,7 @@ def get_label_set(name: str) -> LabelSet:
 
 
 def get_instance_set(name: str) -> LabelSet:
-    from pri3d.config import ConfigError
+    from pri3d.errors import ConfigError
 
     if name not in INSTANCE_SETS:
         raise ConfigError(f"unknown instance class set {name!r}; choose one of {', '.join(INSTANCE_SETS)}")

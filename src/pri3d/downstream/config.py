@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pri3d.config import ConfigError
 from pri3d.downstream.fractions import FRACTION_BY, check_fraction
+from pri3d.errors import ConfigError
 
 __all__ = ["DataConfig", "ModelConfig", "OptimConfig", "TrainConfig", "FinetuneConfig", "TASKS"]
 

@@ -26,11 +26,11 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from pri3d.config import ConfigError
 from pri3d.data.formats import detect_format, open_dataset
-from pri3d.data.scene import DataError, Scene, SkipCounter
+from pri3d.data.scene import Scene, SkipCounter
 from pri3d.downstream.classes import LabelSet
 from pri3d.downstream.fractions import select_fraction
+from pri3d.errors import ConfigError, DataError
 
 __all__ = [
     "IMAGENET_MEAN",

@@ -15,7 +15,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 
-from pri3d.config import ConfigError
+from pri3d.errors import ConfigError
 
 __all__ = ["check_fraction", "rank_key", "select_units", "select_fraction"]
 

@@ -29,12 +29,13 @@ from torch.utils.data import DataLoader, Sampler, Subset
 from tqdm import tqdm
 
 from pri3d import distributed as D
-from pri3d.config import ConfigError, build, to_dict
+from pri3d.config import build, to_dict
 from pri3d.data.io import atomic_write_text
 from pri3d.downstream.config import FinetuneConfig
 from pri3d.engine.checkpoint import CheckpointManager, atomic_save, capture_rng, load_checkpoint, restore_rng
 from pri3d.engine.logging import MetricLogger
 from pri3d.engine.seed import derive_seed, seed_everything, worker_init_fn
+from pri3d.errors import ConfigError
 
 __all__ = [
     "make_task",
@@ -458,7 +459,7 @@ def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
 def load_finetuned(path) -> tuple[dict, FinetuneConfig]:
     """Read a fine-tuned checkpoint (a file, or a run folder: its ``best.pt`` if present, else the
     newest ``checkpoints/ckpt_*.pt``). Returns ``(checkpoint dict, config)``."""
-    from pri3d.data.scene import DataError
+    from pri3d.errors import DataError
 
     p = Path(path)
     if p.is_dir():

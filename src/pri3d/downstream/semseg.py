@@ -23,7 +23,8 @@ from tqdm import tqdm
 from pri3d.downstream.classes import IGNORE_INDEX, get_label_set
 from pri3d.downstream.datasets import SemSegDataset, open_split
 from pri3d.downstream.metrics import confusion_matrix, format_semseg_table, semseg_scores
-from pri3d.models.init import InitError, init_encoder, load_state_strict, read_weights
+from pri3d.errors import InitError
+from pri3d.models.init import init_encoder, load_state_strict, read_weights
 from pri3d.models.resnet_unet import ARCHS, ResNetUNet
 
 __all__ = ["SemSegUNet", "SemSegDeepLab", "build_semseg_model", "load_unet_decoder", "SemSegTask"]

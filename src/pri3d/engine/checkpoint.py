@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pri3d.errors import CheckpointError
 from pri3d.fsutil import atomic_open
 
 __all__ = [
@@ -29,10 +30,6 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"^ckpt_(\d{8})\.pt$")
-
-
-class CheckpointError(RuntimeError):
-    pass
 
 
 def atomic_save(obj, path) -> None:

@@ -24,6 +24,8 @@ import torch
 import torchvision
 from torch import nn
 
+from pri3d.errors import InitError
+
 __all__ = ["InitError", "read_weights", "init_encoder", "load_backbone", "load_state_strict"]
 
 _TV_WEIGHTS = {
@@ -33,10 +35,6 @@ _TV_WEIGHTS = {
     "resnet101": "ResNet101_Weights",
 }
 _MOCO_PREFIXES = ("module.encoder_q.", "encoder_q.", "module.base_encoder.", "base_encoder.")
-
-
-class InitError(RuntimeError):
-    pass
 
 
 def _strip(sd: dict, prefix: str) -> dict:

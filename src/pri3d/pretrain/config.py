@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pri3d.config import ConfigError
+from pri3d.errors import ConfigError
 from pri3d.models.resnet_unet import ARCHS
 
 __all__ = [

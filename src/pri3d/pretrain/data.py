@@ -30,9 +30,9 @@ import torch
 from torch.utils.data import Dataset
 
 from pri3d.data.prepared import Pair, PreparedData
-from pri3d.data.scene import DataError
 from pri3d.data.splits import Split, resolve_split
 from pri3d.engine.seed import derive_seed
+from pri3d.errors import DataError
 from pri3d.geometry.camera import backproject_depth, scale_intrinsics
 from pri3d.geometry.matching import resample_depth, view_correspondences
 from pri3d.geometry.voxels import crop_voxels, pixel_voxel_correspondences

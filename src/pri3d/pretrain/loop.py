@@ -32,14 +32,15 @@ import yaml
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pri3d.config import ConfigError, resolve, to_dict
+from pri3d.config import resolve, to_dict
 from pri3d.data.io import atomic_write_text
 from pri3d.data.prepared import PreparedData
 from pri3d.distributed import barrier, cleanup, init_distributed
 from pri3d.engine.checkpoint import CheckpointManager, atomic_save, capture_rng, restore_rng
 from pri3d.engine.logging import MetricLogger
 from pri3d.engine.seed import seed_everything
-from pri3d.models.init import InitError, init_encoder
+from pri3d.errors import ConfigError, InitError, TrainingError
+from pri3d.models.init import init_encoder
 from pri3d.pretrain.config import PretrainConfig
 from pri3d.pretrain.data import PairDataset, StepBatchSampler, fixed_sample, split_pairs, worker_init
 from pri3d.pretrain.matching_eval import matching_recall
@@ -49,10 +50,6 @@ from pri3d.pretrain.report import write_curves, write_report
 __all__ = ["TrainingError", "load_config", "lr_at", "train", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "pri3d-pretrain"
-
-
-class TrainingError(RuntimeError):
-    """Training cannot continue (e.g. a non-finite loss); the message names the step."""
 
 
 def load_config(preset: str, overrides: list[str] | None = None) -> PretrainConfig:

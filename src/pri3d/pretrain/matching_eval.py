@@ -99,10 +99,10 @@ def format_recall(res: dict) -> str:
 
 def _load_model(checkpoint: str, arch: str | None, feature_dim: int | None, seed: int):
     """``(ResNetUNet, training resolution or None, description)`` from a checkpoint or a baseline name."""
-    from pri3d.data.scene import DataError
-    from pri3d.engine.checkpoint import CheckpointError, load_checkpoint
+    from pri3d.engine.checkpoint import load_checkpoint
     from pri3d.engine.seed import seed_everything
-    from pri3d.models.init import InitError, init_encoder, load_backbone
+    from pri3d.errors import CheckpointError, DataError, InitError
+    from pri3d.models.init import init_encoder, load_backbone
     from pri3d.models.resnet_unet import ResNetUNet
     from pri3d.pretrain.config import OFFICIAL_FEATURE_DIM
 
@@ -168,7 +168,7 @@ def evaluate_checkpoint(
     resolution on the same pairs and points; the result then has ``baseline`` (its recalls) and
     ``delta`` (checkpoint minus baseline)."""
     from pri3d.data.prepared import PreparedData, read_pairs_csv
-    from pri3d.data.scene import DataError
+    from pri3d.errors import DataError
     from pri3d.pretrain.data import PairDataset, fixed_sample, split_pairs
 
     model, ckpt_res, desc = _load_model(str(checkpoint), arch, feature_dim, seed)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from pri3d.data.scene import DataError, Scene
+from pri3d.data.scene import Scene
+from pri3d.errors import DataError
 
 __all__ = ["FORMAT_MODULES", "supported_formats", "detect_format", "open_dataset", "read_split_file"]
 

@@ -41,7 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from pri3d.data.io import read_color, read_depth, read_label_png
-from pri3d.data.scene import DataError, Frame, Scene
+from pri3d.data.scene import Frame, Scene
+from pri3d.errors import DataError
 
 __all__ = ["NYU_K", "NYUMatScene", "NYUPngScene", "read_nyu_split", "png_labels_to_nyu40", "detect", "open_scenes"]
 

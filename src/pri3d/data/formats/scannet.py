@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from pri3d.data.io import intrinsics3, read_color, read_depth, read_label_png, read_matrix
-from pri3d.data.scene import DataError, Frame, Scene
+from pri3d.data.scene import Frame, Scene
+from pri3d.errors import DataError
 
 NAME = "scannet"
 DESCRIPTION = "ScanNet exported frames / scannet_frames_25k / pri3d synth output"

@@ -37,7 +37,8 @@ import cv2
 import numpy as np
 
 from pri3d.data.io import depth_to_uint16
-from pri3d.data.scene import DataError, Frame, Scene
+from pri3d.data.scene import Frame, Scene
+from pri3d.errors import DataError
 
 __all__ = ["SensScene", "write_sens", "read_sens_header", "detect", "open_scenes"]
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from pri3d.data.io import intrinsics3, read_color, read_depth, read_matrix
-from pri3d.data.scene import DataError, Frame, Scene
+from pri3d.data.scene import Frame, Scene
+from pri3d.errors import DataError
 
 NAME = "7scenes"
 DESCRIPTION = "Microsoft 7-Scenes / 3DMatch sequences (frame-XXXXXX.{color,depth}.png, pose.txt)"

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from pri3d.data.io import read_color, read_depth
-from pri3d.data.scene import DataError, Frame, Scene, SkipCounter
+from pri3d.data.scene import Frame, Scene, SkipCounter
+from pri3d.errors import DataError
 
 __all__ = ["quaternion_to_matrix", "associate", "freiburg_intrinsics", "TUMSequence", "detect", "open_scenes"]
 

@@ -36,7 +36,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pri3d.config import ConfigError
 from pri3d.data.io import (
     atomic_write_bytes,
     atomic_write_text,
@@ -48,13 +47,13 @@ from pri3d.data.io import (
     write_matrix,
     write_png,
 )
-from pri3d.data.scene import DataError
 from pri3d.data.synth.classes import CLASSES, SCANNET20_IDS
 from pri3d.data.synth.primitives import tessellate, tessellate_room
 from pri3d.data.synth.render import CompiledScene, RenderParams, compile_scene, render_frame
 from pri3d.data.synth.scene import MATERIAL_MODES, ROOM_TYPES, build_scene, scene_rng
 from pri3d.data.synth.textures import albedo, linear_to_srgb
 from pri3d.data.synth.trajectory import camera_poses, intrinsics
+from pri3d.errors import ConfigError, DataError
 
 __all__ = ["GENERATOR", "VERSION", "generate", "parse_resolution", "scene_ids", "split_scene_ids", "write_surface_ply"]
 
