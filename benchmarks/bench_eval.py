@@ -52,12 +52,12 @@ def bench(task_name, root, args, dev) -> dict:
     h, w = args.image_size
     over = [
         f"model.arch={args.arch}",
-        f"data.image_size=[{h},{w}]",
-        f"data.num_workers={args.workers}",
+        f"data.resolution=[{h},{w}]",
+        f"data.workers={args.workers}",
         "data.min_mask_area=100",
         f"data.max_val_images={args.max_images}",
     ]
-    cfg = finetune_config(f"cpu-small-{task_name}", over, root=str(root))
+    cfg = finetune_config(f"cpu-small-{task_name}", over, path=str(root))
     task = make_task(cfg)
     ds = task.dataset(
         "val", split=[s.name for s in sorted(Path(root).iterdir()) if s.is_dir() and s.name != "splits"], progress=False

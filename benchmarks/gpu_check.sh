@@ -35,6 +35,6 @@ timeout 240 pri3d experiment --config configs/synthetic-cpu.yaml --out "$OUT/exp
   'data.synth={scenes: 6, frames_per_scene: 16, seed: 0, resolution: [240, 320], workers: 8}' \
   'data.pretrain_synth={scenes: 12, frames_per_scene: 16, seed: 1, resolution: [240, 320], workers: 8}' \
   'pretrain.overrides=["data.resolution=[240,320]","model.arch=resnet50","train.batch_size=32","train.steps=300","train.max_minutes=1.2","train.threads=0","train.eval_every=100","data.crop_scale=[0.35,1.0]","data.workers=8"]' \
-  'finetune.overrides=["data.image_size=[240,320]","model.arch=resnet50","train.epochs=20","train.eval_every=5"]' \
+  'finetune.overrides=["data.resolution=[240,320]","model.arch=resnet50","train.epochs=20","train.eval_every=5"]' \
   2>&1 | tail -40 | tee "$OUT/experiment.txt" || rc=1
 exit $rc

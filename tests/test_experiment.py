@@ -244,7 +244,7 @@ pretrain:
 finetune:
   task: semseg
   preset: tiny-semseg
-  overrides: ["train.iters=1"]
+  overrides: ["train.steps=1"]
 methods: [scratch, mocov2, view]
 fractions: [1.0]
 seeds: [0]

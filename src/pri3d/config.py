@@ -14,13 +14,22 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+import warnings
 from pathlib import Path
 
 import yaml
 
 from pri3d.errors import ConfigError
 
-__all__ = ["ConfigError", "load_preset", "apply_overrides", "build", "to_dict", "resolve", "preset_names"]
+__all__ = [
+    "load_preset",
+    "apply_overrides",
+    "build",
+    "to_dict",
+    "flatten",
+    "resolve",
+    "preset_names",
+]
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 
@@ -146,8 +155,31 @@ def _coerce(tp, value, where: str):
     return value
 
 
+def _renamed(cls, d: dict, where: str) -> dict:
+    """Old key names (``cls.ALIASES``: old -> new) and old value forms (``cls.upgrade_legacy``) mapped to
+    the current ones, with one ``FutureWarning`` per old key, so configs written before a rename load."""
+    aliases = getattr(cls, "ALIASES", {})
+    if any(k in aliases for k in d):
+        d = dict(d)
+        for old, new in aliases.items():
+            if old not in d:
+                continue
+            if new in d:
+                raise ConfigError(
+                    f"{where}{old} and {where}{new} are the same setting ({old} is its old name); keep {new}"
+                )
+            warnings.warn(f"config key {where}{old} is deprecated; use {where}{new}", FutureWarning, stacklevel=4)
+            d[new] = d.pop(old)
+    upgrade = getattr(cls, "upgrade_legacy", None)
+    if callable(upgrade):
+        d = upgrade(dict(d), where)
+    return d
+
+
 def build(cls, d: dict, where: str = ""):
-    """Build dataclass ``cls`` from a dict, recursively; unknown keys are an error."""
+    """Build dataclass ``cls`` from a dict, recursively; unknown keys are an error. Deprecated key names
+    (a dataclass's ``ALIASES``) still load, with a warning."""
+    d = _renamed(cls, d, where)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(d) - set(fields)
@@ -168,6 +200,17 @@ def build(cls, d: dict, where: str = ""):
 
 def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def resolve(cls, preset: str | Path, overrides: list[str] | None, group: str):

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pri3d.config import build, to_dict
+from pri3d.engine.io import atomic_open
 from pri3d.errors import ConfigError, DataError
-from pri3d.fsutil import atomic_open
 
 __all__ = ["ExperimentConfig", "load_experiment", "run_experiment", "PRETRAIN_METHODS", "ALL_METHODS"]
 
@@ -429,7 +429,7 @@ def finetune_cell(
         fcfg = finetune_config(
             cfg.finetune.preset,
             [*overrides, f"task={cfg.finetune.task}", f"init={init}", f"seed={seed}", f"out={cell.dir / 'run'}"],
-            root=str(data_path),
+            path=str(data_path),
             format=data_format,
             fraction=fraction,
         )
@@ -841,7 +841,7 @@ def check_experiment(cfg: ExperimentConfig, *, require_data: bool = False) -> li
     if unknown:
         raise ConfigError(f"pretrain.per_method names unknown method(s): {sorted(unknown)}")
     f = finetune_config(cfg.finetune.preset, [*cfg.finetune.overrides, f"task={cfg.finetune.task}"])
-    length = f"{f.train.iters} iterations" if f.train.iters > 0 else f"{f.train.epochs} epochs"
+    length = f"{f.train.steps} iterations" if f.train.steps > 0 else f"{f.train.epochs} epochs"
     lines.append(
         f"  finetune {f.task}: preset {cfg.finetune.preset} -> {f.model.arch}/{f.model.head}, "
         f"{length}, batch {f.train.batch_size}, lr {f.optim.lr}"

@@ -30,9 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pri3d.engine.checkpoint import atomic_save
+from pri3d.engine.io import atomic_open, atomic_save
 from pri3d.errors import ExportError
-from pri3d.fsutil import atomic_open
 from pri3d.models.init import read_weights
 
 __all__ = [

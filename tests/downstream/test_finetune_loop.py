@@ -12,25 +12,11 @@ from dsfixtures import (
 
 from pri3d.cli import main
 from pri3d.downstream import finetune_config, run_finetune
-from pri3d.downstream.config import OptimConfig
-from pri3d.downstream.loop import EpochSampler, evaluate_checkpoint, lr_at
+from pri3d.downstream.loop import EpochSampler, evaluate_checkpoint
 from pri3d.engine.checkpoint import load_checkpoint
 from pri3d.engine.logging import read_jsonl
 from pri3d.errors import ConfigError
 from pri3d.models.resnet_unet import ResNetUNet
-
-
-def test_lr_schedules():
-    poly = OptimConfig(lr=0.01, schedule="poly", power=0.9)
-    assert lr_at(0, 100, poly) == pytest.approx(0.01)
-    assert lr_at(50, 100, poly) == pytest.approx(0.01 * 0.5**0.9)
-    assert lr_at(100, 100, poly) == 0.0
-    step = OptimConfig(lr=0.02, schedule="step", milestones=[60, 0.8], gamma=0.1, warmup_iters=10, warmup_factor=0.001)
-    assert lr_at(0, 100, step) == pytest.approx(0.02 * 0.001)
-    assert lr_at(5, 100, step) == pytest.approx(0.02 * (0.001 * 0.5 + 0.5))
-    assert lr_at(59, 100, step) == pytest.approx(0.02)
-    assert lr_at(60, 100, step) == pytest.approx(0.002)
-    assert lr_at(80, 100, step) == pytest.approx(0.0002)
 
 
 def test_epoch_sampler_is_deterministic_sharded_and_resumable():
@@ -47,7 +33,7 @@ def test_epoch_sampler_is_deterministic_sharded_and_resumable():
 
 
 def _cfg(preset, root, out, *over, **data):
-    return finetune_config(preset, [f"out={out}", *over], root=str(root), **data)
+    return finetune_config(preset, [f"out={out}", *over], path=str(root), **data)
 
 
 SMOKE = [
@@ -97,7 +83,7 @@ def test_synthetic_generator_smoke(tmp_path):
 
 def test_semseg_resume_is_exact(tmp_path):
     root = write_scannet_like(tmp_path / "d", frames=2)
-    over = ["train.iters=4", "train.ckpt_every=2", "train.keep=3", "data.hflip=true"]
+    over = ["train.steps=4", "train.ckpt_every=2", "train.keep_checkpoints=3", "data.hflip=true"]
     run_finetune(_cfg("tiny-semseg", root, tmp_path / "a", *over), progress=False)
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     (tmp_path / "b" / "checkpoints" / "ckpt_00000004.pt").unlink()
@@ -118,7 +104,7 @@ def test_earlier_semseg_layout_evaluates_but_does_not_resume(tmp_path):
     """Fine-tuned checkpoints of the earlier layout (classifier stacked on decoder.conv0) still evaluate
     (the two 1x1 convs are folded into one), and refuse to resume with a clear message."""
     root = write_scannet_like(tmp_path / "d", frames=2)
-    run_finetune(_cfg("tiny-semseg", root, tmp_path / "a", "train.iters=2"), progress=False)
+    run_finetune(_cfg("tiny-semseg", root, tmp_path / "a", "train.steps=2"), progress=False)
     path = tmp_path / "a" / "checkpoints" / "ckpt_00000002.pt"
     state = load_checkpoint(path)
     new = evaluate_checkpoint(path, progress=False)["scores"]["confusion"]
@@ -135,12 +121,12 @@ def test_earlier_semseg_layout_evaluates_but_does_not_resume(tmp_path):
     torch.save({**state, "model": legacy}, path)
     assert evaluate_checkpoint(path, progress=False)["scores"]["confusion"] == new
     with pytest.raises(ConfigError, match="earlier semantic-segmentation UNet layout"):
-        run_finetune(_cfg("tiny-semseg", root, tmp_path / "a", "train.iters=4"), resume=True, progress=False)
+        run_finetune(_cfg("tiny-semseg", root, tmp_path / "a", "train.steps=4"), resume=True, progress=False)
 
 
 def test_fraction_changes_the_training_set(tmp_path):
     root = write_scannet_like(tmp_path / "d", scenes=tuple(f"scene{i:04d}_00" for i in range(6)), frames=2)
-    res = run_finetune(_cfg("tiny-semseg", root, tmp_path / "o", "data.fraction=0.4", "train.iters=1"), progress=False)
+    res = run_finetune(_cfg("tiny-semseg", root, tmp_path / "o", "data.fraction=0.4", "train.steps=1"), progress=False)
     assert res["data"]["train_images"] == 4  # ceil(0.4 * 5 scenes) = 2 scenes x 2 frames
     assert res["data"]["val_images"] == 2
 
@@ -165,7 +151,7 @@ def test_cli_finetune_evaluate_and_reuse(tmp_path, capsys):
             "--seed",
             "3",
             "--no-progress",
-            "train.iters=1",
+            "train.steps=1",
         ]
     )
     assert rc == 0
@@ -192,7 +178,7 @@ def test_cli_finetune_evaluate_and_reuse(tmp_path, capsys):
             "--init",
             str(out / "best.pt"),
             "--no-progress",
-            "train.iters=1",
+            "train.steps=1",
         ]
     )
     assert rc == 0 and "encoder+decoder" in capsys.readouterr().out

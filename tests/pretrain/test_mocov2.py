@@ -13,9 +13,10 @@ from pri3d.cli import main
 from pri3d.data.prepared import PreparedData
 from pri3d.engine.checkpoint import load_checkpoint
 from pri3d.engine.logging import read_jsonl
+from pri3d.engine.optim import lr_at
 from pri3d.errors import ConfigError
 from pri3d.pretrain.data import split_pairs
-from pri3d.pretrain.loop import load_config, lr_at
+from pri3d.pretrain.loop import load_config
 from pri3d.pretrain.method import MODES
 from pri3d.pretrain.mocov2 import (
     FrameDataset,
@@ -161,9 +162,9 @@ def test_config_recipe_and_validation():
     assert cfg.mode == "mocov2" and cfg.train.batch_size == 256 and cfg.optim.lr == 0.03
     assert (cfg.moco.queue_size, cfg.moco.temperature, cfg.moco.momentum, cfg.moco.out_dim) == (65536, 0.2, 0.999, 128)
     assert cfg.optim.weight_decay == 1e-4 and cfg.optim.schedule == "cosine"
-    assert lr_at(cfg.optim, 0, 100) == pytest.approx(0.03)
-    assert lr_at(cfg.optim, 50, 100) == pytest.approx(0.015)
-    assert lr_at(cfg.optim, 100, 100) == pytest.approx(0.0)
+    assert lr_at(0, 100, cfg.optim) == pytest.approx(0.03)
+    assert lr_at(50, 100, cfg.optim) == pytest.approx(0.015)
+    assert lr_at(100, 100, cfg.optim) == pytest.approx(0.0)
     assert load_config("cpu-small", ["mode=mocov2", "moco.queue_size=4096"]).moco.queue_size == 4096
     for bad in ("moco.temperature=0", "moco.momentum=1.0", "moco.crop_scale=[0.5,0.2]", "moco.queue_size=0"):
         with pytest.raises(ConfigError, match="moco"):
@@ -202,7 +203,7 @@ def test_cli_run_resumes_exactly_and_fine_tunes_the_encoder(prepared_dir, tiny, 
     cfg = finetune_config(
         "tiny-semseg",
         [f"out={tmp_path / 'ft'}", f"init={a / 'backbone.pth'}", "model.transfer=encoder", "model.arch=resnet18"],
-        root=str(prepared_dir.parent / "synth"),
+        path=str(prepared_dir.parent / "synth"),
     )
     res = run_finetune(cfg, progress=False)
     assert res["iterations"] == 2 and "encoder (decoder random)" in res["init"]

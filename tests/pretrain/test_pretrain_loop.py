@@ -11,8 +11,9 @@ import torch
 from pri3d.cli import main
 from pri3d.engine.checkpoint import CheckpointManager, load_checkpoint
 from pri3d.engine.logging import read_jsonl
+from pri3d.engine.optim import lr_at
 from pri3d.errors import ConfigError, TrainingError
-from pri3d.pretrain.loop import load_config, lr_at, train
+from pri3d.pretrain.loop import load_config, train
 from pri3d.pretrain.method import Pri3D
 
 STEPS = 20
@@ -106,14 +107,14 @@ def test_existing_run_needs_resume(reference_run, tiny):
 
 def test_schedules_are_pure_functions_of_the_step():
     paper = load_config("paper").optim
-    assert lr_at(paper, 0, 60000) == pytest.approx(0.1)
-    assert lr_at(paper, 999, 60000) == pytest.approx(0.1)
-    assert lr_at(paper, 1000, 60000) == pytest.approx(0.099)
-    assert lr_at(paper, 59999, 60000) == pytest.approx(0.1 * 0.99**59)
+    assert lr_at(0, 60000, paper) == pytest.approx(0.1)
+    assert lr_at(999, 60000, paper) == pytest.approx(0.1)
+    assert lr_at(1000, 60000, paper) == pytest.approx(0.099)
+    assert lr_at(59999, 60000, paper) == pytest.approx(0.1 * 0.99**59)
     official = load_config("official")
     assert official.optim.schedule == "poly" and official.model.depth_head and not load_config("paper").model.depth_head
-    assert lr_at(official.optim, 30000, 60000) == pytest.approx(0.1 * 0.5**0.9)
-    assert lr_at(official.optim, 60000, 60000) == 0.0
+    assert lr_at(30000, 60000, official.optim) == pytest.approx(0.1 * 0.5**0.9)
+    assert lr_at(60000, 60000, official.optim) == 0.0
 
 
 def test_real_rgbd_preset_loads_as_a_config_file_with_its_chosen_settings():

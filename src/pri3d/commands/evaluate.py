@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from pri3d.downstream.loop import evaluate_checkpoint, make_task, write_json
+    from pri3d.downstream.loop import evaluate_checkpoint, make_task
+    from pri3d.engine.io import write_json
 
     res = evaluate_checkpoint(
         args.checkpoint,

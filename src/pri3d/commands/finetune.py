@@ -50,7 +50,7 @@ def resolve_config(args):
         raise ConfigError(f"config {args.config!r} is a {d['task']} preset, not {args.task}")
     d["task"] = args.task
     data = d.setdefault("data", {})
-    data["root"] = args.data
+    data["path"] = args.data
     if args.format is not None:
         data["format"] = args.format
     if args.fraction is not None:
@@ -75,7 +75,7 @@ def run(args) -> int:
     cfg = resolve_config(args)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks
         print(
-            f"pri3d finetune {args.task}: config {args.config or 'paper-' + args.task}, data {cfg.data.root}, "
+            f"pri3d finetune {args.task}: config {args.config or 'paper-' + args.task}, data {cfg.data.path}, "
             f"init {cfg.init}, out {cfg.out}"
         )
     run_finetune(cfg, resume=args.resume, progress=not args.no_progress)

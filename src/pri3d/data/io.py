@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 
 from pri3d.errors import DataError
-from pri3d.fsutil import atomic_open
 
 __all__ = [
     "read_color",
@@ -20,7 +19,6 @@ __all__ = [
     "depth_to_uint16",
     "write_png",
     "write_matrix",
-    "atomic_write_text",
 ]
 
 
@@ -90,15 +88,6 @@ def intrinsics3(M: np.ndarray, path) -> np.ndarray:
     if M.shape != (3, 3):
         raise DataError(f"{path}: expected 3x3 or 4x4 intrinsics, got {M.shape}")
     return M.astype(np.float64)
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    with atomic_open(path, "wb") as f:
-        f.write(data)
-
-
-def atomic_write_text(path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
 
 
 def write_color(path, rgb: np.ndarray, quality: int = 95) -> None:

@@ -45,11 +45,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pri3d.data.io import atomic_write_text
 from pri3d.data.prepared import PAIRS_HEADER, Pair, read_pairs_csv
 from pri3d.data.scene import Scene, SkipCounter
+from pri3d.engine.io import atomic_open, atomic_write_text
 from pri3d.errors import DataError
-from pri3d.fsutil import atomic_open
 from pri3d.geometry.camera import pose_is_valid
 from pri3d.geometry.matching import affine, overlap_fast, overlap_reference
 from pri3d.geometry.voxels import frustum_aabb, sample_mesh_surface, voxel_keys, voxelize_points

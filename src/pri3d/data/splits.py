@@ -159,7 +159,7 @@ def resolve_split(spec: str | None, roots) -> Split | None:
 
 def write_split(path, split: Split, header: str = "", all_frames: dict[str, list[int]] | None = None) -> Path:
     """Write ``split`` as a split file (atomically). ``header`` becomes ``#`` comment lines."""
-    from pri3d.data.io import atomic_write_text
+    from pri3d.engine.io import atomic_write_text
 
     lines = [f"# {h}" for h in header.splitlines()] if header else []
     for sid, ranges in split.scenes.items():

@@ -22,7 +22,7 @@ def __getattr__(name):
 
 def finetune_config(preset: str, overrides: list[str] | None = None, **data):
     """``FinetuneConfig`` from a preset name/path and ``key=value`` overrides; ``data`` keywords set
-    ``cfg.data`` fields (e.g. ``root=...``)."""
+    ``cfg.data`` fields (e.g. ``path=...``)."""
     from pri3d.config import apply_overrides, build, load_preset
     from pri3d.downstream.config import FinetuneConfig
 

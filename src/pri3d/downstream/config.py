@@ -5,9 +5,13 @@ Build one with ``pri3d.config.resolve(FinetuneConfig, "paper-semseg", ["optim.lr
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from pri3d.downstream.fractions import FRACTION_BY, check_fraction
+from pri3d.engine.amp import AMP_MODES
+from pri3d.engine.optim import OptimConfig
 from pri3d.errors import ConfigError
 
 __all__ = ["DataConfig", "ModelConfig", "OptimConfig", "TrainConfig", "FinetuneConfig", "TASKS"]
@@ -17,7 +21,7 @@ TASKS = ("semseg", "detect")
 
 @dataclass
 class DataConfig:
-    root: str = ""  # dataset path (--data)
+    path: str = ""  # dataset path (--data)
     format: str | None = None  # reader name (scannet, nyuv2, ...); autodetected when null
     train_split: str | None = None  # split file; null = DIR/splits/train.txt, DIR/scannetv2_train.txt, NYUv2 train
     val_split: str | None = None  # split file; null = DIR/splits/val.txt, DIR/scannetv2_val.txt, NYUv2 test
@@ -25,20 +29,36 @@ class DataConfig:
     instance_set: str = "scannet18"  # detect: scannet18 | nyu9
     instance_format: str = "separate"  # separate (instance PNG + label PNG) | combined (label*1000+instance)
     min_mask_area: int = 1000  # px at the label maps' own resolution (official: 1000 at 640x480)
-    image_size: list[int] = field(default_factory=lambda: [240, 320])  # H, W the network sees (and is scored at)
+    resolution: list[int] = field(default_factory=lambda: [240, 320])  # H, W the network sees (and is scored at)
     hflip: bool = False  # random horizontal flip when training
     fraction: float = 1.0  # data-efficient subset of the training set, in (0, 1]
     fraction_by: str = "scene"  # scene (official) | image
     max_val_images: int = 0  # evaluate on at most this many val images (evenly spaced); 0 = all
-    num_workers: int = 2  # DataLoader workers
+    workers: int = 2  # DataLoader workers
     scan_workers: int = 4  # threads for the one-off label scan
+
+    ALIASES: ClassVar[dict[str, str]] = {"root": "path", "image_size": "resolution", "num_workers": "workers"}
+
+    def dataset_options(self, train: bool, *, seed: int, progress: bool) -> dict:
+        """The keyword arguments every task's dataset takes from these settings (augmentation and the
+        label fraction when training, the validation cap otherwise)."""
+        return {
+            "train": train,
+            "hflip": self.hflip,
+            "fraction": self.fraction if train else 1.0,
+            "fraction_by": self.fraction_by,
+            "seed": seed,
+            "scan_workers": self.scan_workers,
+            "progress": progress,
+            "max_images": 0 if train else self.max_val_images,
+        }
 
     def validate(self) -> None:
         check_fraction(self.fraction)
         if self.fraction_by not in FRACTION_BY:
             raise ConfigError(f"data.fraction_by must be one of {', '.join(FRACTION_BY)}, got {self.fraction_by!r}")
-        if len(self.image_size) != 2 or min(self.image_size) < 16:
-            raise ConfigError(f"data.image_size must be [H, W] with H, W >= 16, got {self.image_size}")
+        if len(self.resolution) != 2 or min(self.resolution) < 16:
+            raise ConfigError(f"data.resolution must be [H, W] with H, W >= 16, got {self.resolution}")
         if self.instance_format not in ("separate", "combined"):
             raise ConfigError(f"data.instance_format must be separate or combined, got {self.instance_format!r}")
 
@@ -56,8 +76,8 @@ class ModelConfig:
     anchor_sizes: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512])
     min_size: list[int] = field(
         default_factory=list
-    )  # Mask R-CNN resize (train: random pick, test: last); [] = keep data.image_size
-    max_size: int = 0  # 0 = max(data.image_size)
+    )  # Mask R-CNN resize (train: random pick, test: last); [] = keep data.resolution
+    max_size: int = 0  # 0 = max(data.resolution)
     rpn_batch_size_per_image: int = 256
     box_batch_size_per_image: int = 512
     rpn_pre_nms_top_n_train: int = 2000
@@ -79,44 +99,37 @@ class ModelConfig:
 
 
 @dataclass
-class OptimConfig:
-    name: str = "sgd"  # sgd | adamw
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    schedule: str = "poly"  # poly | step | constant
-    power: float = 0.9  # poly
-    milestones: list[float] = field(default_factory=list)  # step: iterations (>= 1) or fractions of the run (< 1)
-    gamma: float = 0.1  # step
-    warmup_iters: int = 0
-    warmup_factor: float = 0.001
-    clip_grad: float = 0.0  # max grad norm; 0 = off
-
-    def validate(self) -> None:
-        if self.name not in ("sgd", "adamw"):
-            raise ConfigError(f"optim.name must be sgd or adamw, got {self.name!r}")
-        if self.schedule not in ("poly", "step", "constant"):
-            raise ConfigError(f"optim.schedule must be poly, step or constant, got {self.schedule!r}")
-        if self.lr <= 0:
-            raise ConfigError(f"optim.lr must be > 0, got {self.lr}")
-
-
-@dataclass
 class TrainConfig:
     epochs: int = 80
-    iters: int = 0  # > 0: train exactly this many iterations (overrides epochs)
+    steps: int = 0  # > 0: train exactly this many iterations (overrides epochs)
     batch_size: int = 64  # global batch (split over DDP ranks)
     eval_every: int = 1  # evaluate every N epochs (and always at the end); 0 = only at the end
     ckpt_every: int = 0  # checkpoint every N iterations; 0 = at every evaluation and at the end
-    keep: int = 2  # checkpoints kept
+    keep_checkpoints: int = 2  # checkpoints kept
     log_every: int = 10  # iterations between JSONL log lines
     best_metric: str = ""  # "" = the task's (semseg: miou, detect: bbox.AP)
     device: str = "auto"  # auto | cpu | cuda
-    amp: bool = False  # CUDA mixed precision
+    amp: str = "off"  # off | fp16 (CUDA, with loss scaling) | bf16 | auto (bf16 on CUDA, off on CPU)
+
+    ALIASES: ClassVar[dict[str, str]] = {"iters": "steps", "keep": "keep_checkpoints"}
+
+    @staticmethod
+    def upgrade_legacy(d: dict, where: str) -> dict:
+        if isinstance(d.get("amp"), bool):  # before 0.2: a bool, true = CUDA fp16 autocast
+            warnings.warn(
+                f"config {where}amp: {str(d['amp']).lower()} is deprecated; use {where}amp: "
+                f"{'fp16' if d['amp'] else 'off'}",
+                FutureWarning,
+                stacklevel=5,
+            )
+            d["amp"] = "fp16" if d["amp"] else "off"
+        return d
 
     def validate(self) -> None:
-        if self.epochs < 1 and self.iters < 1:
-            raise ConfigError("train.epochs or train.iters must be >= 1")
+        if self.epochs < 1 and self.steps < 1:
+            raise ConfigError("train.epochs or train.steps must be >= 1")
+        if self.amp not in AMP_MODES:
+            raise ConfigError(f"train.amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if self.batch_size < 1:
             raise ConfigError(f"train.batch_size must be >= 1, got {self.batch_size}")
 

@@ -115,6 +115,12 @@ class DetectTask:
 
     name = "detect"
     default_best_metric = "bbox.AP"
+    find_unused_parameters = True  # DDP: Mask R-CNN heads skip parameters on batches without instances
+
+    @staticmethod
+    def scalars(scores: dict) -> dict:
+        """The scores logged and kept in the history (flat numbers)."""
+        return {f"{t}_{k}": scores[t][k] for t in ("bbox", "segm") for k in ("AP", "AP50", "AP75")}
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -123,21 +129,14 @@ class DetectTask:
 
     def dataset(self, which: str, *, split=None, train: bool = False, progress: bool = True) -> InstanceDataset:
         d = self.cfg.data
-        scenes = open_split(d.root, which, format=d.format, split=split)
+        scenes = open_split(d.path, which, format=d.format, split=split)
         return InstanceDataset(
             scenes,
             self.instance_set,
-            tuple(d.image_size),
+            tuple(d.resolution),
             convention=d.instance_format,
             min_area=d.min_mask_area,
-            train=train,
-            hflip=d.hflip,
-            fraction=d.fraction if train else 1.0,
-            fraction_by=d.fraction_by,
-            seed=self.cfg.seed,
-            scan_workers=d.scan_workers,
-            progress=progress,
-            max_images=0 if train else d.max_val_images,
+            **d.dataset_options(train, seed=self.cfg.seed, progress=progress),
         )
 
     collate = staticmethod(InstanceDataset.collate)
@@ -148,7 +147,7 @@ class DetectTask:
             m.arch,
             self.instance_set.num_classes,
             init,
-            image_size=self.cfg.data.image_size,
+            image_size=self.cfg.data.resolution,
             norm=m.norm,
             trainable_layers=m.trainable_layers,
             fpn_channels=m.fpn_channels,
@@ -192,11 +191,11 @@ class DetectTask:
 
     @torch.no_grad()
     def evaluate_partial(
-        self, model: nn.Module, loader, device: torch.device, *, amp: bool = False, progress: bool = True
+        self, model: nn.Module, loader, device: torch.device, *, amp: torch.dtype | None = None, progress: bool = True
     ) -> list:
         records = []
         for images, targets in tqdm(loader, desc="eval", disable=not progress, leave=False):
-            with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+            with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
                 outputs = model([im.to(device, non_blocking=True) for im in images])
             for im, t, o in zip(images, targets, outputs):
                 h, w = im.shape[-2:]

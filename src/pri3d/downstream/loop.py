@@ -11,35 +11,35 @@ Outputs in ``cfg.out``:
 * ``config.yaml``: the resolved config;
 * ``metrics.jsonl``: training losses / lr every ``train.log_every`` iterations and every evaluation;
 * ``checkpoints/ckpt_<step>.pt``: ``{"format": "pri3d-finetune", "task", "model", "optimizer", "step",
-  "rng", "config", "backbone", ...}`` (the newest ``train.keep``); ``best.pt``: the best-on-val weights;
+  "rng", "config", "backbone", ...}`` (the newest ``train.keep_checkpoints``); ``best.pt``: the best-on-val weights;
 * ``results.json``: the **final** (last iteration) and **best-on-val** scores, labelled as such.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from torch.utils.data import DataLoader, Sampler, Subset
 from tqdm import tqdm
 
-from pri3d import distributed as D
 from pri3d.config import build, to_dict
-from pri3d.data.io import atomic_write_text
 from pri3d.downstream.config import FinetuneConfig
-from pri3d.engine.checkpoint import CheckpointManager, atomic_save, capture_rng, load_checkpoint, restore_rng
+from pri3d.engine import distributed as D
+from pri3d.engine.amp import amp_dtype
+from pri3d.engine.checkpoint import CheckpointManager, capture_rng, config_changes, load_checkpoint, restore_rng
+from pri3d.engine.io import atomic_save, atomic_write_text, write_json
 from pri3d.engine.logging import MetricLogger
+from pri3d.engine.optim import build_optimizer, lr_at, set_lr
 from pri3d.engine.seed import derive_seed, seed_everything, worker_init_fn
-from pri3d.errors import ConfigError
+from pri3d.errors import ConfigError, TrainingError
 
 __all__ = [
     "make_task",
-    "lr_at",
     "EpochSampler",
     "run_finetune",
     "evaluate_model",
@@ -53,33 +53,20 @@ BEST_LABEL = (
     "best-on-val: the best of all evaluations, selected on the same split it is scored on "
     "(optimistic; the official Pri3D numbers were reported this way)"
 )
+# task name -> (module, class); imported on use, so semantic segmentation never imports detection
+TASK_CLASSES = {
+    "semseg": ("pri3d.downstream.semseg", "SemSegTask"),
+    "detect": ("pri3d.downstream.detection", "DetectTask"),
+}
 
 
 def make_task(cfg: FinetuneConfig):
-    if cfg.task == "semseg":
-        from pri3d.downstream.semseg import SemSegTask
+    import importlib
 
-        return SemSegTask(cfg)
-    if cfg.task == "detect":
-        from pri3d.downstream.detection import DetectTask
-
-        return DetectTask(cfg)
-    raise ConfigError(f"unknown task {cfg.task!r}")
-
-
-def lr_at(step: int, total: int, optim) -> float:
-    """Learning rate at iteration ``step`` (0-based) of ``total``: linear warm-up, then poly
-    (``lr * (1 - step / total) ** power``), step decay at ``milestones`` or constant."""
-    lr = optim.lr
-    if optim.schedule == "poly":
-        lr *= max(0.0, 1.0 - step / max(1, total)) ** optim.power
-    elif optim.schedule == "step":
-        marks = [int(round(m * total)) if m < 1 else int(m) for m in optim.milestones]
-        lr *= optim.gamma ** sum(step >= m for m in marks)
-    if optim.warmup_iters > 0 and step < optim.warmup_iters:
-        a = step / optim.warmup_iters
-        lr *= optim.warmup_factor * (1 - a) + a
-    return lr
+    if cfg.task not in TASK_CLASSES:
+        raise ConfigError(f"unknown task {cfg.task!r}; choose {', '.join(TASK_CLASSES)}")
+    module, name = TASK_CLASSES[cfg.task]
+    return getattr(importlib.import_module(module), name)(cfg)
 
 
 class EpochSampler(Sampler):
@@ -138,9 +125,10 @@ def _unwrap(model):
 
 
 def evaluate_model(
-    task, model, dataset, device, *, batch_size: int, workers: int = 0, amp: bool = False, progress: bool = True
+    task, model, dataset, device, *, batch_size: int, workers: int = 0, amp=None, progress: bool = True
 ) -> dict:
-    """Evaluate on ``dataset`` (sharded over DDP ranks, merged on every rank). Returns the task's scores."""
+    """Evaluate on ``dataset`` (sharded over DDP ranks, merged on every rank). Returns the task's scores.
+    ``amp``: the autocast dtype, or None for full precision."""
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     shard = Subset(dataset, list(range(rank, len(dataset), world)))
@@ -159,43 +147,190 @@ def evaluate_model(
     return task.merge(partials)
 
 
-def _scalars(task, scores: dict) -> dict:
-    if task.name == "semseg":
-        return {k: scores[k] for k in ("miou", "pixel_acc", "mean_acc")}
-    return {f"{t}_{k}": scores[t][k] for t in ("bbox", "segm") for k in ("AP", "AP50", "AP75")}
+@dataclass
+class Run:
+    """One fine-tuning run: what :func:`_setup` builds, and the state the loop advances."""
 
+    cfg: FinetuneConfig
+    dist: D.DistInfo
+    task: object
+    out: Path
+    ckpts: CheckpointManager
+    train_ds: object
+    val_ds: object
+    model: torch.nn.Module  # DDP-wrapped under torchrun
+    optimizer: torch.optim.Optimizer
+    amp: torch.dtype | None
+    scaler: torch.amp.GradScaler
+    sampler: EpochSampler
+    local_bs: int
+    total: int
+    best_key: str
+    init_desc: str
+    say: object
+    progress: bool
+    t_start: float
+    logger: MetricLogger | None = None
+    step: int = 0
+    best: dict | None = None
+    final: dict | None = None
+    history: list = field(default_factory=list)
 
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
+    @property
+    def ipe(self) -> int:  # iterations per epoch
+        return self.sampler.batches_per_epoch
 
-
-def write_json(path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+    def results(self) -> dict:
+        cfg, t = self.cfg, self.task
+        return {
+            "task": t.name,
+            "metric": self.best_key,
+            "final": self.final,
+            "best": self.best,
+            "history": [{k: v for k, v in h.items() if k != "scores"} for h in self.history],
+            "init": self.init_desc,
+            "iterations": self.step,
+            "total_iterations": self.total,
+            "data": {
+                "train": self.train_ds.stats.to_dict(),
+                "val": self.val_ds.stats.to_dict(),
+                "fraction": cfg.data.fraction,
+                "fraction_by": cfg.data.fraction_by,
+                "train_images": len(self.train_ds),
+                "val_images": len(self.val_ds),
+            },
+            "time_s": round(time.time() - self.t_start, 2),
+            "config": to_dict(cfg),
+        }
 
 
 def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, progress: bool = True, log=print) -> dict:
     """Fine-tune ``cfg.task`` on ``cfg.data`` and return the results dict (also written to
     ``cfg.out/results.json``). Launch under torchrun for DDP; a single process otherwise."""
-    if not cfg.data.root:
-        raise ConfigError("no dataset: set data.root (--data DIR)")
+    if not cfg.data.path:
+        raise ConfigError("no dataset: set data.path (--data DIR)")
+    run = _setup(cfg, resume, progress, log)
+    run.model.train()
+    bar = tqdm(
+        total=run.total,
+        initial=run.step,
+        desc=f"finetune {run.task.name}",
+        disable=not run.progress,
+        dynamic_ncols=True,
+    )
+    t_log, n_img = time.time(), 0
+    while run.step < run.total:
+        epoch, start_batch = divmod(run.step, run.ipe)
+        run.sampler.set_epoch(epoch, start_batch)
+        seed = derive_seed(cfg.seed, run.dist.rank, epoch)
+        loader = _loader(
+            run.train_ds, run.local_bs, run.task.collate, sampler=run.sampler, workers=cfg.data.workers, seed=seed
+        )
+        for batch in loader:
+            lr = lr_at(run.step, run.total, cfg.optim)
+            losses = _train_step(run, batch, lr)
+            run.step += 1
+            n_img += run.local_bs
+            bar.update(1)
+            loss_value = float(sum(losses.values()).detach())
+            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
+            if run.step % cfg.train.log_every == 0 or run.step == run.total:
+                dt = max(1e-9, time.time() - t_log)
+                run.logger.log(
+                    run.step,
+                    loss=loss_value,
+                    lr=lr,
+                    epoch=round(run.step / run.ipe, 3),
+                    images_per_s=n_img * run.dist.world_size / dt,
+                    **{k: float(D.all_reduce_mean(v.detach())) for k, v in losses.items()},
+                )
+                t_log, n_img = time.time(), 0
+            end_of_epoch = run.step % run.ipe == 0
+            ev = cfg.train.eval_every
+            do_eval = run.step == run.total or (end_of_epoch and ev > 0 and (run.step // run.ipe) % ev == 0)
+            if do_eval:
+                _evaluate_now(run)
+            if do_eval or run.step == run.total or (cfg.train.ckpt_every and run.step % cfg.train.ckpt_every == 0):
+                _save_checkpoint(run)
+            if run.step >= run.total:
+                break
+    bar.close()
+    if run.final is None:  # resumed after the end: evaluate the final model once more
+        _evaluate_now(run)
+    return _finish(run)
+
+
+def _train_step(run: Run, batch, lr: float) -> dict:
+    """One SGD step on ``batch``; returns the loss parts. A non-finite loss on any rank stops every rank
+    (with :class:`TrainingError`) before the weights change."""
+    set_lr(run.optimizer, lr)
+    dev = run.dist.device
+    with torch.autocast(dev.type, dtype=run.amp or torch.bfloat16, enabled=run.amp is not None):
+        losses = run.task.loss(run.model, batch, dev)
+    loss = sum(losses.values())
+    if not D.all_ranks_finite(loss):
+        detail = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+        raise TrainingError(f"non-finite loss at step {run.step} on some rank ({detail}); stopped before the update")
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    if run.cfg.optim.clip_grad > 0:
+        run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_([p for p in run.model.parameters() if p.requires_grad], run.cfg.optim.clip_grad)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    return losses
+
+
+def _setup(cfg: FinetuneConfig, resume: bool, progress: bool, log) -> Run:
+    """Datasets, model, optimizer (restored on resume), DDP and logger, in this order (it fixes the
+    random streams, so a run repeats exactly)."""
     t_start = time.time()
     dist = D.init_distributed(cfg.train.device)
-    main = dist.is_main
-    progress = progress and main
-    say = log if main else (lambda *a, **k: None)
+    progress = progress and dist.is_main
+    say = log if dist.is_main else (lambda *a, **k: None)
     seed_everything(derive_seed(cfg.seed, dist.rank))
     out = Path(cfg.out)
-    ckpts = CheckpointManager(out / "checkpoints", keep=cfg.train.keep)
+    ckpts = CheckpointManager(out / "checkpoints", keep=cfg.train.keep_checkpoints)
     if ckpts.paths() and not resume:
         raise ConfigError(f"{out} already holds checkpoints; pass --resume to continue, or choose another --out")
 
     task = make_task(cfg)
+    train_ds, val_ds = _datasets(cfg, task, progress, say)
+    model, init_desc = task.build_model(cfg.init)
+    say(f"model: {init_desc}")
+    model.to(dist.device)
+    optimizer = build_optimizer(model.parameters(), cfg.optim)
+    amp = amp_dtype(cfg.train.amp, dist.device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp is torch.float16)
+    local_bs = max(1, cfg.train.batch_size // dist.world_size)
+    sampler = EpochSampler(len(train_ds), local_bs, seed=cfg.seed, rank=dist.rank, world=dist.world_size)
+    ipe = sampler.batches_per_epoch
+    total = cfg.train.steps if cfg.train.steps > 0 else cfg.train.epochs * ipe
+    run = Run(
+        cfg, dist, task, out, ckpts, train_ds, val_ds, model, optimizer, amp, scaler, sampler, local_bs, total,
+        cfg.train.best_metric or task.default_best_metric, init_desc, say, progress, t_start,
+    )  # fmt: skip
+    if resume:
+        _resume(run)
+    if dist.distributed:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [dist.device.index] if dist.device.type == "cuda" else None
+        run.model = DDP(model, device_ids=ids, find_unused_parameters=task.find_unused_parameters)
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    run.logger = MetricLogger(
+        out, enabled=dist.is_main, tensorboard=False, resume_step=run.step + 1 if resume else None
+    )
+    say(
+        f"{task.name}: {len(train_ds)} train / {len(val_ds)} val images, {total} iterations "
+        f"({ipe} per epoch, batch {local_bs} x {dist.world_size} rank(s)), device {dist.device}"
+    )
+    return run
+
+
+def _datasets(cfg: FinetuneConfig, task, progress: bool, say) -> tuple:
     train_ds = task.dataset("train", split=cfg.data.train_split, train=True, progress=progress)
     val_ds = task.dataset("val", split=cfg.data.val_split, train=False, progress=progress)
     say(f"train: {train_ds.stats.summary()}")
@@ -208,249 +343,129 @@ def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, progress: bool = 
         )
         if cfg.data.fraction_by == "scene" and n_scenes < 3:
             say("warning: fewer than 3 training scenes; --fraction-by image gives finer subsets")
+    return train_ds, val_ds
 
-    model, init_desc = task.build_model(cfg.init)
-    say(f"model: {init_desc}")
-    model.to(dist.device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    o = cfg.optim
-    if o.name == "sgd":
-        optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-    else:
-        optimizer = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
-    use_amp = cfg.train.amp and dist.device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-    local_bs = max(1, cfg.train.batch_size // dist.world_size)
-    sampler = EpochSampler(len(train_ds), local_bs, seed=cfg.seed, rank=dist.rank, world=dist.world_size)
-    ipe = sampler.batches_per_epoch
-    total = cfg.train.iters if cfg.train.iters > 0 else cfg.train.epochs * ipe
-    best_key = cfg.train.best_metric or task.default_best_metric
-
-    step, best, final, history = 0, None, None, []
-    if resume:
-        found = ckpts.latest()
-        if found is None:
-            say(f"--resume: no checkpoint in {ckpts.dir}; starting from scratch")
-        else:
-            state, path = found
-            if hasattr(model, "upgrade_state_dict") and model.upgrade_state_dict(state["model"]) is not state["model"]:
-                raise ConfigError(
-                    f"{path}: a checkpoint of the earlier semantic-segmentation UNet layout (a classifier stacked "
-                    "on the decoder's last conv); it cannot be resumed. Start a new run (another --out), or "
-                    "evaluate it with `pri3d evaluate`, which converts it."
-                )
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            if "scaler" in state and use_amp:
-                scaler.load_state_dict(state["scaler"])
-            step, best, history = int(state["step"]), state.get("best"), list(state.get("history", []))
-            if history and history[-1]["step"] == step and step >= total:
-                final = {"label": FINAL_LABEL, **history[-1]}
-            if state.get("rng") and dist.world_size == 1:
-                restore_rng(state["rng"])
-            changed = _diff(state.get("config", {}), to_dict(cfg))
-            say(
-                f"resumed from {path} at step {step}/{total}"
-                + (f" (config changed: {', '.join(changed)})" if changed else "")
-            )
-
-    if dist.distributed:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        model = DDP(
-            model,
-            device_ids=[dist.device.index] if dist.device.type == "cuda" else None,
-            find_unused_parameters=task.name == "detect",
+def _resume(run: Run) -> None:
+    """Continue from the newest loadable checkpoint (weights, optimizer, scaler, step, history, RNG)."""
+    found = run.ckpts.latest()
+    if found is None:
+        run.say(f"--resume: no checkpoint in {run.ckpts.dir}; starting from scratch")
+        return
+    state, path = found
+    model = run.model
+    if hasattr(model, "upgrade_state_dict") and model.upgrade_state_dict(state["model"]) is not state["model"]:
+        raise ConfigError(
+            f"{path}: a checkpoint of the earlier semantic-segmentation UNet layout (a classifier stacked "
+            "on the decoder's last conv); it cannot be resumed. Start a new run (another --out), or "
+            "evaluate it with `pri3d evaluate`, which converts it."
         )
-
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    logger = MetricLogger(out, enabled=main, tensorboard=False, resume_step=step + 1 if resume else None)
-    say(
-        f"{task.name}: {len(train_ds)} train / {len(val_ds)} val images, {total} iterations "
-        f"({ipe} per epoch, batch {local_bs} x {dist.world_size} rank(s)), device {dist.device}"
+    model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    if "scaler" in state and run.amp is torch.float16:
+        run.scaler.load_state_dict(state["scaler"])
+    run.step, run.best, run.history = int(state["step"]), state.get("best"), list(state.get("history", []))
+    if run.history and run.history[-1]["step"] == run.step and run.step >= run.total:
+        run.final = {"label": FINAL_LABEL, **run.history[-1]}
+    if state.get("rng") and run.dist.world_size == 1:
+        restore_rng(state["rng"])
+    changed = config_changes(_current_names(state.get("config") or {}), to_dict(run.cfg))
+    run.say(
+        f"resumed from {path} at step {run.step}/{run.total}"
+        + (f" (config changed: {', '.join(changed)})" if changed else "")
     )
 
-    data_info = {
-        "train": train_ds.stats.to_dict(),
-        "val": val_ds.stats.to_dict(),
-        "fraction": cfg.data.fraction,
-        "fraction_by": cfg.data.fraction_by,
-        "train_images": len(train_ds),
-        "val_images": len(val_ds),
+
+def _save_checkpoint(run: Run) -> None:
+    if not run.dist.is_main:
+        return
+    m = _unwrap(run.model)
+    state = {
+        "format": CKPT_FORMAT,
+        "task": run.task.name,
+        "model": m.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scaler": run.scaler.state_dict(),
+        "step": run.step,
+        "epoch": run.step / run.ipe,
+        "rng": capture_rng(),
+        "config": to_dict(run.cfg),
+        "best": run.best,
+        "history": run.history,
+        **run.task.checkpoint_extras(m),
     }
+    run.ckpts.save(state, run.step)
 
-    def results() -> dict:
-        return {
-            "task": task.name,
-            "metric": best_key,
-            "final": final,
-            "best": best,
-            "history": [{k: v for k, v in h.items() if k != "scores"} for h in history],
-            "init": init_desc,
-            "iterations": step,
-            "total_iterations": total,
-            "data": data_info,
-            "time_s": round(time.time() - t_start, 2),
-            "config": to_dict(cfg),
-        }
 
-    def save_checkpoint() -> None:
-        if not main:
-            return
-        m = _unwrap(model)
-        state = {
-            "format": CKPT_FORMAT,
-            "task": task.name,
-            "model": m.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(),
-            "step": step,
-            "epoch": step / ipe,
-            "rng": capture_rng(),
-            "config": to_dict(cfg),
-            "best": best,
-            "history": history,
-            **task.checkpoint_extras(m),
-        }
-        ckpts.save(state, step)
+def _evaluate_now(run: Run) -> None:
+    """Score the model on the validation set; record it (history, final, best.pt) and log it."""
+    task, cfg = run.task, run.cfg
+    scores = evaluate_model(
+        task,
+        run.model,
+        run.val_ds,
+        run.dist.device,
+        batch_size=run.local_bs,
+        workers=cfg.data.workers,
+        amp=run.amp,
+        progress=run.progress,
+    )
+    value = task.metric(scores, run.best_key)
+    scalars = task.scalars(scores)
+    rec = {
+        "step": run.step,
+        "epoch": round(run.step / run.ipe, 3),
+        "metric": run.best_key,
+        "value": value,
+        **scalars,
+        "scores": scores,
+    }
+    run.history.append(rec)
+    run.final = {"label": FINAL_LABEL, **rec} if run.step >= run.total else None
+    run.logger.log(run.step, **{f"val/{k}": v for k, v in scalars.items()})
+    run.say(f"[step {run.step}] val {task.headline(scores)}")
+    if value is not None and (run.best is None or run.best["value"] is None or value > run.best["value"]):
+        run.best = {"label": BEST_LABEL, **rec}
+        if run.dist.is_main:
+            m = _unwrap(run.model)
+            weights = {"format": CKPT_FORMAT, "task": task.name, "model": m.state_dict(), "step": run.step}
+            extras = {"config": to_dict(cfg), "scores": scores, **task.checkpoint_extras(m)}
+            atomic_save({**weights, **extras}, run.out / "best.pt")
+    if run.dist.is_main:
+        write_json(run.out / "results.json", run.results())
 
-    def evaluate_now() -> None:
-        nonlocal best, final
-        scores = evaluate_model(
-            task,
-            model,
-            val_ds,
-            dist.device,
-            batch_size=local_bs,
-            workers=cfg.data.num_workers,
-            amp=use_amp,
-            progress=progress,
+
+def _finish(run: Run) -> dict:
+    res = run.results()
+    if run.dist.is_main:
+        write_json(run.out / "results.json", res)
+        run.say(run.task.format_scores(run.final["scores"]))
+        b, f, key = run.best, run.final, run.best_key
+        run.say(
+            f"finetune {run.task.name}: {run.step} iterations in {res['time_s']:.1f} s; "
+            f"final {key} = {_fmt(f['value'])} (step {f['step']}); "
+            f"best-on-val {key} = {_fmt(b['value'] if b else None)} (step {b['step'] if b else '-'}); "
+            f"results in {run.out / 'results.json'}"
         )
-        value = task.metric(scores, best_key)
-        rec = {
-            "step": step,
-            "epoch": round(step / ipe, 3),
-            "metric": best_key,
-            "value": value,
-            **_scalars(task, scores),
-            "scores": scores,
-        }
-        history.append(rec)
-        final = {"label": FINAL_LABEL, **rec} if step >= total else None
-        logger.log(step, **{f"val/{k}": v for k, v in _scalars(task, scores).items()})
-        say(f"[step {step}] val {task.headline(scores)}")
-        if value is not None and (best is None or best["value"] is None or value > best["value"]):
-            best = {"label": BEST_LABEL, **rec}
-            if main:
-                m = _unwrap(model)
-                atomic_save(
-                    {
-                        "format": CKPT_FORMAT,
-                        "task": task.name,
-                        "model": m.state_dict(),
-                        "step": step,
-                        "config": to_dict(cfg),
-                        "scores": scores,
-                        **task.checkpoint_extras(m),
-                    },
-                    out / "best.pt",
-                )
-        if main:
-            write_json(out / "results.json", results())
-
-    model.train()
-    bar = tqdm(total=total, initial=step, desc=f"finetune {task.name}", disable=not progress, dynamic_ncols=True)
-    t_log, n_img = time.time(), 0
-    while step < total:
-        epoch, start_batch = divmod(step, ipe)
-        sampler.set_epoch(epoch, start_batch)
-        loader = _loader(
-            train_ds,
-            local_bs,
-            task.collate,
-            sampler=sampler,
-            workers=cfg.data.num_workers,
-            seed=derive_seed(cfg.seed, dist.rank, epoch),
-        )
-        for batch in loader:
-            lr = lr_at(step, total, o)
-            for gr in optimizer.param_groups:
-                gr["lr"] = lr
-            with torch.autocast(dist.device.type, enabled=use_amp):
-                losses = task.loss(model, batch, dist.device)
-            loss = sum(losses.values())
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"non-finite loss at step {step}: " + ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if o.clip_grad > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(params, o.clip_grad)
-            scaler.step(optimizer)
-            scaler.update()
-            step += 1
-            n_img += local_bs
-            bar.update(1)
-            loss_value = float(loss.detach())
-            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
-            if step % cfg.train.log_every == 0 or step == total:
-                dt = max(1e-9, time.time() - t_log)
-                logger.log(
-                    step,
-                    loss=loss_value,
-                    lr=lr,
-                    epoch=round(step / ipe, 3),
-                    images_per_s=n_img * dist.world_size / dt,
-                    **{k: float(D.all_reduce_mean(v.detach())) for k, v in losses.items()},
-                )
-                t_log, n_img = time.time(), 0
-            end_of_epoch = step % ipe == 0
-            do_eval = step == total or (
-                end_of_epoch and cfg.train.eval_every > 0 and (step // ipe) % cfg.train.eval_every == 0
-            )
-            if do_eval:
-                evaluate_now()
-            if do_eval or step == total or (cfg.train.ckpt_every and step % cfg.train.ckpt_every == 0):
-                save_checkpoint()
-            if step >= total:
-                break
-    bar.close()
-    if final is None:  # resumed after the end: evaluate the final model once more
-        evaluate_now()
-    res = results()
-    if main:
-        write_json(out / "results.json", res)
-        say(task.format_scores(final["scores"]))
-        b = best
-        say(
-            f"finetune {task.name}: {step} iterations in {res['time_s']:.1f} s; "
-            f"final {best_key} = {_fmt(final['value'])} (step {final['step']}); "
-            f"best-on-val {best_key} = {_fmt(b['value'] if b else None)} (step {b['step'] if b else '-'}); "
-            f"results in {out / 'results.json'}"
-        )
-    logger.close()
+    run.logger.close()
     D.barrier()
     return res
 
 
+def _current_names(old: dict) -> dict:
+    """A checkpoint's config dict under today's key names (older checkpoints used deprecated ones)."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return to_dict(build(FinetuneConfig, old))
+    except ConfigError:
+        return old
+
+
 def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.4f}"
-
-
-def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            keys += _diff(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            keys.append(prefix + k)
-    return keys
 
 
 # ------------------------------------------------------------------------------- evaluation only
@@ -516,7 +531,7 @@ def evaluate_checkpoint(
     of ``data``. Returns ``{"task", "split", "checkpoint", "step", "scores", "images", "data"}``."""
     model, task, cfg, state = load_finetuned_model(path)
     if data is not None:
-        cfg.data.root = str(data)
+        cfg.data.path = str(data)
         cfg.data.format = format
         cfg.data.train_split = cfg.data.val_split = None
     elif format is not None:
@@ -537,7 +552,7 @@ def evaluate_checkpoint(
         ds,
         dev,
         batch_size=batch_size or max(1, min(cfg.train.batch_size, 8)),
-        workers=cfg.data.num_workers,
+        workers=cfg.data.workers,
         progress=progress,
     )
     return {

@@ -156,6 +156,12 @@ class SemSegTask:
 
     name = "semseg"
     default_best_metric = "miou"
+    find_unused_parameters = False  # DDP: every parameter gets a gradient every step
+
+    @staticmethod
+    def scalars(scores: dict) -> dict:
+        """The scores logged and kept in the history (flat numbers)."""
+        return {k: scores[k] for k in ("miou", "pixel_acc", "mean_acc")}
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -165,19 +171,12 @@ class SemSegTask:
     # -- data
     def dataset(self, which: str, *, split=None, train: bool = False, progress: bool = True) -> SemSegDataset:
         d = self.cfg.data
-        scenes = open_split(d.root, which, format=d.format, split=split)
+        scenes = open_split(d.path, which, format=d.format, split=split)
         return SemSegDataset(
             scenes,
             self.label_set,
-            tuple(d.image_size),
-            train=train,
-            hflip=d.hflip,
-            fraction=d.fraction if train else 1.0,
-            fraction_by=d.fraction_by,
-            seed=self.cfg.seed,
-            scan_workers=d.scan_workers,
-            progress=progress,
-            max_images=0 if train else d.max_val_images,
+            tuple(d.resolution),
+            **d.dataset_options(train, seed=self.cfg.seed, progress=progress),
         )
 
     collate = staticmethod(SemSegDataset.collate)
@@ -204,12 +203,12 @@ class SemSegTask:
     # -- evaluation
     @torch.no_grad()
     def evaluate_partial(
-        self, model: nn.Module, loader, device: torch.device, *, amp: bool = False, progress: bool = True
+        self, model: nn.Module, loader, device: torch.device, *, amp: torch.dtype | None = None, progress: bool = True
     ) -> torch.Tensor:
         k = self.label_set.num_classes
         conf = torch.zeros(k, k, dtype=torch.int64, device=device)
         for batch in tqdm(loader, desc="eval", disable=not progress, leave=False):
-            with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+            with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
                 logits = model(batch["image"].to(device, non_blocking=True))
             conf += confusion_matrix(logits.argmax(1), batch["label"].to(device), k, IGNORE_INDEX)
         return conf.cpu()

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pri3d.config import flatten
+from pri3d.engine.io import atomic_save
 from pri3d.errors import CheckpointError
-from pri3d.fsutil import atomic_open
 
 __all__ = [
-    "CheckpointError",
-    "atomic_save",
+    "config_changes",
     "load_checkpoint",
     "CheckpointManager",
     "capture_rng",
@@ -30,12 +30,6 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"^ckpt_(\d{8})\.pt$")
-
-
-def atomic_save(obj, path) -> None:
-    """``torch.save`` to a temp file in the same folder, fsync, then rename over ``path``."""
-    with atomic_open(path, "wb") as f:
-        torch.save(obj, f)
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
@@ -99,3 +93,10 @@ def restore_rng(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def config_changes(old: dict, new: dict, ignore=()) -> list[str]:
+    """Dotted keys whose values differ between a checkpoint's config dict and the resuming run's,
+    except those in ``ignore`` (settings free to change on resume). Sorted."""
+    a, b = flatten(old), flatten(new)
+    return sorted(k for k in set(a) | set(b) if k not in ignore and a.get(k) != b.get(k))

@@ -23,8 +23,10 @@ def seed_everything(seed: int) -> None:
 
 
 def worker_init_fn(worker_id: int) -> None:
-    """DataLoader worker init: seed numpy/random from torch's per-worker seed (itself derived from
-    the loader's generator), so augmentations differ across workers but repeat across runs."""
+    """DataLoader worker init, for both phases: one intra-op thread (the workers are the parallelism),
+    and numpy/random seeded from torch's per-worker seed (itself derived from the loader's generator),
+    so augmentations differ across workers but repeat across runs."""
+    torch.set_num_threads(1)
     s = torch.initial_seed() % (2**31)
     random.seed(s)
     np.random.seed(s)

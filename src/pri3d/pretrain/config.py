@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pri3d.engine.optim import OptimConfig
 from pri3d.errors import ConfigError
 from pri3d.models.resnet_unet import ARCHS
 
@@ -19,7 +20,7 @@ __all__ = [
     "ModelConfig",
     "Model3DConfig",
     "LossConfig",
-    "OptimConfig",
+    "PretrainOptimConfig",
     "TrainConfig",
     "MocoConfig",
     "OFFICIAL_FEATURE_DIM",
@@ -121,24 +122,14 @@ class LossConfig:
 
 
 @dataclass
-class OptimConfig:
-    name: str = "sgd"  # sgd | adamw
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "step"  # step (lr * gamma ** (step // step_size)) | poly | cosine | constant
-    gamma: float = 0.99
-    step_size: int = 1000
-    poly_power: float = 0.9
-    warmup_steps: int = 0  # linear warm-up (0 = none)
+class PretrainOptimConfig(OptimConfig):
+    """The shared optimizer settings (:class:`pri3d.engine.optim.OptimConfig`) with the paper's
+    pre-training defaults: SGD lr 0.1, no weight decay, x0.99 every 1000 steps."""
 
-    def validate(self):
-        if self.name not in ("sgd", "adamw"):
-            raise ConfigError(f"optim.name must be sgd or adamw, got {self.name!r}")
-        if self.schedule not in ("step", "poly", "cosine", "constant"):
-            raise ConfigError(f"optim.schedule must be step, poly, cosine or constant, got {self.schedule!r}")
-        if self.lr <= 0 or self.step_size <= 0:
-            raise ConfigError("optim.lr and optim.step_size must be > 0")
+    lr: float = 0.1
+    weight_decay: float = 0.0
+    schedule: str = "step"
+    gamma: float = 0.99
 
 
 @dataclass
@@ -206,7 +197,7 @@ class PretrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     model3d: Model3DConfig = field(default_factory=Model3DConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    optim: PretrainOptimConfig = field(default_factory=PretrainOptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     moco: MocoConfig = field(default_factory=MocoConfig)
 

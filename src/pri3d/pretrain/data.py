@@ -46,7 +46,6 @@ __all__ = [
     "split_pairs",
     "fixed_sample",
     "resize_color",
-    "worker_init",
 ]
 
 
@@ -421,8 +420,3 @@ class StepBatchSampler:
 
     def __len__(self) -> int:
         return max(0, self.steps - self.start_step) * self.accumulate
-
-
-def worker_init(worker_id: int) -> None:
-    """DataLoader workers: one intra-op thread each (the workers are the parallelism)."""
-    torch.set_num_threads(1)

@@ -22,32 +22,41 @@ before any optimizer update or checkpoint of that step. Distributed training: la
 from __future__ import annotations
 
 import contextlib
-import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 import yaml
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from pri3d.config import resolve, to_dict
-from pri3d.data.io import atomic_write_text
 from pri3d.data.prepared import PreparedData
-from pri3d.distributed import barrier, cleanup, init_distributed
-from pri3d.engine.checkpoint import CheckpointManager, atomic_save, capture_rng, restore_rng
+from pri3d.engine.amp import amp_dtype
+from pri3d.engine.checkpoint import CheckpointManager, capture_rng, config_changes, restore_rng
+from pri3d.engine.distributed import (
+    DistInfo,
+    all_ranks_finite,
+    barrier,
+    cleanup,
+    init_distributed,
+    mean_over_ranks,
+    rank0_flag,
+)
+from pri3d.engine.io import atomic_save, atomic_write_text
 from pri3d.engine.logging import MetricLogger
-from pri3d.engine.seed import seed_everything
+from pri3d.engine.optim import build_optimizer, lr_at, set_lr
+from pri3d.engine.seed import seed_everything, worker_init_fn
 from pri3d.errors import ConfigError, InitError, TrainingError
 from pri3d.models.init import init_encoder
 from pri3d.pretrain.config import PretrainConfig
-from pri3d.pretrain.data import PairDataset, StepBatchSampler, fixed_sample, split_pairs, worker_init
+from pri3d.pretrain.data import PairDataset, StepBatchSampler, fixed_sample, split_pairs
 from pri3d.pretrain.matching_eval import matching_recall
 from pri3d.pretrain.method import MODES
 from pri3d.pretrain.report import write_curves, write_report
 
-__all__ = ["TrainingError", "load_config", "lr_at", "train", "CHECKPOINT_FORMAT"]
+__all__ = ["load_config", "train", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "pri3d-pretrain"
 
@@ -57,132 +66,158 @@ def load_config(preset: str, overrides: list[str] | None = None) -> PretrainConf
     return resolve(PretrainConfig, preset, overrides, "pretrain")
 
 
-def lr_at(optim, step: int, total_steps: int) -> float:
-    """Learning rate of optimizer step ``step`` (0-based): a pure function of the step.
-
-    ``step``: ``lr * gamma ** (step // step_size)`` (the paper: x0.99 every 1000 steps);
-    ``poly``: ``lr * (1 - step / total_steps) ** poly_power`` (the official scripts);
-    ``cosine``: ``lr * 0.5 * (1 + cos(pi * step / total_steps))`` (MoCo v2, per step);
-    ``constant``; all multiplied by a linear warm-up over ``warmup_steps``.
-    """
-    if optim.schedule == "step":
-        lr = optim.lr * optim.gamma ** (step // optim.step_size)
-    elif optim.schedule == "poly":
-        lr = optim.lr * max(0.0, 1.0 - step / max(1, total_steps)) ** optim.poly_power
-    elif optim.schedule == "cosine":
-        lr = optim.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(1, total_steps)))
-    else:
-        lr = optim.lr
-    if optim.warmup_steps > 0 and step < optim.warmup_steps:
-        lr *= (step + 1) / optim.warmup_steps
-    return lr
-
-
-def _build_optimizer(cfg: PretrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    o = cfg.optim
-    params = [p for p in model.parameters() if p.requires_grad]
-    if o.name == "adamw":
-        return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
-    return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-
-
-def _amp_dtype(cfg: PretrainConfig, device: torch.device):
-    a = cfg.train.amp
-    if a == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    return {"bf16": torch.bfloat16, "off": None}[a]
-
-
-def _to_device(batch: dict, device, channels_last: bool) -> dict:
-    out = {}
-    for k, v in batch.items():
-        if isinstance(v, torch.Tensor):
-            v = v.to(device, non_blocking=True)
-            if k == "images" and channels_last:
-                v = v.contiguous(memory_format=torch.channels_last)
-        out[k] = v
-    return out
-
-
-def _all_finite(module: torch.nn.Module) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in module.state_dict().values() if t.is_floating_point())
-
-
-def _reduce(values: dict[str, float], device) -> dict[str, float]:
-    if not dist.is_initialized() or not values:
-        return values
-    keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    t /= dist.get_world_size()
-    return dict(zip(keys, t.tolist()))
-
-
-def _eval_dataset(cfg: PretrainConfig, prepared, pairs):
-    return PairDataset(
-        prepared,
-        pairs,
-        resolution=cfg.data.resolution,
-        view=True,
-        num_matches=cfg.train.eval_points,
-        depth_threshold=cfg.loss.depth_threshold,
-        augment=False,
-    )
-
-
 def train(cfg: PretrainConfig, *, resume: bool = False) -> dict:
     """Run pre-training; returns a summary dict (see the module docstring for the outputs)."""
-    T = cfg.train
     if not cfg.data.path:
         raise ConfigError(
             "no data: pass --data PREPARED_DIR (or data.path=...), a directory written by 'pri3d prepare'"
         )
     threads_before = torch.get_num_threads()
-    if T.threads > 0:
-        torch.set_num_threads(T.threads)
-    info = init_distributed(T.device)
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    info = init_distributed(cfg.train.device)
     try:
-        return _train(cfg, info, resume)
+        return _loop(_setup(cfg, info, resume))
     finally:
         cleanup()
         torch.set_num_threads(threads_before)  # callers (the experiment runner) go on in this process
 
 
-def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
-    T = cfg.train
-    dev = info.device
-    main = info.is_main
+@dataclass
+class Run:
+    """Everything the loop needs, built once by :func:`_setup`."""
+
+    cfg: PretrainConfig
+    info: DistInfo
+    out: Path
+    manager: CheckpointManager
+    method: torch.nn.Module  # the Pri3D method (backbone + heads); ``model`` wraps it under DDP
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    amp_dtype: torch.dtype | None
+    logger: MetricLogger
+    batches: object  # iterator over the loader: one item per micro-batch
+    start: int
+    eval_sets: dict = field(default_factory=dict)  # "val" / "train" -> PairDataset of fixed pairs
+
+
+def _loop(run: Run) -> dict:
+    """The optimizer steps ``run.start .. train.steps - 1``: log, evaluate, checkpoint, stop on budget."""
+    cfg, T, main = run.cfg, run.cfg.train, run.info.is_main
+    last_eval = init_eval = None
+    if run.start == 0 and main:
+        last_eval = init_eval = _evaluate(run, 0)  # the same network at initialisation: the baseline to beat
+    barrier()
+    pbar = tqdm(
+        total=T.steps,
+        initial=run.start,
+        desc=f"pretrain {cfg.mode}",
+        disable=not (main and T.progress),
+        dynamic_ncols=True,
+    )
+    skips: dict[str, int] = {}
+    stopped_early, done, last_loss, rate = False, run.start, float("nan"), None
+    t_start = time.perf_counter()
+    run.method.train()
+    for step in range(run.start, T.steps):
+        t0 = time.perf_counter()
+        lr = lr_at(step, T.steps, cfg.optim)
+        set_lr(run.optimizer, lr)
+        parts = _optimizer_step(run, step, skips)
+        done = step + 1
+        dt = time.perf_counter() - t0
+        rate = T.batch_size / dt if rate is None else 0.9 * rate + 0.1 * T.batch_size / dt
+        last = done == T.steps
+        if T.max_minutes > 0 and not last:  # time budget: rank 0 decides, everyone stops at the same step
+            if rank0_flag((time.perf_counter() - t_start) / 60 >= T.max_minutes, run.info.device):
+                last = stopped_early = True
+        if done % T.log_every == 0 or last:
+            parts = mean_over_ranks(parts, run.info.device)
+            last_loss = sum(parts.values())
+            run.logger.log(
+                done,
+                loss=last_loss,
+                **{f"loss/{k}": v for k, v in parts.items()},
+                lr=lr,
+                pairs_per_s=rate,
+                **{f"skips/{k}": v for k, v in skips.items()},
+            )
+        pbar.update(1)
+        pbar.set_postfix(loss=f"{sum(parts.values()):.4f}", pairs_s=f"{rate:.1f}")
+        if main and T.eval_every > 0 and (done % T.eval_every == 0 or last):
+            last_eval = _evaluate(run, done)
+        if done % T.ckpt_every == 0 or last:
+            if main:
+                _check_weights(run.method, f"after step {done}: refusing to write a checkpoint")
+                run.manager.save(_checkpoint(cfg, run.method, run.optimizer, done, lr), done)
+            barrier()
+        if last:
+            break
+    pbar.close()
+    summary = {
+        "mode": cfg.mode,
+        "steps": done,
+        "start_step": run.start,
+        "final_loss": last_loss,
+        "seconds": time.perf_counter() - t_start,
+        "skips": skips,
+        "out": str(run.out),
+        "stopped_early": stopped_early,
+    }
+    if main:
+        _finish(run, summary, last_eval, init_eval)
+    run.logger.close()
+    return summary
+
+
+def _optimizer_step(run: Run, step: int, skips: dict[str, int]) -> dict[str, float]:
+    """One optimizer step over ``train.accumulate`` micro-batches; returns the mean loss parts. A
+    non-finite loss on any rank stops every rank before the weights change."""
+    cfg, T, info = run.cfg, run.cfg.train, run.info
+    parts: dict[str, float] = {}
+    for micro in range(T.accumulate):
+        batch = _to_device(next(run.batches), info.device, cfg.model.channels_last)
+        no_sync = info.distributed and micro < T.accumulate - 1
+        with run.model.no_sync() if no_sync else contextlib.nullcontext():
+            with torch.autocast(
+                device_type=info.device.type, dtype=run.amp_dtype or torch.bfloat16, enabled=run.amp_dtype is not None
+            ):
+                losses = run.model(batch)
+            loss = sum(losses.values())
+            if not all_ranks_finite(loss):
+                detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
+                last = run.manager.paths()[-1].name if run.manager.paths() else "none"
+                raise TrainingError(
+                    f"non-finite loss at step {step + 1} (micro-batch {micro}; {detail}; pairs "
+                    f"{batch['keys'][:4]}). Stopped before updating the weights; last checkpoint: {last}"
+                )
+            (loss / T.accumulate).backward()
+        for k, v in losses.items():
+            parts[k] = parts.get(k, 0.0) + float(v.detach()) / T.accumulate
+        for k, v in run.method.stats.items():
+            if k.endswith("skipped"):
+                skips[k] = skips.get(k, 0) + int(v)
+    if cfg.optim.clip_grad > 0:
+        torch.nn.utils.clip_grad_norm_([p for p in run.method.parameters() if p.grad is not None], cfg.optim.clip_grad)
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return parts
+
+
+def _setup(cfg: PretrainConfig, info: DistInfo, resume: bool) -> Run:
+    """Data, model, optimizer (restored from the newest checkpoint on resume), DDP, logger and loader."""
+    T, main, dev = cfg.train, info.is_main, info.device
     out = Path(cfg.out)
     manager = CheckpointManager(out / "checkpoints", keep=T.keep_checkpoints)
     spec = MODES[cfg.mode]
+    state, ckpt_path = _resume_state(cfg, manager, resume, main)
 
-    # ---- resume or fresh start ----------------------------------------------------------------
-    state, ckpt_path = None, None
-    if resume:
-        found = manager.latest()
-        if found is not None:
-            state, ckpt_path = found
-            if state.get("format") != CHECKPOINT_FORMAT or state.get("mode") != cfg.mode:
-                raise ConfigError(
-                    f"{ckpt_path}: a {state.get('format')} checkpoint of mode {state.get('mode')!r} "
-                    f"cannot resume a {cfg.mode!r} run"
-                )
-        elif main:
-            print(f"pretrain: --resume given but {manager.dir} holds no checkpoint; starting from step 0")
-    elif manager.paths():
-        raise ConfigError(
-            f"{out} already holds checkpoints ({manager.paths()[-1].name}); pass --resume to continue "
-            "that run, or choose another --out"
-        )
-
-    # ---- data -----------------------------------------------------------------------------------
     prepared = PreparedData(cfg.data.path)
     train_pairs, val_pairs, note = split_pairs(prepared, cfg.data.train_split, cfg.data.val_split)
     if note and main:
         print(f"pretrain: {note}")
     dataset = spec.build_dataset(cfg, prepared, train_pairs, True)
 
-    # ---- model and optimizer --------------------------------------------------------------------
     seed_everything(T.seed)  # same initial weights on every rank
     method = spec.build_method(cfg)
     init_desc = "resumed"
@@ -194,34 +229,22 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
     method.to(dev)
     if cfg.model.channels_last:
         method.backbone.to(memory_format=torch.channels_last)
-    optimizer = _build_optimizer(cfg, method)
+    optimizer = build_optimizer(method.parameters(), cfg.optim)
     start = 0
     if state is not None:
-        method.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = int(state["step"])
-        restore_rng(state["rng"])
-        if main:
-            print(f"pretrain: resumed from {ckpt_path} at step {start}")
-            changed = _config_changes(state.get("config") or {}, to_dict(cfg))
-            if changed:
-                print(
-                    f"pretrain: warning: the config differs from the checkpoint's in {', '.join(changed)}; "
-                    "the resumed run will not reproduce an uninterrupted one exactly"
-                )
+        start = _restore(cfg, state, ckpt_path, method, optimizer, main)
     if T.compile:
         method.compile_backbone()
     model = method
     if info.distributed:
-        ids = [dev.index] if dev.type == "cuda" else None
-        model = torch.nn.parallel.DistributedDataParallel(method, device_ids=ids)
-    amp_dtype = _amp_dtype(cfg, dev)
+        model = torch.nn.parallel.DistributedDataParallel(
+            method, device_ids=[dev.index] if dev.type == "cuda" else None
+        )
 
     if main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     logger = MetricLogger(out, enabled=main, tensorboard=T.tensorboard, resume_step=start + 1 if start else 0)
-
     sampler = StepBatchSampler(
         len(dataset),
         batch_size=T.batch_size,
@@ -239,175 +262,149 @@ def _train(cfg: PretrainConfig, info, resume: bool) -> dict:
         num_workers=W,
         collate_fn=spec.collate,
         pin_memory=dev.type == "cuda",
-        worker_init_fn=worker_init if W else None,
+        worker_init_fn=worker_init_fn if W else None,
         prefetch_factor=cfg.data.prefetch if W else None,
         persistent_workers=False,
     )
-    evaluating = T.eval_every > 0 and main
-    # Fixed random samples (the pairs are sorted by frame: the first ones would all share one frame).
-    val_ds = (
-        _eval_dataset(cfg, prepared, fixed_sample(val_pairs, T.eval_pairs, T.seed))
-        if (val_pairs and evaluating)
-        else None
-    )
-    # A fixed sample of training pairs, evaluated like the held-out ones: the two learning curves part
-    # when the network memorises its training views instead of learning to match.
-    train_ds = _eval_dataset(cfg, prepared, fixed_sample(train_pairs, T.eval_pairs, T.seed)) if evaluating else None
-
-    def evaluate(step: int) -> dict | None:
-        radii = sorted({1.0, 2.0, 4.0, 8.0, float(T.eval_radius)})
-        res = None
-        for name, ds in (("val", val_ds), ("train", train_ds)):
-            if ds is None:
-                continue
-            r = matching_recall(
-                method.backbone,
-                ds,
-                device=dev,
-                seed=T.seed,
-                channels_last=cfg.model.channels_last,
-                autocast_dtype=amp_dtype,
-                radii=radii,
-            )
-            logger.log(step, **{f"{name}/{k}": v for k, v in r.items()})
-            if name == "val":
-                res = r
-        if main:
-            write_curves(out, T.eval_radius)
-        return res
-
+    run = Run(cfg, info, out, manager, method, model, optimizer, amp_dtype(T.amp, dev), logger, iter(loader), start)
+    if T.eval_every > 0 and main:
+        # Fixed random samples (the pairs are sorted by frame: the first ones would all share one frame). The
+        # training pairs are evaluated like the held-out ones: the two learning curves part when the network
+        # memorises its training views instead of learning to match.
+        if val_pairs:
+            run.eval_sets["val"] = _eval_dataset(cfg, prepared, fixed_sample(val_pairs, T.eval_pairs, T.seed))
+        run.eval_sets["train"] = _eval_dataset(cfg, prepared, fixed_sample(train_pairs, T.eval_pairs, T.seed))
     if main:
         print(
             f"pretrain: mode {cfg.mode}, {cfg.model.arch} ({init_desc}), {len(train_pairs)} training pairs, "
             f"{len(val_pairs)} held-out, batch {T.batch_size} x {T.steps} steps on {dev}"
             f"{f' x {info.world_size} processes' if info.distributed else ''}"
         )
-    last_eval = init_eval = None
-    if start == 0 and main:
-        last_eval = init_eval = evaluate(0)  # the same network at initialisation: the baseline to beat
-    barrier()
+    return run
 
-    # ---- the loop -----------------------------------------------------------------------------
-    it = iter(loader)
-    pbar = tqdm(
-        total=T.steps, initial=start, desc=f"pretrain {cfg.mode}", disable=not (main and T.progress), dynamic_ncols=True
-    )
-    skips: dict[str, int] = {}
-    stopped_early = False
-    done = start
-    last_loss = float("nan")
-    rate = None
-    t_start = time.perf_counter()
-    method.train()
-    for step in range(start, T.steps):
-        t0 = time.perf_counter()
-        lr = lr_at(cfg.optim, step, T.steps)
-        for g in optimizer.param_groups:
-            g["lr"] = lr
-        parts: dict[str, float] = {}
-        for micro in range(T.accumulate):
-            batch = _to_device(next(it), dev, cfg.model.channels_last)
-            sync = model.no_sync() if info.distributed and micro < T.accumulate - 1 else contextlib.nullcontext()
-            with sync:
-                with torch.autocast(
-                    device_type=dev.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None
-                ):
-                    losses = model(batch)
-                loss = sum(losses.values())
-                bad = torch.tensor(0.0 if bool(torch.isfinite(loss)) else 1.0, device=dev)
-                if info.distributed:
-                    dist.all_reduce(bad, op=dist.ReduceOp.MAX)
-                if bad.item() > 0:
-                    detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
-                    last = manager.paths()[-1].name if manager.paths() else "none"
-                    raise TrainingError(
-                        f"non-finite loss at step {step + 1} (micro-batch {micro}; {detail}; pairs "
-                        f"{batch['keys'][:4]}). Stopped before updating the weights; last checkpoint: {last}"
-                    )
-                (loss / T.accumulate).backward()
-            for k, v in losses.items():
-                parts[k] = parts.get(k, 0.0) + float(v.detach()) / T.accumulate
-            for k, v in method.stats.items():
-                if k.endswith("skipped"):
-                    skips[k] = skips.get(k, 0) + int(v)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        done = step + 1
-        dt = time.perf_counter() - t0
-        rate = T.batch_size / dt if rate is None else 0.9 * rate + 0.1 * T.batch_size / dt
-        last = done == T.steps
-        if T.max_minutes > 0 and not last:  # time budget: rank 0 decides, everyone stops at the same step
-            flag = torch.tensor(float((time.perf_counter() - t_start) / 60 >= T.max_minutes), device=dev)
-            if info.distributed:
-                dist.broadcast(flag, 0)
-            if flag.item() > 0:
-                last = stopped_early = True
-        if done % T.log_every == 0 or last:
-            parts = _reduce(parts, dev)
-            last_loss = sum(parts.values())
-            logger.log(
-                done,
-                loss=last_loss,
-                **{f"loss/{k}": v for k, v in parts.items()},
-                lr=lr,
-                pairs_per_s=rate,
-                **{f"skips/{k}": v for k, v in skips.items()},
+
+def _resume_state(cfg: PretrainConfig, manager: CheckpointManager, resume: bool, main: bool):
+    """``(checkpoint dict, path)`` to resume from, or ``(None, None)`` for a fresh start."""
+    if not resume:
+        if manager.paths():
+            raise ConfigError(
+                f"{cfg.out} already holds checkpoints ({manager.paths()[-1].name}); pass --resume to continue "
+                "that run, or choose another --out"
             )
-        pbar.update(1)
-        pbar.set_postfix(loss=f"{sum(parts.values()):.4f}", pairs_s=f"{rate:.1f}")
-        if main and T.eval_every > 0 and (done % T.eval_every == 0 or last):
-            last_eval = evaluate(done)
-        if done % T.ckpt_every == 0 or last:
-            if main:
-                if not _all_finite(method):
-                    raise TrainingError(f"non-finite weights after step {done}: refusing to write a checkpoint")
-                manager.save(_checkpoint(cfg, method, optimizer, done, lr), done)
-            barrier()
-        if last:
-            break
-    pbar.close()
+        return None, None
+    found = manager.latest()
+    if found is None:
+        if main:
+            print(f"pretrain: --resume given but {manager.dir} holds no checkpoint; starting from step 0")
+        return None, None
+    state, path = found
+    if state.get("format") != CHECKPOINT_FORMAT or state.get("mode") != cfg.mode:
+        raise ConfigError(
+            f"{path}: a {state.get('format')} checkpoint of mode {state.get('mode')!r} cannot resume a {cfg.mode!r} run"
+        )
+    return state, path
 
-    # ---- final weights and summary ----------------------------------------------------------
-    elapsed = time.perf_counter() - t_start
-    summary = {
-        "mode": cfg.mode,
-        "steps": done,
-        "start_step": start,
-        "final_loss": last_loss,
-        "seconds": elapsed,
-        "skips": skips,
-        "out": str(out),
-        "stopped_early": stopped_early,
-    }
+
+def _restore(cfg: PretrainConfig, state: dict, path, method, optimizer, main: bool) -> int:
+    """Load weights, optimizer and RNG from ``state``; returns the step to continue from."""
+    method.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    restore_rng(state["rng"])
+    start = int(state["step"])
     if main:
-        if not _all_finite(method):
-            raise TrainingError("non-finite weights at the end of training: backbone.pth not written")
-        atomic_save(
-            {
-                "format": "pri3d-unet",
-                "arch": cfg.model.arch,
-                "feature_dim": cfg.model.resolved_feature_dim,
-                "resolution": [int(v) for v in cfg.data.resolution],
-                "mode": cfg.mode,
-                "step": done,
-                "backbone": method.backbone.state_dict(),
-            },
-            out / "backbone.pth",
+        print(f"pretrain: resumed from {path} at step {start}")
+        changed = config_changes(state.get("config") or {}, to_dict(cfg), _RESUME_FREE)
+        if changed:
+            print(
+                f"pretrain: warning: the config differs from the checkpoint's in {', '.join(changed)}; "
+                "the resumed run will not reproduce an uninterrupted one exactly"
+            )
+    return start
+
+
+def _evaluate(run: Run, step: int) -> dict | None:
+    """Matching recall of the backbone on the fixed held-out and training pairs (logged); returns the
+    held-out one."""
+    T = run.cfg.train
+    radii = sorted({1.0, 2.0, 4.0, 8.0, float(T.eval_radius)})
+    res = None
+    for name in ("val", "train"):
+        ds = run.eval_sets.get(name)
+        if ds is None:
+            continue
+        r = matching_recall(
+            run.method.backbone,
+            ds,
+            device=run.info.device,
+            seed=T.seed,
+            channels_last=run.cfg.model.channels_last,
+            autocast_dtype=run.amp_dtype,
+            radii=radii,
         )
-        if last_eval:
-            summary["recall"] = last_eval
-        if init_eval:
-            summary["recall_init"] = init_eval
-        r = f", recall@{T.eval_radius:g}px {last_eval[f'recall@{T.eval_radius:g}px']:.3f}" if last_eval else ""
-        skipped = sum(skips.values())
-        why = f" (train.max_minutes={T.max_minutes:g} reached)" if stopped_early else ""
-        print(
-            f"pretrain: done: mode {cfg.mode}, steps {start}->{done}{why} in {elapsed:.0f}s, final loss "
-            f"{last_loss:.4f}{r}, {skipped} pair/chunk skips; weights in {out / 'backbone.pth'}"
-        )
-        write_report(out, summary, T.eval_radius)
-    logger.close()
-    return summary
+        run.logger.log(step, **{f"{name}/{k}": v for k, v in r.items()})
+        if name == "val":
+            res = r
+    if run.info.is_main:
+        write_curves(run.out, T.eval_radius)
+    return res
+
+
+def _finish(run: Run, summary: dict, last_eval: dict | None, init_eval: dict | None) -> None:
+    """Rank 0: write ``backbone.pth`` and the report, print the one-line summary."""
+    cfg, T, out, method = run.cfg, run.cfg.train, run.out, run.method
+    _check_weights(method, "at the end of training: backbone.pth not written")
+    atomic_save(
+        {
+            "format": "pri3d-unet",
+            "arch": cfg.model.arch,
+            "feature_dim": cfg.model.resolved_feature_dim,
+            "resolution": [int(v) for v in cfg.data.resolution],
+            "mode": cfg.mode,
+            "step": summary["steps"],
+            "backbone": method.backbone.state_dict(),
+        },
+        out / "backbone.pth",
+    )
+    if last_eval:
+        summary["recall"] = last_eval
+    if init_eval:
+        summary["recall_init"] = init_eval
+    r = f", recall@{T.eval_radius:g}px {last_eval[f'recall@{T.eval_radius:g}px']:.3f}" if last_eval else ""
+    why = f" (train.max_minutes={T.max_minutes:g} reached)" if summary["stopped_early"] else ""
+    print(
+        f"pretrain: done: mode {cfg.mode}, steps {summary['start_step']}->{summary['steps']}{why} in "
+        f"{summary['seconds']:.0f}s, final loss {summary['final_loss']:.4f}{r}, "
+        f"{sum(summary['skips'].values())} pair/chunk skips; weights in {out / 'backbone.pth'}"
+    )
+    write_report(out, summary, T.eval_radius)
+
+
+def _check_weights(module: torch.nn.Module, where: str) -> None:
+    if not all(bool(torch.isfinite(t).all()) for t in module.state_dict().values() if t.is_floating_point()):
+        raise TrainingError(f"non-finite weights {where}")
+
+
+def _to_device(batch: dict, device, channels_last: bool) -> dict:
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            v = v.to(device, non_blocking=True)
+            if k == "images" and channels_last:
+                v = v.contiguous(memory_format=torch.channels_last)
+        out[k] = v
+    return out
+
+
+def _eval_dataset(cfg: PretrainConfig, prepared, pairs):
+    return PairDataset(
+        prepared,
+        pairs,
+        resolution=cfg.data.resolution,
+        view=True,
+        num_matches=cfg.train.eval_points,
+        depth_threshold=cfg.loss.depth_threshold,
+        augment=False,
+    )
 
 
 # Keys that may change on resume without affecting the computation.
@@ -429,21 +426,6 @@ _RESUME_FREE = {
     "train.progress",
     "train.compile",
 }
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _config_changes(old: dict, new: dict) -> list[str]:
-    a, b = _flatten(old), _flatten(new)
-    return sorted(k for k in set(a) | set(b) if k not in _RESUME_FREE and a.get(k) != b.get(k))
 
 
 def _checkpoint(cfg: PretrainConfig, method, optimizer, step: int, lr: float) -> dict:

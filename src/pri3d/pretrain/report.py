@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pri3d.data.io import atomic_write_text
+from pri3d.engine.io import atomic_write_text
 from pri3d.engine.logging import read_jsonl
 
 __all__ = ["recall_curves", "write_curves", "write_report"]

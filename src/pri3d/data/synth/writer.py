@@ -37,8 +37,6 @@ import cv2
 import numpy as np
 
 from pri3d.data.io import (
-    atomic_write_bytes,
-    atomic_write_text,
     read_color,
     read_depth,
     read_label_png,
@@ -53,6 +51,7 @@ from pri3d.data.synth.render import CompiledScene, RenderParams, compile_scene, 
 from pri3d.data.synth.scene import MATERIAL_MODES, ROOM_TYPES, build_scene, scene_rng
 from pri3d.data.synth.textures import albedo, linear_to_srgb
 from pri3d.data.synth.trajectory import camera_poses, intrinsics
+from pri3d.engine.io import atomic_write_bytes, atomic_write_text
 from pri3d.errors import ConfigError, DataError
 
 __all__ = ["GENERATOR", "VERSION", "generate", "parse_resolution", "scene_ids", "split_scene_ids", "write_surface_ply"]

@@ -14,7 +14,19 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "init_distributed", "is_main", "barrier", "all_reduce_mean", "cleanup"]
+from pri3d.errors import ConfigError
+
+__all__ = [
+    "DistInfo",
+    "init_distributed",
+    "is_main",
+    "barrier",
+    "all_reduce_mean",
+    "mean_over_ranks",
+    "all_ranks_finite",
+    "rank0_flag",
+    "cleanup",
+]
 
 
 @dataclass(frozen=True)
@@ -43,7 +55,7 @@ def init_distributed(device: str = "auto") -> DistInfo:
     local = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     if use_cuda and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda requested but CUDA is not available")
+        raise ConfigError("device=cuda requested but CUDA is not available")
     dev = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(dev)
@@ -68,6 +80,34 @@ def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
     t = t.clone()
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t / dist.get_world_size()
+
+
+def mean_over_ranks(values: dict[str, float], device) -> dict[str, float]:
+    """Per-key mean of a dict of floats over ranks (the same dict in a single process)."""
+    if not dist.is_initialized() or not values:
+        return values
+    keys = sorted(values)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    t /= dist.get_world_size()
+    return dict(zip(keys, t.tolist()))
+
+
+def all_ranks_finite(t: torch.Tensor) -> bool:
+    """True when ``t`` is finite on every rank. Every rank gets the same answer, so all of them stop
+    together: a rank that raised on its own would leave the others waiting in their next collective."""
+    bad = torch.tensor(0.0 if bool(torch.isfinite(t.detach()).all()) else 1.0, device=t.device)
+    if dist.is_initialized():
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+    return bad.item() == 0
+
+
+def rank0_flag(flag: bool, device) -> bool:
+    """Rank 0's ``flag`` on every rank (e.g. "the time budget is spent"), so all ranks stop at the same step."""
+    t = torch.tensor(float(flag), device=device)
+    if dist.is_initialized():
+        dist.broadcast(t, 0)
+    return t.item() > 0
 
 
 def cleanup() -> None:
