@@ -423,7 +423,6 @@ def test_pair_overlap_mix():
 
 
 def test_pri3d_info_reads_the_dataset(dataset, capsys):
-    pytest.importorskip("pri3d.commands.info")
     assert main(["info", str(dataset)]) == 0
     out = capsys.readouterr().out
     assert "scene0000_00" in out and "scannet" in out

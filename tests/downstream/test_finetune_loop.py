@@ -11,6 +11,7 @@ from dsfixtures import (
 )
 
 from pri3d.cli import main
+from pri3d.data.synth import generate
 from pri3d.downstream import finetune_config, run_finetune
 from pri3d.downstream.loop import EpochSampler, evaluate_checkpoint
 from pri3d.engine.checkpoint import load_checkpoint
@@ -71,11 +72,8 @@ def test_smoke_two_iterations(tmp_path, preset, data, over):
 
 
 def test_synthetic_generator_smoke(tmp_path):
-    synth = pytest.importorskip("pri3d.data.synth")
-    if not hasattr(synth, "generate"):
-        pytest.skip("pri3d.data.synth.generate not available in this checkout yet")
     root = tmp_path / "synth"
-    synth.generate(root, scenes=2, frames_per_scene=2, seed=0, resolution=(48, 64), workers=1, progress=False)
+    generate(root, scenes=2, frames_per_scene=2, seed=0, resolution=(48, 64), workers=1, progress=False)
     for task in ("semseg", "detect"):
         res = run_finetune(_cfg(f"tiny-{task}", root, tmp_path / task, "data.min_mask_area=10"), progress=False)
         assert res["iterations"] == 2 and res["data"]["train_images"] > 0

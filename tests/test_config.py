@@ -1,0 +1,139 @@
+"""pri3d.config: typed configs from YAML presets and overrides; old key names still load."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import pytest
+
+from pri3d.config import apply_overrides, build, flatten, load_preset, resolve, to_dict
+from pri3d.downstream.config import FinetuneConfig
+from pri3d.errors import ConfigError
+from pri3d.pretrain.config import PretrainConfig
+
+
+@dataclass
+class Inner:
+    n: int = 1
+    xs: list[float] = field(default_factory=list)
+    name: str | None = None
+
+
+@dataclass
+class Outer:
+    flag: bool = False
+    rate: float = 0.5
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_values_are_coerced_to_the_declared_types():
+    cfg = build(Outer, {"flag": True, "rate": 2, "inner": {"n": 3.0, "xs": [1, 2.5], "name": None}})
+    assert cfg.rate == 2.0 and isinstance(cfg.rate, float)
+    assert cfg.inner.n == 3 and isinstance(cfg.inner.n, int) and cfg.inner.xs == [1.0, 2.5]
+    assert to_dict(cfg) == {"flag": True, "rate": 2.0, "inner": {"n": 3, "xs": [1.0, 2.5], "name": None}}
+    assert flatten(to_dict(cfg))["inner.n"] == 3
+
+
+@pytest.mark.parametrize(
+    "d, match",
+    [
+        ({"flag": "yes"}, "flag: expected true/false"),
+        ({"rate": "fast"}, "rate: expected a number"),
+        ({"inner": {"n": 1.5}}, r"inner\.n: expected an integer"),
+        ({"inner": {"n": True}}, r"inner\.n: expected an integer"),
+        ({"inner": 3}, "inner: expected a section"),
+        ({"inner": {"xs": 1}}, r"inner\.xs: expected a list"),
+    ],
+)
+def test_wrong_types_name_the_key(d, match):
+    with pytest.raises(ConfigError, match=match):
+        build(Outer, d)
+
+
+def test_unknown_keys_are_errors_that_list_the_valid_ones():
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) inner\.m; valid keys under inner: n, xs, name"):
+        build(Outer, {"inner": {"m": 1}})
+
+
+def test_overrides_parse_yaml_values_and_reject_bad_forms():
+    d = apply_overrides({"a": {"b": 1}}, ["a.b=2", "a.c=[1,2]", "d=true", "e="])
+    assert d == {"a": {"b": 2, "c": [1, 2]}, "d": True, "e": ""}
+    with pytest.raises(ConfigError, match="key=value"):
+        apply_overrides({}, ["nonsense"])
+    with pytest.raises(ConfigError, match="not a section"):
+        apply_overrides({"a": 1}, ["a.b=2"])
+
+
+def test_base_chains_merge_and_cycles_are_caught(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\ntrain:\n  steps: 5\n")
+    (tmp_path / "b.yaml").write_text("base: cpu-tiny\ntrain:\n  seed: 7\n")
+    cfg = resolve(PretrainConfig, tmp_path / "a.yaml", ["optim.lr=0.02"], "pretrain")
+    assert (cfg.train.steps, cfg.train.seed, cfg.optim.lr) == (5, 7, 0.02)
+    (tmp_path / "c.yaml").write_text("base: d.yaml\n")
+    (tmp_path / "d.yaml").write_text("base: c.yaml\n")
+    with pytest.raises(ConfigError, match="circular 'base:' chain"):
+        load_preset(tmp_path / "c.yaml", "pretrain")
+    with pytest.raises(ConfigError, match="not found"):
+        load_preset("no-such-preset", "pretrain")
+    (tmp_path / "bad.yaml").write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_preset(tmp_path / "bad.yaml", "pretrain")
+
+
+OLD_FINETUNE = """\
+task: semseg
+data:
+  root: /data/scannet
+  image_size: [96, 128]
+  num_workers: 0
+optim:
+  power: 0.8
+  warmup_iters: 5
+train:
+  iters: 7
+  keep: 4
+  amp: true
+"""
+
+
+def test_old_finetune_keys_load_with_one_warning_each(tmp_path):
+    (tmp_path / "old.yaml").write_text(OLD_FINETUNE)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cfg = resolve(FinetuneConfig, tmp_path / "old.yaml", [], "finetune")
+    msgs = sorted(str(w.message) for w in caught if issubclass(w.category, FutureWarning))
+    assert msgs == [
+        "config key data.image_size is deprecated; use data.resolution",
+        "config key data.num_workers is deprecated; use data.workers",
+        "config key data.root is deprecated; use data.path",
+        "config key optim.power is deprecated; use optim.poly_power",
+        "config key optim.warmup_iters is deprecated; use optim.warmup_steps",
+        "config key train.iters is deprecated; use train.steps",
+        "config key train.keep is deprecated; use train.keep_checkpoints",
+        "config train.amp: true is deprecated; use train.amp: fp16",
+    ]
+    assert (cfg.data.path, cfg.data.resolution, cfg.data.workers) == ("/data/scannet", [96, 128], 0)
+    assert (cfg.optim.poly_power, cfg.optim.warmup_steps) == (0.8, 5)
+    assert (cfg.train.steps, cfg.train.keep_checkpoints, cfg.train.amp) == (7, 4, "fp16")
+    # the saved config uses only the new names, so it loads without warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert build(FinetuneConfig, to_dict(cfg)) == cfg
+
+
+def test_an_old_and_a_new_name_together_is_an_error():
+    with pytest.raises(ConfigError, match="data.root and data.path are the same setting"):
+        build(FinetuneConfig, {"data": {"root": "a", "path": "b"}})
+
+
+def test_both_phases_use_the_same_names():
+    p, f = to_dict(PretrainConfig()), to_dict(FinetuneConfig())
+    for section, keys in {
+        "data": ["path", "resolution", "workers"],
+        "train": ["steps", "keep_checkpoints", "amp", "device", "log_every", "ckpt_every", "eval_every"],
+        "optim": list(p["optim"]),
+    }.items():
+        for k in keys:
+            assert k in p[section] and k in f[section], f"{section}.{k}"
+    assert type(p["train"]["amp"]) is type(f["train"]["amp"]) is str
