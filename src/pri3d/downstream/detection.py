@@ -164,6 +164,13 @@ class DetectTask:
             box_detections_per_img=m.box_detections_per_img,
         )
 
+    def build_trained_model(self) -> nn.Module:
+        """The architecture this config trained, randomly initialised: what a fine-tuned checkpoint loads into.
+        ``model.norm: auto`` is resolved as it was when training started from ``init``."""
+        if self.cfg.model.norm == "auto":
+            self.cfg.model.norm = "bn" if self.cfg.init in ("scratch", "", None) else "frozen_bn"
+        return self.build_model("scratch")[0]
+
     def checkpoint_extras(self, model: nn.Module) -> dict:
         body = model.backbone.body
         sd = body.state_dict()

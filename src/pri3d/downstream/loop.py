@@ -502,13 +502,11 @@ def load_finetuned_model(path):
     from pri3d.models.init import load_state_strict
 
     state, cfg = load_finetuned(path)
-    if cfg.task == "detect" and cfg.model.norm == "auto":
-        cfg.model.norm = "bn" if cfg.init in ("scratch", "", None) else "frozen_bn"
     if "feature_dim" in state:
         cfg.model.feature_dim = int(state["feature_dim"])
     cfg.model.transfer = "auto"
     task = make_task(cfg)
-    model, _ = task.build_model("scratch")
+    model = task.build_trained_model()
     weights = state["model"]
     if hasattr(model, "upgrade_state_dict"):  # semseg UNet checkpoints of the earlier layout
         weights = model.upgrade_state_dict(weights)

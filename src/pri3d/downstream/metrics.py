@@ -149,17 +149,32 @@ def coco_evaluate(
         ``{"bbox": {"AP", "AP50", "AP75", "per_class_AP": {...}}, "segm": {...}, "num_images",
         "num_gt", "num_dets"}``. AP is 0 when there are no detections.
     """
+    gt, num_anns = _coco_ground_truth(ground_truth, class_names)
+    dets = _coco_detections(predictions)
+    out: dict = {"num_images": len(ground_truth), "num_gt": num_anns, "num_dets": len(dets["bbox"])}
+    for t in iou_types:
+        res = {"AP": 0.0, "AP50": 0.0, "AP75": 0.0, "per_class_AP": {n: None for n in class_names}}
+        if dets[t] and num_anns:
+            res.update(_coco_scores(gt, dets[t], t, class_names))
+        elif num_anns:
+            res["per_class_AP"] = {n: 0.0 for n in class_names}
+        out[t] = res
+    return out
+
+
+def _np(x):
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _coco_ground_truth(ground_truth: Sequence[dict], class_names: Sequence[str]):
+    """A pycocotools ``COCO`` index of the ground truth, and its number of annotations."""
     from pycocotools import mask as mask_util
     from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    def np_(x):
-        return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
     images, anns = [], []
     for g in ground_truth:
         images.append({"id": int(g["image_id"]), "height": int(g["height"]), "width": int(g["width"])})
-        boxes, labels, rles = np_(g["boxes"]), np_(g["labels"]), _rles(g, 0.5)
+        boxes, labels, rles = _np(g["boxes"]), _np(g["labels"]), _rles(g, 0.5)
         for b, lab, r in zip(boxes, labels, rles):
             x0, y0, x1, y1 = (float(v) for v in b)
             anns.append(
@@ -178,10 +193,14 @@ def coco_evaluate(
     gt.dataset = {"images": images, "annotations": anns, "categories": cats}
     with contextlib.redirect_stdout(io.StringIO()):
         gt.createIndex()
+    return gt, len(anns)
 
+
+def _coco_detections(predictions: Sequence[dict]) -> dict:
+    """``{"bbox": [...], "segm": [...]}`` detections in COCO's result format (xywh boxes, RLE masks)."""
     dets = {"bbox": [], "segm": []}
     for p in predictions:
-        boxes, labels, scores = np_(p["boxes"]), np_(p["labels"]), np_(p["scores"])
+        boxes, labels, scores = _np(p["boxes"]), _np(p["labels"]), _np(p["scores"])
         rles = _rles(p, 0.5)
         for j, (b, lab, s) in enumerate(zip(boxes, labels, scores)):
             x0, y0, x1, y1 = (float(v) for v in b)
@@ -189,28 +208,29 @@ def coco_evaluate(
             dets["bbox"].append({**base, "bbox": [x0, y0, x1 - x0, y1 - y0]})
             if rles is not None:
                 dets["segm"].append({**base, "segmentation": rles[j]})
+    return dets
 
-    out: dict = {"num_images": len(images), "num_gt": len(anns), "num_dets": len(dets["bbox"])}
-    for t in iou_types:
-        res = {"AP": 0.0, "AP50": 0.0, "AP75": 0.0, "per_class_AP": {n: None for n in class_names}}
-        if dets[t] and anns:
-            with contextlib.redirect_stdout(io.StringIO()):
-                dt = gt.loadRes(dets[t])
-                ev = COCOeval(gt, dt, iouType=t)
-                ev.evaluate()
-                ev.accumulate()
-                ev.summarize()
-            res["AP"], res["AP50"], res["AP75"] = (max(0.0, float(v)) * 100 for v in ev.stats[:3])
-            # precision: (T iou thresholds, R recall, K classes, A areas, M maxdets); area all, 100 dets
-            prec = ev.eval["precision"][:, :, :, 0, -1]
-            for k, name in enumerate(class_names):
-                pk = prec[:, :, k]
-                pk = pk[pk > -1]
-                res["per_class_AP"][name] = float(pk.mean() * 100) if pk.size else None
-        elif anns:
-            res["per_class_AP"] = {n: 0.0 for n in class_names}
-        out[t] = res
-    return out
+
+def _coco_scores(gt, dets: list, iou_type: str, class_names: Sequence[str]) -> dict:
+    """AP, AP50, AP75 and per-class AP (in %) of ``dets`` against ``gt`` (pycocotools' COCOeval)."""
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        dt = gt.loadRes(dets)
+        ev = COCOeval(gt, dt, iouType=iou_type)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    res = dict(zip(("AP", "AP50", "AP75"), (max(0.0, float(v)) * 100 for v in ev.stats[:3])))
+    # precision: (T iou thresholds, R recall, K classes, A areas, M maxdets); area all, 100 dets
+    prec = ev.eval["precision"][:, :, :, 0, -1]
+    per_class = {}
+    for k, name in enumerate(class_names):
+        pk = prec[:, :, k]
+        pk = pk[pk > -1]
+        per_class[name] = float(pk.mean() * 100) if pk.size else None
+    res["per_class_AP"] = per_class
+    return res
 
 
 def format_coco_table(scores: dict) -> str:

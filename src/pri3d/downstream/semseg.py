@@ -186,6 +186,10 @@ class SemSegTask:
         m = self.cfg.model
         return build_semseg_model(m.head, m.arch, self.label_set.num_classes, init, transfer=m.transfer)
 
+    def build_trained_model(self) -> nn.Module:
+        """The architecture this config trained, randomly initialised: what a fine-tuned checkpoint loads into."""
+        return self.build_model("scratch")[0]
+
     def checkpoint_extras(self, model: nn.Module) -> dict:
         extras = {"arch": model.arch, "class_names": self.class_names, "backbone": model.backbone_state()}
         if isinstance(model, SemSegUNet):  # the width of the "backbone" entry's last conv: the classes
