@@ -72,7 +72,7 @@ def correspondence_figure(prepared_dir: Path, size=(120, 160), max_lines: int = 
     test at the feature grid, as pre-training computes them) drawn as lines."""
     from pri3d.data.prepared import PreparedData
     from pri3d.geometry import scale_intrinsics
-    from pri3d.geometry.matching import resample_depth, view_correspondences
+    from pri3d.geometry.correspondences import resample_depth, view_correspondences
     from pri3d.pretrain.data import resize_color
     from pri3d.viz import match_overlay
 

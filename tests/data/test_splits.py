@@ -58,8 +58,7 @@ def test_holdout_split_leaves_an_overlap_gap():
 
 
 def test_prepare_holdout_writes_splits_and_pretrain_never_trains_on_held_out_frames(tmp_path):
-    from test_prepare import trajectory, write_scene
-
+    from boxroom import trajectory, write_scene
     from pri3d.cli import main
     from pri3d.pretrain.data import split_pairs
 

@@ -7,7 +7,7 @@ For every scene of a dataset (any format :func:`~pri3d.data.formats.open_dataset
    loaded once per frame onto one working pixel grid per scene (the first kept frame's depth grid;
    frames whose depth has another size are resampled onto it through their own intrinsics).
 2. **Pairs.** The overlap of every pair of kept frames is computed
-   (:func:`pri3d.geometry.matching.overlap_fast`, the paper's definition with a documented query
+   (:func:`pri3d.geometry.overlap.overlap_fast`, the paper's definition with a documented query
    stride and an exact KD-tree fallback; or, with ``mode="official"``, the official code's 5 cm
    voxel / 7.5 cm radius / max-of-both-directions definition, computed exactly). Pairs with
    ``overlap >= min_overlap`` are kept.
@@ -51,7 +51,7 @@ from pri3d.data.scene import Scene, SkipCounter
 from pri3d.errors import DataError
 from pri3d.fsutil import atomic_open
 from pri3d.geometry.camera import pose_is_valid
-from pri3d.geometry.matching import affine, overlap_fast, overlap_reference
+from pri3d.geometry.overlap import affine, overlap_fast, overlap_reference
 from pri3d.geometry.voxels import frustum_aabb, sample_mesh_surface, voxel_keys, voxelize_points
 
 __all__ = ["PrepareParams", "SceneResult", "prepare", "prepare_scene", "load_scene_frames", "OFFICIAL", "VERSION"]
@@ -175,7 +175,7 @@ class SceneResult:
 
 def _resample_np(depth: np.ndarray, K_from: np.ndarray, K_to: np.ndarray, size) -> np.ndarray:
     """Nearest-neighbour resampling of one depth map onto another registered grid (numpy twin of
-    :func:`pri3d.geometry.matching.resample_depth`)."""
+    :func:`pri3d.geometry.correspondences.resample_depth`)."""
     Hd, Wd = depth.shape
     h, w = size
     x = (np.arange(w) - K_to[0, 2]) / K_to[0, 0]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pri3d.geometry.camera import scale_intrinsics
-from pri3d.geometry.matching import resample_depth, view_correspondences
+from pri3d.geometry.correspondences import resample_depth, view_correspondences
 
 
 def _K(f, cx, cy):
