@@ -50,9 +50,16 @@ from pri3d.data.prepared import PAIRS_HEADER, Pair, read_pairs_csv
 from pri3d.data.scene import Scene, SkipCounter
 from pri3d.errors import DataError
 from pri3d.fsutil import atomic_open
-from pri3d.geometry.camera import pose_is_valid
+from pri3d.geometry.camera import pose_is_valid, scale_intrinsics
+from pri3d.geometry.correspondences import resample_depth
 from pri3d.geometry.overlap import affine, overlap_fast, overlap_reference
-from pri3d.geometry.voxels import frustum_aabb, sample_mesh_surface, voxel_keys, voxelize_points
+from pri3d.geometry.voxels import (
+    frustum_aabb,
+    sample_mesh_surface,
+    voxel_keys,
+    voxel_keys_to_coords,
+    voxelize_points,
+)
 
 __all__ = ["PrepareParams", "SceneResult", "prepare", "prepare_scene", "load_scene_frames", "OFFICIAL", "VERSION"]
 
@@ -173,20 +180,6 @@ class SceneResult:
 # --------------------------------------------------------------------------------------------------
 
 
-def _resample_np(depth: np.ndarray, K_from: np.ndarray, K_to: np.ndarray, size) -> np.ndarray:
-    """Nearest-neighbour resampling of one depth map onto another registered grid (numpy twin of
-    :func:`pri3d.geometry.correspondences.resample_depth`)."""
-    Hd, Wd = depth.shape
-    h, w = size
-    x = (np.arange(w) - K_to[0, 2]) / K_to[0, 0]
-    y = (np.arange(h) - K_to[1, 2]) / K_to[1, 1]
-    us = np.floor(x * K_from[0, 0] + K_from[0, 2] + 0.5).astype(np.int64)
-    vs = np.floor(y * K_from[1, 1] + K_from[1, 2] + 0.5).astype(np.int64)
-    ok = ((vs >= 0) & (vs < Hd))[:, None] & ((us >= 0) & (us < Wd))[None, :]
-    out = depth[np.clip(vs, 0, Hd - 1)[:, None], np.clip(us, 0, Wd - 1)[None, :]]
-    return np.where(ok, out, 0).astype(np.float32)
-
-
 def _fits(K: np.ndarray, size) -> bool:
     """Whether intrinsics plausibly describe an image of ``size`` (principal point in its middle half)."""
     H, W = size
@@ -203,12 +196,7 @@ def _depth_intrinsics(K: np.ndarray, size, ref_size, what: str) -> tuple[np.ndar
     if _fits(K, size):
         return K, False
     if ref_size is not None and tuple(ref_size) != tuple(size):
-        K2 = K.copy()
-        sx, sy = W / ref_size[1], H / ref_size[0]
-        K2[0, 0] *= sx
-        K2[1, 1] *= sy
-        K2[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
-        K2[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
+        K2 = scale_intrinsics(K, W / ref_size[1], H / ref_size[0])
         if _fits(K2, size):
             return K2, True
     raise DataError(
@@ -251,7 +239,7 @@ def load_scene_frames(
         if K_work is None:
             K_work, size = Kd.copy(), d.shape
         if d.shape != size or not np.allclose(Kd, K_work):
-            d = _resample_np(d, Kd, K_work, size)
+            d = resample_depth(d, Kd, K_work, size)
             if not (d > 0).any():
                 skips.add("no valid depth", what)
                 continue
@@ -430,8 +418,7 @@ def voxelize_surface(V, faces, colors, voxel_size: float, *, chunk_samples: int 
     sums = np.zeros((len(uk), 3))
     np.add.at(sums, inv, np.concatenate(sums_all))
     counts = np.bincount(inv, weights=np.concatenate(counts_all), minlength=len(uk))
-    mask = (1 << 21) - 1
-    coords = np.stack([(uk >> 42) & mask, (uk >> 21) & mask, uk & mask], axis=1) - (1 << 20)
+    coords = voxel_keys_to_coords(uk)
     colors_out = np.clip(np.round(sums / counts[:, None]), 0, 255).astype(np.uint8)
     return coords.astype(np.int32), origin, colors_out
 

@@ -19,6 +19,8 @@ from pri3d.geometry.voxels import (
     frustum_aabb,
     pixel_voxel_correspondences,
     sample_mesh_surface,
+    voxel_keys,
+    voxel_keys_to_coords,
     voxelize_points,
 )
 
@@ -33,6 +35,8 @@ __all__ = [
     "resample_depth",
     "sample_mesh_surface",
     "view_correspondences",
+    "voxel_keys",
+    "voxel_keys_to_coords",
     "voxelize_points",
     "depth_to_color_pixels",
     "invert_pose",
