@@ -29,7 +29,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pri3d.data.prepared import Pair, PreparedData
 from pri3d.data.splits import Split, resolve_split
 from pri3d.engine.seed import derive_seed
 from pri3d.errors import DataError
@@ -37,6 +36,7 @@ from pri3d.geometry.camera import backproject_depth, scale_intrinsics
 from pri3d.geometry.correspondences import resample_depth, view_correspondences
 from pri3d.geometry.voxels import crop_voxels, pixel_voxel_correspondences
 from pri3d.losses.point_info_nce import sample_without_replacement
+from pri3d.pairs.store import Pair, PreparedData
 from pri3d.pretrain.augment import ColorAugment, crop_intrinsics, flip_intrinsics, sample_crop
 
 __all__ = [

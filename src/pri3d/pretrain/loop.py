@@ -34,13 +34,13 @@ from tqdm import tqdm
 
 from pri3d.config import resolve, to_dict
 from pri3d.data.io import atomic_write_text
-from pri3d.data.prepared import PreparedData
 from pri3d.distributed import barrier, cleanup, init_distributed
 from pri3d.engine.checkpoint import CheckpointManager, atomic_save, capture_rng, restore_rng
 from pri3d.engine.logging import MetricLogger
 from pri3d.engine.seed import seed_everything
 from pri3d.errors import ConfigError, InitError, TrainingError
 from pri3d.models.init import init_encoder
+from pri3d.pairs.store import PreparedData
 from pri3d.pretrain.config import PretrainConfig
 from pri3d.pretrain.data import PairDataset, StepBatchSampler, fixed_sample, split_pairs, worker_init
 from pri3d.pretrain.matching_eval import matching_recall

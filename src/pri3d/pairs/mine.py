@@ -26,7 +26,7 @@ For every scene of a dataset (any format :func:`~pri3d.data.formats.open_dataset
    ``OUT/splits/train.txt`` and ``OUT/splits/val.txt`` (frame ranges, :mod:`pri3d.data.splits`),
    which ``pri3d pretrain`` uses by default; fused geometry then uses the training frames only.
 
-Output layout: see :mod:`pri3d.data.prepared` (the reader). Every scene is written atomically
+Output layout: see :mod:`pri3d.pairs.store` (the reader). Every scene is written atomically
 (``scenes/<id>/pairs.csv`` and ``geometry/<id>.npz`` first, ``scenes/<id>/frames.json`` last); a
 re-run skips the scenes that have ``frames.json`` and rebuilds ``pairs.csv`` and ``summary.json``
 from the per-scene files. An output directory prepared with other parameters is refused unless
@@ -46,7 +46,6 @@ from pathlib import Path
 import numpy as np
 
 from pri3d.data.io import atomic_write_text
-from pri3d.data.prepared import PAIRS_HEADER, Pair, read_pairs_csv
 from pri3d.data.scene import Scene, SkipCounter
 from pri3d.errors import DataError
 from pri3d.fsutil import atomic_open
@@ -60,6 +59,7 @@ from pri3d.geometry.voxels import (
     voxel_keys_to_coords,
     voxelize_points,
 )
+from pri3d.pairs.store import PAIRS_HEADER, Pair, read_pairs_csv
 
 __all__ = ["PrepareParams", "SceneResult", "prepare", "prepare_scene", "load_scene_frames", "OFFICIAL", "VERSION"]
 

@@ -1,6 +1,7 @@
 """``pri3d prepare``: pair mining faithful to the exact KD-tree reference, geometry, output layout,
-resuming, splits and bad input. Scenes are rendered analytically (the box room of ``tests/boxroom.py``);
-the miner's own tests against the reference are in ``tests/geometry/test_overlap.py``."""
+resuming, splits, the held-out time range (``--holdout``) and bad input. Scenes are rendered
+analytically (the box room of ``tests/boxroom.py``); the miner's own tests against the reference are
+in ``tests/geometry/test_overlap.py``."""
 
 from __future__ import annotations
 
@@ -12,17 +13,18 @@ import torch
 
 from boxroom import ROOM, H, K, W, check_faithful, render_depth, trajectory, write_scene
 from pri3d.cli import main as cli_main
-from pri3d.data.prepare import PrepareParams, prepare
-from pri3d.data.prepared import PreparedData
-from pri3d.errors import DataError
+from pri3d.data.splits import read_split
+from pri3d.errors import ConfigError, DataError
 from pri3d.geometry.overlap import frame_points, overlap_fast, overlap_reference
 from pri3d.geometry.voxels import pixel_voxel_correspondences
+from pri3d.pairs.mine import PrepareParams, prepare
+from pri3d.pairs.store import PreparedData
 
 
 def test_overlap_fast_faithful_on_generator_scene(tmp_path):
     from pri3d.data.formats import open_dataset
-    from pri3d.data.prepare import load_scene_frames
     from pri3d.data.synth import generate
+    from pri3d.pairs.mine import load_scene_frames
 
     generate(tmp_path / "synth", scenes=1, frames_per_scene=8, seed=3, resolution=(72, 96), progress=False)
     scene = open_dataset(tmp_path / "synth", "scannet")[0]
@@ -137,7 +139,7 @@ def test_prepare_split_file_and_official_mode(dataset, tmp_path):
     assert p["split"] == ["scene_good"] and p["official"] == {"voxel": 0.05, "radius": 0.075, "combine": "max"}
     # Values are the official definition computed exactly (5 cm voxel centroids, 7.5 cm, max).
     from pri3d.data.formats import open_dataset
-    from pri3d.data.prepare import load_scene_frames
+    from pri3d.pairs.mine import load_scene_frames
 
     fr = load_scene_frames(open_dataset(dataset / "scene_good")[0], PrepareParams())
     data = PreparedData(out)
@@ -186,7 +188,106 @@ def test_prepare_bad_output_and_params(tmp_path, dataset):
     (tmp_path / "junk" / "x.txt").write_text("hello")
     with pytest.raises(DataError, match="not empty"):
         prepare(dataset, tmp_path / "junk", params=PrepareParams(geometry=False), progress=False)
-    from pri3d.errors import ConfigError
-
     with pytest.raises(ConfigError):
         prepare(dataset, tmp_path / "o", params=PrepareParams(frame_skip=0), progress=False)
+
+
+def test_prepare_holdout_writes_splits_and_pretrain_never_trains_on_held_out_frames(tmp_path):
+    from boxroom import trajectory, write_scene
+    from pri3d.pretrain.data import split_pairs
+
+    root = tmp_path / "data"
+    write_scene(root, "seq", trajectory(10, step=0.3))  # frames 0, 10, ..., 90; no mesh: geometry is fused
+    out = tmp_path / "prep"
+    assert (
+        cli_main(
+            [
+                "prepare",
+                "--input",
+                str(root),
+                "--output",
+                str(out),
+                "--holdout",
+                "40-50",
+                "--no-progress",
+                "--voxel-size",
+                "0.1",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    h = summary["holdout"]
+    assert h["val_frames"] == 2 and h["train_frames"] + h["gap_frames"] == 8 and h["gap_frames"] >= 1
+    data = PreparedData(out)
+    val_split = read_split(out / "splits" / "val.txt")
+    train_split = read_split(out / "splits" / "train.txt")
+    assert val_split.scenes == {"seq": ((40, 50),)}
+    train, val, note = split_pairs(data)  # the prepared splits are the defaults
+    assert train and val and "used for neither" in note
+    assert all(val_split.contains("seq", p.frame_a) and val_split.contains("seq", p.frame_b) for p in val)
+    held = {40, 50}
+    gap = set(range(0, 100, 10)) - held - {f for f in range(0, 100, 10) if train_split.contains("seq", f)}
+    assert len(gap) == h["gap_frames"]
+    for p in train:  # no training pair touches a held-out frame or a near-duplicate of one
+        assert not {p.frame_a, p.frame_b} & (held | gap)
+    # no mined pair (overlap >= 0.3) links a training frame and a held-out frame
+    assert not any((p.frame_a in held) != (p.frame_b in held) and not {p.frame_a, p.frame_b} & gap for p in data.pairs)
+    assert h["max_train_val_overlap"] == 0.0
+    # the fused training geometry is made of the training frames' depth alone
+    info = json.loads((out / "scenes" / "seq" / "frames.json").read_text())
+    assert info["holdout"]["val_frames"] == [40, 50]
+    from pri3d.data.formats import open_dataset
+    from pri3d.pairs.mine import fuse_depth, load_scene_frames
+
+    params = PrepareParams(voxel_size=0.1)
+    every = load_scene_frames(open_dataset(root)[0], params, want_fusion=True)
+    only = load_scene_frames(open_dataset(root)[0], params, want_fusion=True, frame_ranges=train_split.scenes["seq"])
+    stored = data.voxels("seq").coords
+    assert np.array_equal(stored, fuse_depth(only, 0.1)[0])
+    assert len(fuse_depth(every, 0.1)[0]) > len(stored)
+    # a looser gap keeps more training frames and reports the largest training-held-out overlap left
+    out2 = tmp_path / "prep2"
+    assert (
+        cli_main(
+            [
+                "prepare",
+                "--input",
+                str(root),
+                "--output",
+                str(out2),
+                "--holdout",
+                "40-50",
+                "--no-progress",
+                "--no-geometry",
+                "--holdout-overlap",
+                "0.6",
+            ]
+        )
+        == 0
+    )
+    h2 = json.loads((out2 / "summary.json").read_text())["holdout"]
+    assert h2["train_frames"] > h["train_frames"] and 0.3 <= h2["max_train_val_overlap"] < 0.6
+    # a gap that leaves no training frame is a clear error
+    tight = tmp_path / "tight"
+    write_scene(tight, "seq", trajectory(10, step=0.2))
+    assert (
+        cli_main(
+            [
+                "prepare",
+                "--input",
+                str(tight),
+                "--output",
+                str(tmp_path / "p3"),
+                "--holdout",
+                "40-50",
+                "--no-progress",
+                "--no-geometry",
+            ]
+        )
+        == 1
+    )
+    with pytest.raises(ConfigError, match="holdout_overlap"):
+        PrepareParams(holdout="40-50", holdout_overlap=0.1).check()
+    with pytest.raises(ConfigError, match="bad frame range"):
+        PrepareParams(holdout="50-40").check()
