@@ -315,15 +315,8 @@ def mine_pairs(frames: SceneFrames, params: PrepareParams) -> tuple[list[Pair], 
         stats = {"pairs": len(pairs)}
     else:
         qs = params.query_stride or auto_query_stride(frames.depth.shape[1:])
-        ov, pairs, st = overlap_fast(
-            frames.depth,
-            frames.K,
-            frames.poses,
-            radius=params.radius,
-            query_stride=qs,
-            window=params.window,
-            exact=params.exact,
-        )
+        opts = {"radius": params.radius, "query_stride": qs, "window": params.window, "exact": params.exact}
+        ov, pairs, st = overlap_fast(frames.depth, frames.K, frames.poses, **opts)
         stats = st.to_dict()
         stats["query_stride"] = qs
     keep = ov >= params.min_overlap
@@ -646,7 +639,32 @@ def prepare(
     split_obj = read_split(split_file) if split_file is not None else None
     split = split_obj.scene_ids() if split_obj is not None else None
     scenes = open_dataset(input_path, fmt, split=split)
-    record = _params_record(params, input_path, fmt, out, split_obj)
+    _claim_output(out, _params_record(params, input_path, fmt, out, split_obj), overwrite)
+
+    todo = [s for s in scenes if not (out / "scenes" / s.scene_id / "frames.json").is_file()]
+    done_before = len(scenes) - len(todo)
+    ranges = [split_obj.scenes.get(s.scene_id) if split_obj else None for s in todo]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(scenes), initial=done_before, desc="prepare", unit="scene")
+    _run_scenes(todo, ranges, params, out, workers, bar)
+    if bar:
+        bar.close()
+    summary = _rebuild_outputs(out, [s.scene_id for s in scenes], params)
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    summary["scenes_done_before"] = done_before
+    summary["message"] = _summary_message(summary, params, out)
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+    return summary
+
+
+def _claim_output(out: Path, record: dict, overwrite: bool) -> None:
+    """Make ``out`` the output of the run described by ``record`` (``OUT/params.json``): a new or empty
+    directory, or one holding a run with the same parameters (resumed). Another run's directory is
+    refused unless ``overwrite`` (its results are then removed); so is a non-empty directory that is
+    no prepare output."""
     pfile = out / "params.json"
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a directory")
@@ -671,35 +689,32 @@ def prepare(
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(pfile, json.dumps(record, indent=1))
 
-    todo = [s for s in scenes if not (out / "scenes" / s.scene_id / "frames.json").is_file()]
-    done_before = len(scenes) - len(todo)
-    results: list[SceneResult] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
 
-        bar = tqdm(total=len(scenes), initial=done_before, desc="prepare", unit="scene")
+def _run_scenes(todo: list[Scene], ranges, params: PrepareParams, out: Path, workers: int, bar) -> list[SceneResult]:
+    """:func:`prepare_scene` on every scene of ``todo`` (with its frame ``ranges``), in ``workers``
+    processes when > 1; ``bar`` (a progress bar or None) advances once per scene."""
+    results: list[SceneResult] = []
     if workers > 1 and len(todo) > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
-            ranges = [split_obj.scenes.get(s.scene_id) if split_obj else None for s in todo]
             for res in ex.map(_worker, [(s, params, out, r) for s, r in zip(todo, ranges)]):
                 results.append(res)
                 if bar:
                     bar.update(1)
     else:
-        for s in todo:
-            results.append(prepare_scene(s, params, out, split_obj.scenes.get(s.scene_id) if split_obj else None))
+        for s, r in zip(todo, ranges):
+            results.append(prepare_scene(s, params, out, r))
             if bar:
                 bar.update(1)
-    if bar:
-        bar.close()
-    summary = _rebuild_outputs(out, [s.scene_id for s in scenes], params)
-    summary["seconds"] = round(time.perf_counter() - t0, 2)
-    summary["scenes_done_before"] = done_before
-    summary["message"] = (
+    return results
+
+
+def _summary_message(summary: dict, params: PrepareParams, out: Path) -> str:
+    """The one-line report of a run (printed by the command, stored in ``summary.json``)."""
+    done_before = summary["scenes_done_before"]
+    msg = (
         f"prepared {summary['scenes']} scenes ({summary['scenes_skipped']} skipped, {done_before} already done): "
         f"{summary['frames']} frames, {summary['pairs_kept']}/{summary['pairs_tested']} pairs kept "
         f"(overlap >= {params.min_overlap}), {summary['skipped_frames']['total']} frames skipped "
@@ -707,13 +722,12 @@ def prepare(
     )
     if "holdout" in summary:
         h = summary["holdout"]
-        summary["message"] += (
+        msg += (
             f"; held out frames {h['holdout']}: {h['val_frames']} validation, {h['train_frames']} training frames, "
             f"{h['gap_frames']} dropped as near-duplicates (overlap >= {h['holdout_overlap']:g}) -> "
             f"{out / 'splits'}/{{train,val}}.txt"
         )
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
-    return summary
+    return msg
 
 
 def _rebuild_outputs(out: Path, scene_ids: list[str], params: PrepareParams | None = None) -> dict:
