@@ -61,7 +61,8 @@ def resize_color(color: np.ndarray, size) -> np.ndarray:
 
 def _resolve_split(prepared: PreparedData, split: str) -> Split | None:
     """A split by name (``<prepared>/splits/<name>.txt`` as written by ``prepare --holdout``, then the
-    dataset's ``splits/<name>.txt`` or ``scannetv2_<name>.txt``) or by path; None = no split."""
+    dataset's ``splits/<name>.txt`` or ``scannetv2_<name>.txt``) or by path; None = no split. The rule
+    is :func:`pri3d.data.splits.resolve_split`, the one fine-tuning uses."""
     return resolve_split(split, [prepared.root, prepared.input_path])
 
 
