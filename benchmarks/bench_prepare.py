@@ -4,8 +4,8 @@ For each scene (the real 7-Scenes sample when present, and a ScanNet-like synthe
 generator's one-loop walk, 70 frames at 640x480, like a ScanNet scan sampled every 25th frame):
 
 * loads the frames once (timed separately),
-* mines every pair with :func:`pri3d.geometry.matching.overlap_fast` (the ``pri3d prepare``
-  defaults) and with the exact reference :func:`pri3d.geometry.matching.overlap_reference`
+* mines every pair with :func:`pri3d.geometry.overlap.overlap_fast` (the ``pri3d prepare``
+  defaults) and with the exact reference :func:`pri3d.geometry.overlap.overlap_reference`
   (scipy cKDTree over every valid pixel) on a random subset of the same pairs,
 * prints pairs/s for both, the speed-up, and the agreement (keep/drop decisions at 0.30 and the
   overlap error on pairs both computed),
@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from pri3d.data.formats import open_dataset
-from pri3d.data.prepare import PrepareParams, auto_query_stride, load_scene_frames
-from pri3d.geometry.matching import overlap_fast, overlap_reference
+from pri3d.geometry.overlap import overlap_fast, overlap_reference
+from pri3d.pairs.mine import PrepareParams, auto_query_stride, load_scene_frames
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "7scenes-redkitchen-150-199"
 SCANNET_SCANS, SCANNET_FRAMES = 1513, 70
@@ -110,7 +110,7 @@ def peak_memory(dataset: Path, scenes: list[str]) -> float:
     """Peak RSS (MiB) of a fresh process running prepare() on ``scenes``."""
     code = (
         "import resource, sys, tempfile, pathlib\n"
-        "from pri3d.data.prepare import prepare\n"
+        "from pri3d.pairs.mine import prepare\n"
         "split = pathlib.Path(tempfile.mkdtemp()) / 'split.txt'\n"
         f"split.write_text({chr(10).join(scenes)!r})\n"
         f"prepare({str(dataset)!r}, tempfile.mkdtemp(), split_file=split, progress=False)\n"
@@ -172,7 +172,7 @@ def main() -> int:
     per_scene = r["load_s"] + r["fast_s"]  # one thread: one worker process per core
     ref_scene = r["pairs"] / r["ref_pairs_per_s"]
     # Whole-command throughput (pairs only): both scans with 1 and with 2 worker processes.
-    from pri3d.data.prepare import prepare
+    from pri3d.pairs.mine import prepare
 
     wall = {}
     for workers in (1, 2):

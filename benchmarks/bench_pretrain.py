@@ -95,7 +95,7 @@ def _make_data(tmp: Path, scenes: int, frames: int, res, voxel_size: float) -> P
 def bench_mode(mode: str, data: Path, args) -> dict:
     from torch.utils.data import DataLoader
 
-    from pri3d.data.prepared import PreparedData
+    from pri3d.pairs.store import PreparedData
     from pri3d.pretrain.data import StepBatchSampler, split_pairs, worker_init
     from pri3d.pretrain.loop import load_config
     from pri3d.pretrain.method import MODES

@@ -255,7 +255,7 @@ test: {test}
 def test_separate_pretraining_data_stage1_init_and_a_test_set_scored_once(tmp_path):
     import torch
 
-    from pri3d.data.prepared import PreparedData
+    from pri3d.pairs.store import PreparedData
 
     out = tmp_path / "out"
     p = tmp_path / "c.yaml"

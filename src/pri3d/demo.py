@@ -70,9 +70,9 @@ def feature_pca_figure(backbones: dict[str, torch.nn.Module], frames, size) -> n
 def correspondence_figure(prepared_dir: Path, size=(120, 160), max_lines: int = 50) -> tuple[np.ndarray, dict]:
     """A mined pair (overlap closest to 0.5) with its pixel correspondences (reprojection + depth
     test at the feature grid, as pre-training computes them) drawn as lines."""
-    from pri3d.data.prepared import PreparedData
     from pri3d.geometry import scale_intrinsics
-    from pri3d.geometry.matching import resample_depth, view_correspondences
+    from pri3d.geometry.correspondences import resample_depth, view_correspondences
+    from pri3d.pairs.store import PreparedData
     from pri3d.pretrain.data import resize_color
     from pri3d.viz import match_overlay
 

@@ -107,7 +107,7 @@ class ExperimentConfig:
     name: str = "experiment"
     out: str = "runs/experiment"
     data: DataSpec = field(default_factory=DataSpec)
-    prepare: dict = field(default_factory=dict)  # keyword options of pri3d.data.prepare
+    prepare: dict = field(default_factory=dict)  # keyword options of pri3d.pairs.mine.prepare
     pretrain: PretrainSpec = field(default_factory=PretrainSpec)
     finetune: FinetuneSpec = field(default_factory=FinetuneSpec)
     methods: list[str] = field(default_factory=lambda: list(ALL_METHODS))
@@ -275,7 +275,7 @@ def prepare_cell(
     spec = {"data": data_key, "format": data_format, "options": cfg.prepare}
     cell = Cell(root, "prepared", "prepared", spec)
     if not cell.done:
-        from pri3d.data.prepare import PrepareParams, prepare
+        from pri3d.pairs.mine import PrepareParams, prepare
 
         cell.start()
         log(f"[prepare] mining pairs and voxel geometry -> {cell.dir / 'out'}")
@@ -847,7 +847,7 @@ def check_experiment(cfg: ExperimentConfig, *, require_data: bool = False) -> li
         f"{length}, batch {f.train.batch_size}, lr {f.optim.lr}"
     )
     if cfg.prepare:
-        from pri3d.data.prepare import PrepareParams
+        from pri3d.pairs.mine import PrepareParams
 
         opts = {k: v for k, v in cfg.prepare.items() if k != "workers"}
         try:

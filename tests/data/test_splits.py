@@ -1,16 +1,15 @@
-"""Split files with frame ranges, and the held-out time range of ``pri3d prepare --holdout``."""
+"""Split files with frame ranges, the held-out time range (:func:`holdout_split`; ``pri3d prepare
+--holdout`` itself is tested in ``tests/pairs/test_mine.py``) and the one split resolver of both phases."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
-from pri3d.data.prepare import PrepareParams
-from pri3d.data.prepared import Pair, PreparedData
-from pri3d.data.splits import format_ranges, holdout_split, parse_ranges, read_split, write_split
-from pri3d.errors import ConfigError, DataError
+from pri3d.data.splits import Split, format_ranges, holdout_split, parse_ranges, read_split, write_split
+from pri3d.errors import DataError
+from pri3d.pairs.store import Pair, PreparedData
 
 
 def test_ranges_parse_format_and_round_trip(tmp_path):
@@ -57,104 +56,51 @@ def test_holdout_split_leaves_an_overlap_gap():
     assert not strict.contains("seq", 4) and st["seq"]["max_overlap"] == 0.0
 
 
-def test_prepare_holdout_writes_splits_and_pretrain_never_trains_on_held_out_frames(tmp_path):
-    from test_prepare import trajectory, write_scene
-
-    from pri3d.cli import main
+def _scenes_of_both_phases(root, prepared, train: str = "train", val: str = "val"):
+    """``{phase: (train scenes, val scenes)}`` as pre-training (pairs of a prepared directory of ``root``)
+    and fine-tuning (scenes of ``root``) resolve the split names ``train`` and ``val``."""
+    from pri3d.downstream.datasets import open_split
     from pri3d.pretrain.data import split_pairs
 
-    root = tmp_path / "data"
-    write_scene(root, "seq", trajectory(10, step=0.3))  # frames 0, 10, ..., 90; no mesh: geometry is fused
-    out = tmp_path / "prep"
-    assert (
-        main(
-            [
-                "prepare",
-                "--input",
-                str(root),
-                "--output",
-                str(out),
-                "--holdout",
-                "40-50",
-                "--no-progress",
-                "--voxel-size",
-                "0.1",
-            ]
-        )
-        == 0
-    )
-    summary = json.loads((out / "summary.json").read_text())
-    h = summary["holdout"]
-    assert h["val_frames"] == 2 and h["train_frames"] + h["gap_frames"] == 8 and h["gap_frames"] >= 1
-    data = PreparedData(out)
-    val_split = read_split(out / "splits" / "val.txt")
-    train_split = read_split(out / "splits" / "train.txt")
-    assert val_split.scenes == {"seq": ((40, 50),)}
-    train, val, note = split_pairs(data)  # the prepared splits are the defaults
-    assert train and val and "used for neither" in note
-    assert all(val_split.contains("seq", p.frame_a) and val_split.contains("seq", p.frame_b) for p in val)
-    held = {40, 50}
-    gap = set(range(0, 100, 10)) - held - {f for f in range(0, 100, 10) if train_split.contains("seq", f)}
-    assert len(gap) == h["gap_frames"]
-    for p in train:  # no training pair touches a held-out frame or a near-duplicate of one
-        assert not {p.frame_a, p.frame_b} & (held | gap)
-    # no mined pair (overlap >= 0.3) links a training frame and a held-out frame
-    assert not any((p.frame_a in held) != (p.frame_b in held) and not {p.frame_a, p.frame_b} & gap for p in data.pairs)
-    assert h["max_train_val_overlap"] == 0.0
-    # the fused training geometry is made of the training frames' depth alone
-    info = json.loads((out / "scenes" / "seq" / "frames.json").read_text())
-    assert info["holdout"]["val_frames"] == [40, 50]
-    from pri3d.data.formats import open_dataset
-    from pri3d.data.prepare import fuse_depth, load_scene_frames
+    tr, va, _ = split_pairs(prepared, train, val)
+    return {
+        "pretrain": (sorted({p.scene for p in tr}), sorted({p.scene for p in va})),
+        "finetune": tuple([s.scene_id for s in open_split(root, w)] for w in (train, val)),
+    }
 
-    params = PrepareParams(voxel_size=0.1)
-    every = load_scene_frames(open_dataset(root)[0], params, want_fusion=True)
-    only = load_scene_frames(open_dataset(root)[0], params, want_fusion=True, frame_ranges=train_split.scenes["seq"])
-    stored = data.voxels("seq").coords
-    assert np.array_equal(stored, fuse_depth(only, 0.1)[0])
-    assert len(fuse_depth(every, 0.1)[0]) > len(stored)
-    # a looser gap keeps more training frames and reports the largest training-held-out overlap left
-    out2 = tmp_path / "prep2"
-    assert (
-        main(
-            [
-                "prepare",
-                "--input",
-                str(root),
-                "--output",
-                str(out2),
-                "--holdout",
-                "40-50",
-                "--no-progress",
-                "--no-geometry",
-                "--holdout-overlap",
-                "0.6",
-            ]
-        )
-        == 0
-    )
-    h2 = json.loads((out2 / "summary.json").read_text())["holdout"]
-    assert h2["train_frames"] > h["train_frames"] and 0.3 <= h2["max_train_val_overlap"] < 0.6
-    # a gap that leaves no training frame is a clear error
-    tight = tmp_path / "tight"
-    write_scene(tight, "seq", trajectory(10, step=0.2))
-    assert (
-        main(
-            [
-                "prepare",
-                "--input",
-                str(tight),
-                "--output",
-                str(tmp_path / "p3"),
-                "--holdout",
-                "40-50",
-                "--no-progress",
-                "--no-geometry",
-            ]
-        )
-        == 1
-    )
-    with pytest.raises(ConfigError, match="holdout_overlap"):
-        PrepareParams(holdout="40-50", holdout_overlap=0.1).check()
-    with pytest.raises(ConfigError, match="bad frame range"):
-        PrepareParams(holdout="50-40").check()
+
+def test_pretrain_and_finetune_resolve_split_names_to_the_same_scenes(tmp_path):
+    from pri3d.data.splits import find_split_file, resolve_split
+    from pri3d.data.synth import generate
+
+    root = tmp_path / "data"
+    generate(root, scenes=3, frames_per_scene=2, seed=0, resolution=(24, 32), progress=False)
+    ids = ["scene0000_00", "scene0001_00", "scene0002_00"]
+    out = tmp_path / "prep"  # a prepared directory with one pair per scene, no splits of its own
+    out.mkdir()
+    (out / "params.json").write_text(json.dumps({"version": 1, "input": "../data", "format": "scannet"}))
+    (out / "pairs.csv").write_text("scene,frame_a,frame_b,overlap\n" + "".join(f"{s},0,1,0.5\n" for s in ids))
+    prepared = PreparedData(out)
+
+    # the generator's splits/train.txt, splits/val.txt
+    synth = (read_split(root / "splits" / "train.txt").scene_ids(), read_split(root / "splits" / "val.txt").scene_ids())
+    assert _scenes_of_both_phases(root, prepared) == {"pretrain": synth, "finetune": synth}
+    # ScanNet's scannetv2_train.txt / scannetv2_val.txt (another partition, so that it is read)
+    for f in (root / "splits").iterdir():
+        f.unlink()
+    (root / "scannetv2_train.txt").write_text("scene0000_00\nscene0002_00\n")
+    (root / "scannetv2_val.txt").write_text("scene0001_00\n")
+    want = (["scene0000_00", "scene0002_00"], ["scene0001_00"])
+    assert _scenes_of_both_phases(root, prepared) == {"pretrain": want, "finetune": want}
+    # "val" falls back to the test files in both phases
+    (root / "scannetv2_val.txt").unlink()
+    (root / "scannetv2_test.txt").write_text("scene0002_00\n")
+    assert find_split_file("val", [out, root]) == root / "scannetv2_test.txt"
+    both = _scenes_of_both_phases(root, prepared)
+    assert both["finetune"] == (["scene0000_00", "scene0002_00"], ["scene0002_00"])
+    assert both["pretrain"] == (["scene0000_00"], ["scene0002_00"])  # held-out scenes never train
+    # a prepared directory's own splits (prepare --holdout) come first; paths are read as files
+    write_split(out / "splits" / "val.txt", Split({"scene0001_00": ((0, 0),)}))
+    assert resolve_split("val", [out, root]).scenes == {"scene0001_00": ((0, 0),)}
+    assert resolve_split(str(root / "scannetv2_train.txt"), [out]).scene_ids() == ["scene0000_00", "scene0002_00"]
+    assert resolve_split("all", [root]) is None and resolve_split("nosuch", [root]) is None

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -91,6 +92,11 @@ def test_scale_intrinsics_keeps_rays():
     x2 = (u2 - K2[0, 2]) / K2[0, 0]
     assert x1 == pytest.approx(float(x2))
     assert torch.equal(K, torch.tensor([[100.0, 0, 50.0], [0, 200.0, 40.0], [0, 0, 1]], dtype=torch.float64))
+    # numpy in, numpy out, the same values; the input is not modified
+    Kn = K.numpy().copy()
+    K2n = scale_intrinsics(Kn, 0.5, 0.25)
+    assert isinstance(K2n, np.ndarray) and np.array_equal(K2n, scale_intrinsics(K, 0.5, 0.25).numpy())
+    assert np.array_equal(Kn, K.numpy())
 
 
 def test_color_depth_mapping_round_trip():

@@ -13,6 +13,7 @@ from pri3d.geometry.voxels import (
     pixel_voxel_correspondences,
     sample_mesh_surface,
     voxel_keys,
+    voxel_keys_to_coords,
     voxelize_points,
 )
 
@@ -31,6 +32,18 @@ def test_voxelize_points_unique_sorted_with_attrs():
     assert np.all(np.diff(keys) > 0)
     c2, o2 = voxelize_points(torch.tensor(pts), 0.02, origin=np.zeros(3))
     assert c2.min() == -1 and np.allclose(o2, 0)
+
+
+def test_voxel_keys_round_trip_numpy_and_torch():
+    c = np.array([[0, 0, 0], [-(2**20), 5, 2**20 - 1], [3, -7, 11], [2**20 - 1, -(2**20), 0]])
+    keys = voxel_keys(c)
+    back = voxel_keys_to_coords(keys)
+    assert back.dtype == np.int64 and np.array_equal(back, c)
+    tk = voxel_keys(torch.from_numpy(c))
+    assert torch.equal(tk, torch.from_numpy(keys))
+    assert torch.equal(voxel_keys_to_coords(tk), torch.from_numpy(c))
+    with pytest.raises(ValueError):
+        voxel_keys(np.array([[2**20, 0, 0]]))
 
 
 def test_sample_mesh_surface_covers_big_triangles():

@@ -1,7 +1,7 @@
 import torch
 
-from pri3d.data.prepared import PreparedData
 from pri3d.geometry.camera import backproject_depth, scale_intrinsics
+from pri3d.pairs.store import PreparedData
 from pri3d.pretrain.data import PairDataset, split_pairs
 
 

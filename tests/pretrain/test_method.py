@@ -3,7 +3,7 @@ from pathlib import Path
 
 import torch
 
-from pri3d.data.prepared import PreparedData
+from pri3d.pairs.store import PreparedData
 from pri3d.pretrain.data import collate_pairs, split_pairs
 from pri3d.pretrain.loop import load_config
 from pri3d.pretrain.method import MODES

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from pri3d.cli import main
-from pri3d.data.prepared import PreparedData
 from pri3d.engine.checkpoint import load_checkpoint
 from pri3d.engine.logging import read_jsonl
 from pri3d.engine.optim import lr_at
 from pri3d.errors import ConfigError
+from pri3d.pairs.store import PreparedData
 from pri3d.pretrain.data import split_pairs
 from pri3d.pretrain.loop import load_config
 from pri3d.pretrain.method import MODES

@@ -1,7 +1,7 @@
 """``pri3d prepare``: mine overlapping frame pairs and voxel geometry for pre-training.
 
-Thin wrapper over :func:`pri3d.data.prepare.prepare`; see that module for the method and
-:mod:`pri3d.data.prepared` for the output layout.
+Thin wrapper over :func:`pri3d.pairs.mine.prepare`; see that module for the method and
+:mod:`pri3d.pairs.store` for the output layout.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from pri3d.data.prepare import PrepareParams, prepare
+    from pri3d.pairs.mine import PrepareParams, prepare
 
     params = PrepareParams(
         frame_skip=args.frame_skip,

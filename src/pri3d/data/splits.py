@@ -11,6 +11,10 @@ ranges after the scene id, so that one long capture can be split by time::
 Blank lines and ``#`` comments are ignored. A scene listed without ranges keeps all its frames; a
 scene listed twice keeps the union of its lines (a line without ranges wins).
 
+:func:`resolve_split` is the one rule by which every phase turns a split name or path into a split
+(pre-training: :func:`pri3d.pretrain.data.split_pairs`; fine-tuning:
+:func:`pri3d.downstream.datasets.open_split`).
+
 :func:`holdout_split` makes a train / validation pair of splits from a held-out time range of each
 sequence, leaving a gap: training frames that overlap a held-out frame by at least a threshold
 (near-duplicates) are dropped.
@@ -30,6 +34,8 @@ __all__ = [
     "format_ranges",
     "read_split",
     "write_split",
+    "SPLIT_ALIASES",
+    "split_names",
     "find_split_file",
     "resolve_split",
     "holdout_split",
@@ -133,21 +139,45 @@ def read_split(path) -> Split:
     return Split(scenes, str(path))
 
 
+# A split name also finds the files of these names, tried in order: some datasets call their evaluation
+# split "test" (NYUv2's official split is train/test).
+SPLIT_ALIASES = {"val": ("val", "test")}
+
+
+def split_names(name: str) -> tuple[str, ...]:
+    """The names a split name is looked up under: ``"val"`` -> ``("val", "test")``, else ``(name,)``."""
+    return SPLIT_ALIASES.get(name, (name,))
+
+
 def find_split_file(name: str, roots) -> Path | None:
-    """The split file of split ``name`` under the first of ``roots`` that has one:
-    ``<root>/splits/<name>.txt`` (pri3d synth, pri3d prepare --holdout) or ``<root>/scannetv2_<name>.txt``
-    (ScanNet)."""
-    for root in roots:
-        root = Path(root)
-        for cand in (root / "splits" / f"{name}.txt", root / f"scannetv2_{name}.txt"):
-            if cand.is_file():
-                return cand
+    """The split file of split ``name``: for each of :func:`split_names` in turn, the first of ``roots``
+    that has ``<root>/splits/<name>.txt`` (pri3d synth, pri3d prepare --holdout) or
+    ``<root>/scannetv2_<name>.txt`` (ScanNet), that one first. None when no root has one."""
+    for n in split_names(name):
+        for root in roots:
+            root = Path(root)
+            for cand in (root / "splits" / f"{n}.txt", root / f"scannetv2_{n}.txt"):
+                if cand.is_file():
+                    return cand
     return None
 
 
 def resolve_split(spec: str | None, roots) -> Split | None:
-    """A split given by name (looked up with :func:`find_split_file`) or by path; ``None`` for an
-    empty spec, ``"all"`` or a name with no file."""
+    """The split ``spec`` names, for every phase (pre-training pairs and fine-tuning scenes alike).
+
+    The rule:
+
+    * ``None``, ``""`` or ``"all"``: no split (``None``: everything).
+    * A path (it has a suffix or a directory part, or is an existing file): that split file, e.g.
+      ``scannetv2_train.txt`` or ``/data/splits/train.txt``.
+    * Otherwise a split name (``"train"``, ``"val"``): its file under ``roots``, in order, found by
+      :func:`find_split_file`: ``splits/<name>.txt`` then ``scannetv2_<name>.txt``, so ScanNet's
+      ``scannetv2_train.txt`` / ``scannetv2_val.txt`` are honoured; ``"val"`` falls back to the
+      ``test`` files (:data:`SPLIT_ALIASES`). ``None`` when no root has one.
+
+    Frame ranges in the file (``scene 0-98,180-248``) are kept in the returned :class:`Split`; a phase
+    that selects whole scenes uses :meth:`Split.scene_ids`.
+    """
     if not spec or spec == "all":
         return None
     p = Path(spec)

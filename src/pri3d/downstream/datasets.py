@@ -9,8 +9,10 @@ Both datasets first **scan the label files once** (threads, progress bar) to bui
   no instance at all (the official converter silently wrote empty annotation files in that case).
 
 Splits: :func:`open_split` picks the scenes of ``train`` / ``val`` from, in order, an explicit split
-(file or list of scene ids), ``DIR/splits/<which>.txt`` (the synthetic generator), ``DIR/scannetv2_<which>.txt``
-(ScanNet) or, for NYUv2, the reader's ``*train`` / ``*test`` scenes (official 795/654 split).
+(file or list of scene ids), the split file :func:`pri3d.data.splits.resolve_split` finds for the name
+(``DIR/splits/<which>.txt`` of the synthetic generator, ``DIR/scannetv2_<which>.txt`` of ScanNet; ``val``
+also finds ``test`` files; the rule pre-training uses) or, for NYUv2, the reader's ``*train`` /
+``*test`` scenes (official 795/654 split).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tqdm import tqdm
 
 from pri3d.data.formats import detect_format, open_dataset
 from pri3d.data.scene import Scene, SkipCounter
+from pri3d.data.splits import resolve_split, split_names
 from pri3d.downstream.classes import LabelSet
 from pri3d.downstream.fractions import select_fraction
 from pri3d.errors import ConfigError, DataError
@@ -45,7 +48,6 @@ __all__ = [
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-SPLIT_NAMES = {"train": ("train",), "val": ("val", "test")}
 
 
 # ---------------------------------------------------------------------------------------------- splits
@@ -61,11 +63,10 @@ def open_split(root, which: str, *, format: str | None = None, split=None) -> li
     fmt = format or detect_format(root)
     if split is not None:
         return open_dataset(root, fmt, split=split)
-    names = SPLIT_NAMES.get(which, (which,))
-    for name in names:
-        for cand in (root / "splits" / f"{name}.txt", root / f"scannetv2_{name}.txt"):
-            if cand.is_file():
-                return open_dataset(root, fmt, split=cand)
+    found = resolve_split(which, [root])  # the rule pre-training uses too (splits/, scannetv2_*.txt)
+    if found is not None:
+        return open_dataset(root, fmt, split=found.scene_ids())
+    names = split_names(which)
     scenes = open_dataset(root, fmt)
     if fmt == "nyuv2":
         # the reader names scenes nyuv2_train / nyuv2_test (.mat + splits.mat) or by folder (train/, test/)

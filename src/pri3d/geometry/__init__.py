@@ -1,4 +1,5 @@
-"""Pure geometry functions (cameras, matching, voxels). See each module's docstring for shapes."""
+"""Pure geometry functions (cameras, training correspondences, pair overlap, voxels). See each module's
+docstring for shapes. Imports nothing from pri3d outside this package."""
 
 from pri3d.geometry.camera import (
     backproject_depth,
@@ -11,12 +12,15 @@ from pri3d.geometry.camera import (
     scale_intrinsics,
     transform_points,
 )
-from pri3d.geometry.matching import resample_depth, view_correspondences
+from pri3d.geometry.correspondences import resample_depth, view_correspondences
+from pri3d.geometry.overlap import overlap_fast, overlap_reference
 from pri3d.geometry.voxels import (
     crop_voxels,
     frustum_aabb,
     pixel_voxel_correspondences,
     sample_mesh_surface,
+    voxel_keys,
+    voxel_keys_to_coords,
     voxelize_points,
 )
 
@@ -25,10 +29,14 @@ __all__ = [
     "color_to_depth_pixels",
     "crop_voxels",
     "frustum_aabb",
+    "overlap_fast",
+    "overlap_reference",
     "pixel_voxel_correspondences",
     "resample_depth",
     "sample_mesh_surface",
     "view_correspondences",
+    "voxel_keys",
+    "voxel_keys_to_coords",
     "voxelize_points",
     "depth_to_color_pixels",
     "invert_pose",

@@ -1,4 +1,4 @@
-"""Pinhole camera geometry: pure, batched torch functions.
+"""Pinhole camera geometry: pure, batched torch functions (:func:`scale_intrinsics` also takes numpy).
 
 Conventions (everywhere in pri3d):
 
@@ -13,6 +13,7 @@ Nothing here holds state or module constants: thresholds and sizes are arguments
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -121,18 +122,18 @@ def project_points(
     return torch.stack([u, v], dim=-1), z
 
 
-def scale_intrinsics(K: torch.Tensor, sx: float, sy: float) -> torch.Tensor:
+def scale_intrinsics(K, sx: float, sy: float):
     """Intrinsics of an image resized by ``(sx, sy)`` = (new_width / old_width, new_height / old_height).
 
     Uses the pixel-centre convention: ``c' = (c + 0.5) * s - 0.5``, so that a resize done with
     ``align_corners=False`` (OpenCV / torch default) keeps every pixel on the same ray.
 
     Args:
-        K: ``(..., 3, 3)``.
+        K: ``(..., 3, 3)`` tensor or numpy array.
     Returns:
-        ``(..., 3, 3)``, a new tensor.
+        ``(..., 3, 3)``, a new tensor (a new numpy array for a numpy ``K``).
     """
-    K = K.clone()
+    K = K.copy() if isinstance(K, np.ndarray) else K.clone()
     K[..., 0, 0] = K[..., 0, 0] * sx
     K[..., 1, 1] = K[..., 1, 1] * sy
     K[..., 0, 2] = (K[..., 0, 2] + 0.5) * sx - 0.5

@@ -18,6 +18,7 @@ import torch
 
 __all__ = [
     "voxel_keys",
+    "voxel_keys_to_coords",
     "voxelize_points",
     "sample_mesh_surface",
     "frustum_aabb",
@@ -47,9 +48,15 @@ def voxel_keys(coords):
     return (c[:, 0] << (2 * _BITS)) | (c[:, 1] << _BITS) | c[:, 2]
 
 
-def _keys_to_coords(keys: np.ndarray) -> np.ndarray:
+def voxel_keys_to_coords(keys):
+    """Inverse of :func:`voxel_keys`: ``(M,)`` int64 keys (numpy or torch) -> ``(M, 3)`` int64 voxel
+    coordinates, of the same array type."""
     mask = (1 << _BITS) - 1
-    return np.stack([(keys >> (2 * _BITS)) & mask, (keys >> _BITS) & mask, keys & mask], axis=1) - _OFF
+    if isinstance(keys, torch.Tensor):
+        k = keys.to(torch.int64)
+        return torch.stack([(k >> (2 * _BITS)) & mask, (k >> _BITS) & mask, k & mask], dim=1) - _OFF
+    k = np.asarray(keys, dtype=np.int64)
+    return np.stack([(k >> (2 * _BITS)) & mask, (k >> _BITS) & mask, k & mask], axis=1) - _OFF
 
 
 def voxelize_points(points, voxel_size: float, origin=None, *, attrs=None, return_counts: bool = False):
@@ -82,7 +89,7 @@ def voxelize_points(points, voxel_size: float, origin=None, *, attrs=None, retur
     idx = np.floor((pts - origin) / voxel_size).astype(np.int64)
     keys = voxel_keys(idx)
     ukeys, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-    out = [_keys_to_coords(ukeys).astype(np.int32), origin]
+    out = [voxel_keys_to_coords(ukeys).astype(np.int32), origin]
     if attrs is not None:
         a = attrs.detach().cpu().numpy() if isinstance(attrs, torch.Tensor) else np.asarray(attrs)
         a = np.asarray(a, dtype=np.float64).reshape(len(finite), -1)[finite]

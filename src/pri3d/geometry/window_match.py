@@ -1,4 +1,4 @@
-"""The inner kernel of the pair miner (:func:`pri3d.geometry.matching.overlap_fast`), compiled with numba.
+"""The inner kernel of the pair miner (:func:`pri3d.geometry.overlap.overlap_fast`), compiled with numba.
 
 For each query point (in the target camera's frame) it answers exactly "does some valid pixel of the
 target depth map back-project within ``radius`` of it?" by scanning only the pixels where such a
@@ -11,8 +11,9 @@ exact. It starts at the projection's row and works outwards, stops at the first 
 row segments of ``block`` pixels whose depth range cannot come within ``radius`` of the query's depth
 (per-row-segment minima and maxima, computed once per target frame).
 
-Kept in its own module so that importing :mod:`pri3d.geometry` (the training-time correspondences)
-does not import numba; compiled functions are cached on disk (``cache=True``).
+Kept in its own module so that importing :mod:`pri3d.geometry` does not import numba
+(:func:`~pri3d.geometry.overlap.overlap_fast` imports it when called); compiled functions are cached
+on disk (``cache=True``). :func:`match_queries` is the Python entry; :func:`match_into_frame` the kernel.
 """
 
 from __future__ import annotations
@@ -97,29 +98,36 @@ def _match_point(x, y, z, depth, rx, ry, fx, fy, cx, cy, radius, window, seg_lo,
     return 0
 
 
+def match_queries(queries, offsets, sources, R, t, depth, rays, K, *, radius: float, window: int, block: int):
+    """Match the query points of frames ``sources`` ``(J,)`` against one target frame: sets up what
+    :func:`match_into_frame` reads (row-segment depth bounds, the smallest valid depth, the output
+    arrays) and runs it.
+
+    Args:
+        queries, offsets, sources, R, t: as in :func:`match_into_frame`.
+        depth: ``(H, W)`` float32 target depth (0 = invalid); ``K`` its ``(3, 3)`` intrinsics and
+            ``rays`` the pixel rays ``((u - cx) / fx (W,), (v - cy) / fy (H,))``.
+        radius: metres; ``window``: < 0 for the exact search, else the half-size of the window;
+        block: pixels per row segment.
+
+    Returns:
+        ``hits`` ``(J,)`` int64 (matched points of each source) and the rows of ``queries`` whose
+        status is ``NEAR`` (within ``radius`` of the camera centre), which the caller resolves.
+    """
+    seg_lo, seg_hi = segment_bounds(depth, block)
+    valid = depth > 0
+    dmin = float(depth[valid].min()) if valid.any() else np.inf
+    hits = np.zeros(len(sources), np.int64)
+    near = np.empty(int((offsets[sources + 1] - offsets[sources]).sum()), np.int64)
+    cam = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
+    search = (float(radius), int(window), int(block), dmin)
+    R = np.ascontiguousarray(R)
+    n_near = match_into_frame(queries, offsets, sources, R, t, rays, cam, depth, (seg_lo, seg_hi), search, hits, near)
+    return hits, near[:n_near]
+
+
 @numba.njit(nogil=True, cache=True)
-def match_into_frame(
-    queries,
-    offsets,
-    sources,
-    R,
-    t,
-    depth,
-    rx,
-    ry,
-    fx,
-    fy,
-    cx,
-    cy,
-    radius,
-    window,
-    seg_lo,
-    seg_hi,
-    block,
-    dmin,
-    hits,
-    near,
-):
+def match_into_frame(queries, offsets, sources, R, t, rays, cam, depth, segments, search, hits, near):
     """Match the query points of frames ``sources`` ``(J,)`` against one target frame.
 
     ``queries`` ``(N, 3)`` float64 holds every frame's query points in world coordinates, frame ``s``
@@ -128,10 +136,15 @@ def match_into_frame(
     of matched points of each source into ``hits`` ``(J,)`` and the rows of the ``NEAR`` points (to be
     resolved by the caller) into ``near``; returns how many there are.
 
-    ``window < 0`` scans each point's whole reachable window (exact); ``window >= 0`` only the
-    ``(2 * window + 1)^2`` pixels around its projection (reprojection with a depth test: biased low).
-    ``rx`` ``(W,)`` / ``ry`` ``(H,)`` are the pixel rays ``(u - cx) / fx`` and ``(v - cy) / fy``;
-    ``seg_lo`` / ``seg_hi`` come from :func:`segment_bounds`."""
+    ``rays`` = ``(rx (W,), ry (H,))`` are the pixel rays ``(u - cx) / fx`` and ``(v - cy) / fy``,
+    ``cam`` = ``(fx, fy, cx, cy)``, ``segments`` = ``(seg_lo, seg_hi)`` from :func:`segment_bounds`, and
+    ``search`` = ``(radius, window, block, dmin)``: ``window < 0`` scans each point's whole reachable
+    window (exact); ``window >= 0`` only the ``(2 * window + 1)^2`` pixels around its projection
+    (reprojection with a depth test: biased low); ``dmin`` is the smallest valid depth of ``depth``."""
+    rx, ry = rays
+    fx, fy, cx, cy = cam
+    seg_lo, seg_hi = segments
+    radius, window, block, dmin = search
     n_near = 0
     for j in range(sources.shape[0]):
         s = sources[j]

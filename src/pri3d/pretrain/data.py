@@ -7,7 +7,7 @@ One sample is a mined pair ``(scene, frame_a, frame_b)``:
 * both depth maps resampled onto the **feature grid** ``(H/2, W/2)`` of the 2D network, whose
   intrinsics are ``scale_intrinsics(K_color, (W/2)/Wc, (H/2)/Hc)``;
 * ``view`` matches: pixel-to-pixel correspondences on the feature grids by reprojection with a depth
-  test (:func:`pri3d.geometry.matching.view_correspondences`), at most K sampled without replacement;
+  test (:func:`pri3d.geometry.correspondences.view_correspondences`), at most K sampled without replacement;
 * ``geo`` matches (geo modes): each view's voxel chunk (the scene's voxels inside the frame's
   frustum box, shifted to start at 0) and pixel-to-voxel correspondences of its feature-grid pixels
   (:func:`pri3d.geometry.voxels.pixel_voxel_correspondences`), at most K sampled without replacement;
@@ -29,14 +29,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pri3d.data.prepared import Pair, PreparedData
 from pri3d.data.splits import Split, resolve_split
 from pri3d.engine.seed import derive_seed
 from pri3d.errors import DataError
 from pri3d.geometry.camera import backproject_depth, scale_intrinsics
-from pri3d.geometry.matching import resample_depth, view_correspondences
+from pri3d.geometry.correspondences import resample_depth, view_correspondences
 from pri3d.geometry.voxels import crop_voxels, pixel_voxel_correspondences
 from pri3d.losses.point_info_nce import sample_without_replacement
+from pri3d.pairs.store import Pair, PreparedData
 from pri3d.pretrain.augment import ColorAugment, crop_intrinsics, flip_intrinsics, sample_crop
 
 __all__ = [
@@ -60,7 +60,8 @@ def resize_color(color: np.ndarray, size) -> np.ndarray:
 
 def _resolve_split(prepared: PreparedData, split: str) -> Split | None:
     """A split by name (``<prepared>/splits/<name>.txt`` as written by ``prepare --holdout``, then the
-    dataset's ``splits/<name>.txt`` or ``scannetv2_<name>.txt``) or by path; None = no split."""
+    dataset's ``splits/<name>.txt`` or ``scannetv2_<name>.txt``) or by path; None = no split. The rule
+    is :func:`pri3d.data.splits.resolve_split`, the one fine-tuning uses."""
     return resolve_split(split, [prepared.root, prepared.input_path])
 
 

@@ -32,7 +32,6 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from pri3d.config import resolve, to_dict
-from pri3d.data.prepared import PreparedData
 from pri3d.engine.amp import amp_dtype
 from pri3d.engine.checkpoint import CheckpointManager, capture_rng, config_changes, restore_rng
 from pri3d.engine.distributed import (
@@ -50,6 +49,7 @@ from pri3d.engine.optim import build_optimizer, lr_at, set_lr
 from pri3d.engine.seed import seed_everything, worker_init_fn
 from pri3d.errors import ConfigError, InitError, TrainingError
 from pri3d.models.init import init_encoder
+from pri3d.pairs.store import PreparedData
 from pri3d.pretrain.config import PretrainConfig
 from pri3d.pretrain.data import PairDataset, StepBatchSampler, fixed_sample, split_pairs
 from pri3d.pretrain.matching_eval import matching_recall

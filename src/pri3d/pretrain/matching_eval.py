@@ -167,8 +167,8 @@ def evaluate_checkpoint(
     evaluates an untrained network of the same arch and feature width, seeded by ``seed``, at the same
     resolution on the same pairs and points; the result then has ``baseline`` (its recalls) and
     ``delta`` (checkpoint minus baseline)."""
-    from pri3d.data.prepared import PreparedData, read_pairs_csv
     from pri3d.errors import DataError
+    from pri3d.pairs.store import PreparedData, read_pairs_csv
     from pri3d.pretrain.data import PairDataset, fixed_sample, split_pairs
 
     model, ckpt_res, desc = _load_model(str(checkpoint), arch, feature_dim, seed)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from pri3d.data.formats import open_dataset
-from pri3d.data.prepare import PrepareParams, prepare
-from pri3d.data.prepared import PreparedData
-from pri3d.geometry.matching import frame_points, overlap_reference
+from pri3d.geometry.overlap import frame_points, overlap_reference
 from pri3d.geometry.voxels import pixel_voxel_correspondences
+from pri3d.pairs.mine import PrepareParams, prepare
+from pri3d.pairs.store import PreparedData
 from realdata import shared_data
 
 

@@ -7,7 +7,7 @@ For every scene of a dataset (any format :func:`~pri3d.data.formats.open_dataset
    loaded once per frame onto one working pixel grid per scene (the first kept frame's depth grid;
    frames whose depth has another size are resampled onto it through their own intrinsics).
 2. **Pairs.** The overlap of every pair of kept frames is computed
-   (:func:`pri3d.geometry.matching.overlap_fast`, the paper's definition with a documented query
+   (:func:`pri3d.geometry.overlap.overlap_fast`, the paper's definition with a documented query
    stride and an exact KD-tree fallback; or, with ``mode="official"``, the official code's 5 cm
    voxel / 7.5 cm radius / max-of-both-directions definition, computed exactly). Pairs with
    ``overlap >= min_overlap`` are kept.
@@ -26,7 +26,7 @@ For every scene of a dataset (any format :func:`~pri3d.data.formats.open_dataset
    ``OUT/splits/train.txt`` and ``OUT/splits/val.txt`` (frame ranges, :mod:`pri3d.data.splits`),
    which ``pri3d pretrain`` uses by default; fused geometry then uses the training frames only.
 
-Output layout: see :mod:`pri3d.data.prepared` (the reader). Every scene is written atomically
+Output layout: see :mod:`pri3d.pairs.store` (the reader). Every scene is written atomically
 (``scenes/<id>/pairs.csv`` and ``geometry/<id>.npz`` first, ``scenes/<id>/frames.json`` last); a
 re-run skips the scenes that have ``frames.json`` and rebuilds ``pairs.csv`` and ``summary.json``
 from the per-scene files. An output directory prepared with other parameters is refused unless
@@ -45,13 +45,20 @@ from pathlib import Path
 
 import numpy as np
 
-from pri3d.data.prepared import PAIRS_HEADER, Pair, read_pairs_csv
 from pri3d.data.scene import Scene, SkipCounter
-from pri3d.engine.io import atomic_open, atomic_write_text
+from pri3d.engine.io import atomic_savez, atomic_write_text
 from pri3d.errors import DataError
-from pri3d.geometry.camera import pose_is_valid
-from pri3d.geometry.matching import affine, overlap_fast, overlap_reference
-from pri3d.geometry.voxels import frustum_aabb, sample_mesh_surface, voxel_keys, voxelize_points
+from pri3d.geometry.camera import pose_is_valid, scale_intrinsics
+from pri3d.geometry.correspondences import resample_depth
+from pri3d.geometry.overlap import affine, overlap_fast, overlap_reference
+from pri3d.geometry.voxels import (
+    frustum_aabb,
+    sample_mesh_surface,
+    voxel_keys,
+    voxel_keys_to_coords,
+    voxelize_points,
+)
+from pri3d.pairs.store import PAIRS_HEADER, Pair, read_pairs_csv
 
 __all__ = ["PrepareParams", "SceneResult", "prepare", "prepare_scene", "load_scene_frames", "OFFICIAL", "VERSION"]
 
@@ -172,20 +179,6 @@ class SceneResult:
 # --------------------------------------------------------------------------------------------------
 
 
-def _resample_np(depth: np.ndarray, K_from: np.ndarray, K_to: np.ndarray, size) -> np.ndarray:
-    """Nearest-neighbour resampling of one depth map onto another registered grid (numpy twin of
-    :func:`pri3d.geometry.matching.resample_depth`)."""
-    Hd, Wd = depth.shape
-    h, w = size
-    x = (np.arange(w) - K_to[0, 2]) / K_to[0, 0]
-    y = (np.arange(h) - K_to[1, 2]) / K_to[1, 1]
-    us = np.floor(x * K_from[0, 0] + K_from[0, 2] + 0.5).astype(np.int64)
-    vs = np.floor(y * K_from[1, 1] + K_from[1, 2] + 0.5).astype(np.int64)
-    ok = ((vs >= 0) & (vs < Hd))[:, None] & ((us >= 0) & (us < Wd))[None, :]
-    out = depth[np.clip(vs, 0, Hd - 1)[:, None], np.clip(us, 0, Wd - 1)[None, :]]
-    return np.where(ok, out, 0).astype(np.float32)
-
-
 def _fits(K: np.ndarray, size) -> bool:
     """Whether intrinsics plausibly describe an image of ``size`` (principal point in its middle half)."""
     H, W = size
@@ -202,12 +195,7 @@ def _depth_intrinsics(K: np.ndarray, size, ref_size, what: str) -> tuple[np.ndar
     if _fits(K, size):
         return K, False
     if ref_size is not None and tuple(ref_size) != tuple(size):
-        K2 = K.copy()
-        sx, sy = W / ref_size[1], H / ref_size[0]
-        K2[0, 0] *= sx
-        K2[1, 1] *= sy
-        K2[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
-        K2[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
+        K2 = scale_intrinsics(K, W / ref_size[1], H / ref_size[0])
         if _fits(K2, size):
             return K2, True
     raise DataError(
@@ -250,7 +238,7 @@ def load_scene_frames(
         if K_work is None:
             K_work, size = Kd.copy(), d.shape
         if d.shape != size or not np.allclose(Kd, K_work):
-            d = _resample_np(d, Kd, K_work, size)
+            d = resample_depth(d, Kd, K_work, size)
             if not (d > 0).any():
                 skips.add("no valid depth", what)
                 continue
@@ -326,15 +314,8 @@ def mine_pairs(frames: SceneFrames, params: PrepareParams) -> tuple[list[Pair], 
         stats = {"pairs": len(pairs)}
     else:
         qs = params.query_stride or auto_query_stride(frames.depth.shape[1:])
-        ov, pairs, st = overlap_fast(
-            frames.depth,
-            frames.K,
-            frames.poses,
-            radius=params.radius,
-            query_stride=qs,
-            window=params.window,
-            exact=params.exact,
-        )
+        opts = {"radius": params.radius, "query_stride": qs, "window": params.window, "exact": params.exact}
+        ov, pairs, st = overlap_fast(frames.depth, frames.K, frames.poses, **opts)
         stats = st.to_dict()
         stats["query_stride"] = qs
     keep = ov >= params.min_overlap
@@ -429,8 +410,7 @@ def voxelize_surface(V, faces, colors, voxel_size: float, *, chunk_samples: int 
     sums = np.zeros((len(uk), 3))
     np.add.at(sums, inv, np.concatenate(sums_all))
     counts = np.bincount(inv, weights=np.concatenate(counts_all), minlength=len(uk))
-    mask = (1 << 21) - 1
-    coords = np.stack([(uk >> 42) & mask, (uk >> 21) & mask, uk & mask], axis=1) - (1 << 20)
+    coords = voxel_keys_to_coords(uk)
     colors_out = np.clip(np.round(sums / counts[:, None]), 0, 255).astype(np.uint8)
     return coords.astype(np.int32), origin, colors_out
 
@@ -467,11 +447,6 @@ def frame_boxes(frames: SceneFrames, crop_far: float = 0.0) -> tuple[np.ndarray,
         lo.append(a)
         hi.append(b)
     return np.array(lo).reshape(-1, 3), np.array(hi).reshape(-1, 3)
-
-
-def _atomic_savez(path: Path, **arrays) -> None:
-    with atomic_open(path, "wb") as f:
-        np.savez(f, **arrays)
 
 
 def _pairs_csv(pairs: list[Pair]) -> str:
@@ -535,7 +510,7 @@ def prepare_scene(scene: Scene, params: PrepareParams, out_dir, frame_ranges=Non
             source = "fused-depth"
         bmin, bmax = frame_boxes(frames, params.crop_far)
         (out_dir / "geometry").mkdir(exist_ok=True)
-        _atomic_savez(
+        atomic_savez(
             out_dir / "geometry" / f"{scene.scene_id}.npz",
             coords=coords,
             origin=origin,
@@ -658,7 +633,32 @@ def prepare(
     split_obj = read_split(split_file) if split_file is not None else None
     split = split_obj.scene_ids() if split_obj is not None else None
     scenes = open_dataset(input_path, fmt, split=split)
-    record = _params_record(params, input_path, fmt, out, split_obj)
+    _claim_output(out, _params_record(params, input_path, fmt, out, split_obj), overwrite)
+
+    todo = [s for s in scenes if not (out / "scenes" / s.scene_id / "frames.json").is_file()]
+    done_before = len(scenes) - len(todo)
+    ranges = [split_obj.scenes.get(s.scene_id) if split_obj else None for s in todo]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(scenes), initial=done_before, desc="prepare", unit="scene")
+    _run_scenes(todo, ranges, params, out, workers, bar)
+    if bar:
+        bar.close()
+    summary = _rebuild_outputs(out, [s.scene_id for s in scenes], params)
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    summary["scenes_done_before"] = done_before
+    summary["message"] = _summary_message(summary, params, out)
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+    return summary
+
+
+def _claim_output(out: Path, record: dict, overwrite: bool) -> None:
+    """Make ``out`` the output of the run described by ``record`` (``OUT/params.json``): a new or empty
+    directory, or one holding a run with the same parameters (resumed). Another run's directory is
+    refused unless ``overwrite`` (its results are then removed); so is a non-empty directory that is
+    no prepare output."""
     pfile = out / "params.json"
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a directory")
@@ -683,35 +683,32 @@ def prepare(
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(pfile, json.dumps(record, indent=1))
 
-    todo = [s for s in scenes if not (out / "scenes" / s.scene_id / "frames.json").is_file()]
-    done_before = len(scenes) - len(todo)
-    results: list[SceneResult] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
 
-        bar = tqdm(total=len(scenes), initial=done_before, desc="prepare", unit="scene")
+def _run_scenes(todo: list[Scene], ranges, params: PrepareParams, out: Path, workers: int, bar) -> list[SceneResult]:
+    """:func:`prepare_scene` on every scene of ``todo`` (with its frame ``ranges``), in ``workers``
+    processes when > 1; ``bar`` (a progress bar or None) advances once per scene."""
+    results: list[SceneResult] = []
     if workers > 1 and len(todo) > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
-            ranges = [split_obj.scenes.get(s.scene_id) if split_obj else None for s in todo]
             for res in ex.map(_worker, [(s, params, out, r) for s, r in zip(todo, ranges)]):
                 results.append(res)
                 if bar:
                     bar.update(1)
     else:
-        for s in todo:
-            results.append(prepare_scene(s, params, out, split_obj.scenes.get(s.scene_id) if split_obj else None))
+        for s, r in zip(todo, ranges):
+            results.append(prepare_scene(s, params, out, r))
             if bar:
                 bar.update(1)
-    if bar:
-        bar.close()
-    summary = _rebuild_outputs(out, [s.scene_id for s in scenes], params)
-    summary["seconds"] = round(time.perf_counter() - t0, 2)
-    summary["scenes_done_before"] = done_before
-    summary["message"] = (
+    return results
+
+
+def _summary_message(summary: dict, params: PrepareParams, out: Path) -> str:
+    """The one-line report of a run (printed by the command, stored in ``summary.json``)."""
+    done_before = summary["scenes_done_before"]
+    msg = (
         f"prepared {summary['scenes']} scenes ({summary['scenes_skipped']} skipped, {done_before} already done): "
         f"{summary['frames']} frames, {summary['pairs_kept']}/{summary['pairs_tested']} pairs kept "
         f"(overlap >= {params.min_overlap}), {summary['skipped_frames']['total']} frames skipped "
@@ -719,13 +716,12 @@ def prepare(
     )
     if "holdout" in summary:
         h = summary["holdout"]
-        summary["message"] += (
+        msg += (
             f"; held out frames {h['holdout']}: {h['val_frames']} validation, {h['train_frames']} training frames, "
             f"{h['gap_frames']} dropped as near-duplicates (overlap >= {h['holdout_overlap']:g}) -> "
             f"{out / 'splits'}/{{train,val}}.txt"
         )
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
-    return summary
+    return msg
 
 
 def _rebuild_outputs(out: Path, scene_ids: list[str], params: PrepareParams | None = None) -> dict:

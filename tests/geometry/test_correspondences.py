@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pri3d.geometry.camera import scale_intrinsics
-from pri3d.geometry.matching import resample_depth, view_correspondences
+from pri3d.geometry.correspondences import resample_depth, view_correspondences
 
 
 def _K(f, cx, cy):
@@ -45,6 +45,20 @@ def test_resample_depth_other_intrinsics_and_outside_is_zero():
     assert out[1, 3, 3] == 0 and out[1, 3, 4] == 2.0 and out[1, 4, 3] == 2.0
     # Only target columns/rows 3 and 4 fall inside the 4x4 depth image (source 1 and 3).
     assert int((out[0] > 0).sum()) == 4 and out[1, 2, 3] == 0
+
+
+def test_resample_depth_numpy_matches_torch():
+    rng = np.random.default_rng(0)
+    d = rng.uniform(0.5, 3.0, (2, 12, 16)).astype(np.float32)
+    d[:, 3, 4] = 0.0
+    K_depth = np.array([[14.0, 0, 7.5], [0, 14.0, 5.5], [0, 0, 1]])
+    K_t = np.array([[9.0, 0, 4.7], [0, 9.5, 4.1], [0, 0, 1]])  # another grid, partly outside the source
+    want = resample_depth(torch.from_numpy(d), torch.from_numpy(K_depth), torch.from_numpy(K_t), (9, 11)).numpy()
+    got = resample_depth(d, K_depth, K_t, (9, 11))
+    assert isinstance(got, np.ndarray) and got.dtype == np.float32 and np.array_equal(got, want)
+    one = resample_depth(d[1], K_depth, K_t, (9, 11))  # one (Hd, Wd) map
+    assert one.shape == (9, 11) and np.array_equal(one, want[1])
+    assert (want == 0).any() and (want > 0).any()
 
 
 def test_view_correspondences_identity():

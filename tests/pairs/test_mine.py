@@ -1,5 +1,7 @@
 """``pri3d prepare``: pair mining faithful to the exact KD-tree reference, geometry, output layout,
-resuming, splits and bad input. Scenes are rendered analytically here (a box room with boxes)."""
+resuming, splits, the held-out time range (``--holdout``) and bad input. Scenes are rendered
+analytically (the box room of ``tests/boxroom.py``); the miner's own tests against the reference are
+in ``tests/geometry/test_overlap.py``."""
 
 from __future__ import annotations
 
@@ -9,181 +11,20 @@ import numpy as np
 import pytest
 import torch
 
+from boxroom import ROOM, H, K, W, check_faithful, render_depth, trajectory, write_scene
 from pri3d.cli import main as cli_main
-from pri3d.data.io import write_color, write_depth, write_matrix
-from pri3d.data.prepare import PrepareParams, prepare
-from pri3d.data.prepared import PreparedData
-from pri3d.errors import DataError
-from pri3d.geometry.matching import frame_points, overlap_fast, overlap_reference
+from pri3d.data.splits import read_split
+from pri3d.errors import ConfigError, DataError
+from pri3d.geometry.overlap import frame_points, overlap_fast, overlap_reference
 from pri3d.geometry.voxels import pixel_voxel_correspondences
-
-H, W = 96, 128
-K = np.array([[110.0, 0, 63.5], [0, 110.0, 47.5], [0, 0, 1]])
-ROOM = (np.zeros(3), np.array([4.0, 3.0, 2.5]))
-BOXES = [(np.array([0.5, 0.4, 0.0]), np.array([1.3, 1.0, 0.9])), (np.array([2.8, 1.8, 0.0]), np.array([3.5, 2.6, 1.6]))]
-
-
-def look_pose(pos, yaw, pitch=0.0) -> np.ndarray:
-    """Camera-to-world pose (OpenCV axes) at ``pos`` looking along ``yaw`` (world z up)."""
-    z = np.array([np.cos(yaw) * np.cos(pitch), np.sin(yaw) * np.cos(pitch), -np.sin(pitch)])
-    up = np.array([0.0, 0.0, -1.0])
-    x = np.cross(up, z)
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    T = np.eye(4)
-    T[:3, :3] = np.stack([x, y, z], axis=1)
-    T[:3, 3] = pos
-    return T
-
-
-def render_depth(pose, K=K, size=(H, W), noise=0.0, holes=0.0, rng=None) -> np.ndarray:
-    """Ray-cast the box room: ``(H, W)`` float32 z-depth in metres."""
-    h, w = size
-    v, u = np.mgrid[0:h, 0:w]
-    d_cam = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u, float)], -1).reshape(-1, 3)
-    d = d_cam @ pose[:3, :3].T
-    o = pose[:3, 3]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lo, hi = ROOM
-        t_exit = np.where(d > 0, (hi - o) / d, np.where(d < 0, (lo - o) / d, np.inf)).min(axis=1)
-        t = t_exit
-        for blo, bhi in BOXES:
-            t1, t2 = (blo - o) / d, (bhi - o) / d
-            tn = np.nanmax(np.minimum(t1, t2), axis=1)
-            tf = np.nanmin(np.maximum(t1, t2), axis=1)
-            hit = (tn <= tf) & (tn > 0)
-            t = np.where(hit & (tn < t), tn, t)
-    z = t.reshape(h, w).astype(np.float64)  # d_cam has z = 1, so t is the z-depth
-    rng = rng or np.random.default_rng(0)
-    if noise:
-        z = z + rng.normal(0.0, noise, z.shape) * (1 + z * z)
-    if holes:
-        z[rng.random(z.shape) < holes] = 0
-    return z.astype(np.float32)
-
-
-def trajectory(n, start=0.0, step=0.35):
-    return [
-        look_pose(np.array([2.0 + 0.3 * np.sin(i), 1.5 + 0.2 * np.cos(i), 1.3]), start + step * i, 0.25)
-        for i in range(n)
-    ]
-
-
-def write_scene(root, name, poses, *, K=K, depths=None, ids=None, surface=False, noise=0.003, seed=0):
-    """A ScanNet exported-layout scene (colour, depth in mm, poses, intrinsics)."""
-    s = root / name
-    for sub in ("color", "depth", "pose", "intrinsic"):
-        (s / sub).mkdir(parents=True, exist_ok=True)
-    K4 = np.eye(4)
-    K4[:3, :3] = K
-    write_matrix(s / "intrinsic" / "intrinsic_depth.txt", K4)
-    write_matrix(s / "intrinsic" / "intrinsic_color.txt", K4)
-    rng = np.random.default_rng(seed)
-    ids = ids or [10 * i for i in range(len(poses))]
-    for k, (fid, T) in enumerate(zip(ids, poses)):
-        d = depths[k] if depths is not None else render_depth(T, noise=noise, holes=0.03, rng=rng)
-        write_depth(s / "depth" / f"{fid}.png", np.where(np.isfinite(d), d, 0))
-        write_color(s / "color" / f"{fid}.jpg", np.full((H, W, 3), (40 * k) % 255, dtype=np.uint8))
-        write_matrix(s / "pose" / f"{fid}.txt", T)
-    if surface:
-        _write_room_ply(s / "surface.ply")
-    return s
-
-
-def _write_room_ply(path):
-    from plyfile import PlyData, PlyElement
-
-    lo, hi = ROOM
-    V = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])], dtype=np.float32)
-    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
-    faces = [(a, b, c) for a, b, c, d in quads] + [(a, c, d) for a, b, c, d in quads]
-    vert = np.array(
-        [tuple(v) + (200, 100, 50) for v in V],
-        dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")],
-    )
-    face = np.array([(list(f),) for f in faces], dtype=[("vertex_indices", "i4", (3,))])
-    PlyData([PlyElement.describe(vert, "vertex"), PlyElement.describe(face, "face")]).write(str(path))
-
-
-def _check_faithful(fast, ref, thr=0.30):
-    agree = np.mean((fast >= thr) == (ref >= thr))
-    err = np.abs(fast - ref).max()
-    assert agree >= 0.97, (agree, fast, ref)
-    assert err <= 0.05, (err, fast, ref)
-    return agree, err
-
-
-# --------------------------------------------------------------------------------------------------
-# The miner against the exact reference
-# --------------------------------------------------------------------------------------------------
-
-
-def test_overlap_known_answer_plane_shift():
-    # Two cameras 2 m in front of a wall, the second shifted sideways by a quarter of the view.
-    Kp = np.array([[100.0, 0, 63.5], [0, 100.0, 47.5], [0, 0, 1]])
-    d = np.full((H, W), 2.0, np.float32)
-    shift = 0.25 * W / 100.0 * 2.0 + 0.005  # a quarter of the footprint width (+5 mm: no exact ties)
-    T1 = np.eye(4)
-    T2 = np.eye(4)
-    T2[0, 3] = shift
-    ref = overlap_reference([d, d], [Kp, Kp], [T1, T2], radius=0.02)
-    fast, _, _ = overlap_fast(np.stack([d, d]), Kp, np.stack([T1, T2]), radius=0.02, query_stride=2)
-    # 3/4 of each view overlaps, less 5 mm, plus the 2 cm margin: 96 - 0.25 + 1 of 128 columns.
-    assert ref[0] == pytest.approx(96 / W, abs=0.005)
-    assert fast[0] == pytest.approx(ref[0], abs=0.01)
-    # Official settings (5 cm voxels, 7.5 cm radius, max of both directions) on the same pair.
-    off = overlap_reference([d, d], [Kp, Kp], [T1, T2], radius=0.075, voxel_size=0.05, combine="max")
-    assert 0.75 <= off[0] <= 0.85
-    # A wall 6 cm further away in the second view: no match at 2 cm, all matched at 7.5 cm.
-    ref6 = overlap_reference([d, d + 0.06], [Kp, Kp], [T1, T1], radius=0.02)
-    off6 = overlap_reference([d, d + 0.06], [Kp, Kp], [T1, T1], radius=0.075, voxel_size=0.05, combine="max")
-    fast6, _, _ = overlap_fast(np.stack([d, d + 0.06]), Kp, np.stack([T1, T1]))
-    assert ref6[0] == 0 and fast6[0] == 0 and off6[0] > 0.95
-
-
-def test_overlap_fast_faithful_on_synthetic_room():
-    poses = trajectory(10)
-    rng = np.random.default_rng(1)
-    depth = np.stack([render_depth(T, noise=0.003, holes=0.05, rng=rng) for T in poses])
-    ref = overlap_reference(list(depth), [K] * 10, poses, radius=0.02)
-    fast, pairs, stats = overlap_fast(depth, K, np.stack(poses), radius=0.02)
-    assert len(pairs) == 45 and stats.queries > 0
-    _check_faithful(fast, ref)
-    assert (ref >= 0.3).sum() >= 8 and (ref < 0.3).sum() >= 8  # both decisions are exercised
-    # Threads only split the work.
-    fast2, _, _ = overlap_fast(depth, K, np.stack(poses), radius=0.02, threads=2)
-    np.testing.assert_array_equal(fast2, fast)
-
-
-def test_points_near_a_camera_centre_are_resolved_exactly():
-    # A surface 1.5 cm in front of the camera (closer than the 2 cm radius): every query lies within
-    # `radius` of the other camera's centre, outside the pixel-window bound's domain (z > radius), and
-    # is resolved by the KD-tree; without the exact search it counts as unmatched.
-    d = np.full((H, W), 0.015, np.float32)
-    poses = np.stack([np.eye(4), np.eye(4)])
-    poses[1, 0, 3] = 0.001
-    ref = overlap_reference([d, d], [K, K], list(poses), radius=0.02)
-    fast, _, st = overlap_fast(np.stack([d, d]), K, poses, radius=0.02, query_stride=4)
-    assert ref[0] == pytest.approx(1.0) and fast[0] == pytest.approx(1.0)
-    assert st.kd_queries == st.queries > 0
-    approx, _, _ = overlap_fast(np.stack([d, d]), K, poses, radius=0.02, query_stride=4, exact=False)
-    assert approx[0] == 0.0
-
-
-def test_overlap_fast_without_exact_fallback_is_biased_low():
-    poses = trajectory(6)
-    rng = np.random.default_rng(2)
-    depth = np.stack([render_depth(T, noise=0.004, holes=0.02, rng=rng) for T in poses])
-    exact, _, _ = overlap_fast(depth, K, np.stack(poses))
-    approx, _, st = overlap_fast(depth, K, np.stack(poses), exact=False)
-    assert st.kd_queries == 0
-    assert np.all(approx <= exact + 1e-9) and (approx < exact - 0.01).any()
+from pri3d.pairs.mine import PrepareParams, prepare
+from pri3d.pairs.store import PreparedData
 
 
 def test_overlap_fast_faithful_on_generator_scene(tmp_path):
     from pri3d.data.formats import open_dataset
-    from pri3d.data.prepare import load_scene_frames
     from pri3d.data.synth import generate
+    from pri3d.pairs.mine import load_scene_frames
 
     generate(tmp_path / "synth", scenes=1, frames_per_scene=8, seed=3, resolution=(72, 96), progress=False)
     scene = open_dataset(tmp_path / "synth", "scannet")[0]
@@ -191,7 +32,7 @@ def test_overlap_fast_faithful_on_generator_scene(tmp_path):
     F = len(frames.frame_ids)
     ref = overlap_reference(list(frames.depth), [frames.K] * F, list(frames.poses), radius=0.02)
     fast, _, _ = overlap_fast(frames.depth, frames.K, frames.poses, radius=0.02, query_stride=2)
-    _check_faithful(fast, ref)
+    check_faithful(fast, ref)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -298,7 +139,7 @@ def test_prepare_split_file_and_official_mode(dataset, tmp_path):
     assert p["split"] == ["scene_good"] and p["official"] == {"voxel": 0.05, "radius": 0.075, "combine": "max"}
     # Values are the official definition computed exactly (5 cm voxel centroids, 7.5 cm, max).
     from pri3d.data.formats import open_dataset
-    from pri3d.data.prepare import load_scene_frames
+    from pri3d.pairs.mine import load_scene_frames
 
     fr = load_scene_frames(open_dataset(dataset / "scene_good")[0], PrepareParams())
     data = PreparedData(out)
@@ -347,7 +188,106 @@ def test_prepare_bad_output_and_params(tmp_path, dataset):
     (tmp_path / "junk" / "x.txt").write_text("hello")
     with pytest.raises(DataError, match="not empty"):
         prepare(dataset, tmp_path / "junk", params=PrepareParams(geometry=False), progress=False)
-    from pri3d.errors import ConfigError
-
     with pytest.raises(ConfigError):
         prepare(dataset, tmp_path / "o", params=PrepareParams(frame_skip=0), progress=False)
+
+
+def test_prepare_holdout_writes_splits_and_pretrain_never_trains_on_held_out_frames(tmp_path):
+    from boxroom import trajectory, write_scene
+    from pri3d.pretrain.data import split_pairs
+
+    root = tmp_path / "data"
+    write_scene(root, "seq", trajectory(10, step=0.3))  # frames 0, 10, ..., 90; no mesh: geometry is fused
+    out = tmp_path / "prep"
+    assert (
+        cli_main(
+            [
+                "prepare",
+                "--input",
+                str(root),
+                "--output",
+                str(out),
+                "--holdout",
+                "40-50",
+                "--no-progress",
+                "--voxel-size",
+                "0.1",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    h = summary["holdout"]
+    assert h["val_frames"] == 2 and h["train_frames"] + h["gap_frames"] == 8 and h["gap_frames"] >= 1
+    data = PreparedData(out)
+    val_split = read_split(out / "splits" / "val.txt")
+    train_split = read_split(out / "splits" / "train.txt")
+    assert val_split.scenes == {"seq": ((40, 50),)}
+    train, val, note = split_pairs(data)  # the prepared splits are the defaults
+    assert train and val and "used for neither" in note
+    assert all(val_split.contains("seq", p.frame_a) and val_split.contains("seq", p.frame_b) for p in val)
+    held = {40, 50}
+    gap = set(range(0, 100, 10)) - held - {f for f in range(0, 100, 10) if train_split.contains("seq", f)}
+    assert len(gap) == h["gap_frames"]
+    for p in train:  # no training pair touches a held-out frame or a near-duplicate of one
+        assert not {p.frame_a, p.frame_b} & (held | gap)
+    # no mined pair (overlap >= 0.3) links a training frame and a held-out frame
+    assert not any((p.frame_a in held) != (p.frame_b in held) and not {p.frame_a, p.frame_b} & gap for p in data.pairs)
+    assert h["max_train_val_overlap"] == 0.0
+    # the fused training geometry is made of the training frames' depth alone
+    info = json.loads((out / "scenes" / "seq" / "frames.json").read_text())
+    assert info["holdout"]["val_frames"] == [40, 50]
+    from pri3d.data.formats import open_dataset
+    from pri3d.pairs.mine import fuse_depth, load_scene_frames
+
+    params = PrepareParams(voxel_size=0.1)
+    every = load_scene_frames(open_dataset(root)[0], params, want_fusion=True)
+    only = load_scene_frames(open_dataset(root)[0], params, want_fusion=True, frame_ranges=train_split.scenes["seq"])
+    stored = data.voxels("seq").coords
+    assert np.array_equal(stored, fuse_depth(only, 0.1)[0])
+    assert len(fuse_depth(every, 0.1)[0]) > len(stored)
+    # a looser gap keeps more training frames and reports the largest training-held-out overlap left
+    out2 = tmp_path / "prep2"
+    assert (
+        cli_main(
+            [
+                "prepare",
+                "--input",
+                str(root),
+                "--output",
+                str(out2),
+                "--holdout",
+                "40-50",
+                "--no-progress",
+                "--no-geometry",
+                "--holdout-overlap",
+                "0.6",
+            ]
+        )
+        == 0
+    )
+    h2 = json.loads((out2 / "summary.json").read_text())["holdout"]
+    assert h2["train_frames"] > h["train_frames"] and 0.3 <= h2["max_train_val_overlap"] < 0.6
+    # a gap that leaves no training frame is a clear error
+    tight = tmp_path / "tight"
+    write_scene(tight, "seq", trajectory(10, step=0.2))
+    assert (
+        cli_main(
+            [
+                "prepare",
+                "--input",
+                str(tight),
+                "--output",
+                str(tmp_path / "p3"),
+                "--holdout",
+                "40-50",
+                "--no-progress",
+                "--no-geometry",
+            ]
+        )
+        == 1
+    )
+    with pytest.raises(ConfigError, match="holdout_overlap"):
+        PrepareParams(holdout="40-50", holdout_overlap=0.1).check()
+    with pytest.raises(ConfigError, match="bad frame range"):
+        PrepareParams(holdout="50-40").check()

@@ -1,20 +1,16 @@
-"""Pixel correspondences between RGB-D views, and frame-pair overlap.
+"""Frame-pair overlap of RGB-D views (numpy, one scene at a time): the measure the pair miner keeps
+pairs by.
 
-Two families of pure functions live here:
+The paper's overlap of two frames is ``(matched points of i + matched points of j) / (points of i +
+points of j)``, where a point matches when the other frame has a point within ``radius``.
+:func:`overlap_reference` computes it exactly with scipy KD-trees over every valid pixel (slow; the
+yardstick for tests and the benchmark); :func:`overlap_fast` computes the same thing by reprojection
+and an exact pixel-window search (see its docstring for every approximation and the parameter
+controlling it; its compiled kernel is :mod:`pri3d.geometry.window_match`). The training-time
+pixel correspondences are in :mod:`pri3d.geometry.correspondences`.
 
-* **Training correspondences** (torch, batched): :func:`resample_depth` puts a depth map on the
-  pixel grid of another registered camera (for example the half-resolution feature map of a resized
-  colour image); :func:`view_correspondences` matches the pixels of two views by reprojection with a
-  depth test.
-* **Pair overlap** (numpy/torch, one scene at a time): the paper's overlap of two frames is
-  ``(matched points of i + matched points of j) / (points of i + points of j)``, where a point
-  matches when the other frame has a point within ``radius``. :func:`overlap_reference` computes it
-  exactly with scipy KD-trees over every valid pixel (slow; the yardstick for tests and the
-  benchmark); :func:`overlap_fast` computes the same thing by reprojection and an exact pixel-window
-  search (see its docstring for every approximation and the parameter controlling it).
-
-Conventions: depth in metres (0 = invalid); intrinsics ``(3, 3)`` (or ``(B, 3, 3)``); poses
-camera-to-world ``(4, 4)`` in the OpenCV camera convention (x right, y down, z forward).
+Conventions: depth in metres (0 = invalid); intrinsics ``(3, 3)``; poses camera-to-world ``(4, 4)``
+in the OpenCV camera convention (x right, y down, z forward).
 """
 
 from __future__ import annotations
@@ -24,11 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pri3d.geometry.camera import _batched, invert_pose
-
 __all__ = [
-    "resample_depth",
-    "view_correspondences",
     "frame_points",
     "affine",
     "voxel_downsample_points",
@@ -37,127 +29,6 @@ __all__ = [
     "overlap_fast",
     "MiningStats",
 ]
-
-
-# --------------------------------------------------------------------------------------------------
-# Training correspondences
-# --------------------------------------------------------------------------------------------------
-
-
-def resample_depth(depth: torch.Tensor, K_depth: torch.Tensor, K_target: torch.Tensor, size) -> torch.Tensor:
-    """Put depth maps on the pixel grid of a registered camera (same centre and axes).
-
-    Nearest-neighbour sampling: each target pixel takes the depth of the source pixel its centre
-    falls in, so depth is never interpolated across edges.
-
-    Args:
-        depth: ``(B, Hd, Wd)`` metres (0 = invalid) with intrinsics ``K_depth`` ``(B, 3, 3)`` or
-            ``(3, 3)``.
-        K_target: ``(B, 3, 3)`` or ``(3, 3)`` intrinsics of the target grid.
-        size: ``(h, w)`` of the target grid, e.g. the feature-map grid of a resized colour image.
-
-    Returns:
-        ``(B, h, w)`` depth in metres, 0 where invalid or outside the depth image.
-    """
-    if depth.dim() != 3:
-        raise ValueError(f"depth must be (B, Hd, Wd), got {tuple(depth.shape)}")
-    B, Hd, Wd = depth.shape
-    h, w = int(size[0]), int(size[1])
-    Kd = _batched(torch.as_tensor(K_depth), B, 3).to(device=depth.device, dtype=torch.float64)
-    Kt = _batched(torch.as_tensor(K_target), B, 3).to(device=depth.device, dtype=torch.float64)
-    u = torch.arange(w, device=depth.device, dtype=torch.float64)
-    v = torch.arange(h, device=depth.device, dtype=torch.float64)
-    # Normalised ray coordinates of the target pixel centres, then source pixel coordinates.
-    x = (u[None, :] - Kt[:, 0, 2, None]) / Kt[:, 0, 0, None]  # (B, w)
-    y = (v[None, :] - Kt[:, 1, 2, None]) / Kt[:, 1, 1, None]  # (B, h)
-    us = torch.floor(x * Kd[:, 0, 0, None] + Kd[:, 0, 2, None] + 0.5).long()  # (B, w)
-    vs = torch.floor(y * Kd[:, 1, 1, None] + Kd[:, 1, 2, None] + 0.5).long()  # (B, h)
-    ok_u = (us >= 0) & (us < Wd)
-    ok_v = (vs >= 0) & (vs < Hd)
-    us = us.clamp(0, Wd - 1)
-    vs = vs.clamp(0, Hd - 1)
-    flat = vs[:, :, None] * Wd + us[:, None, :]  # (B, h, w)
-    out = torch.gather(depth.reshape(B, Hd * Wd), 1, flat.reshape(B, h * w)).reshape(B, h, w)
-    ok = ok_v[:, :, None] & ok_u[:, None, :]
-    out = torch.where(ok & torch.isfinite(out), out, torch.zeros((), dtype=out.dtype, device=out.device))
-    return out
-
-
-def view_correspondences(
-    depth_a: torch.Tensor,
-    K_a: torch.Tensor,
-    pose_a: torch.Tensor,
-    depth_b: torch.Tensor,
-    K_b: torch.Tensor,
-    pose_b: torch.Tensor,
-    *,
-    depth_threshold: float = 0.05,
-) -> torch.Tensor:
-    """Pixel correspondences between two views on their own pixel grids, by reprojection with a
-    depth test.
-
-    A valid pixel ``p`` of A (``depth_a > 0``) matches the nearest pixel ``q`` of B (its projection,
-    rounded) when the point projects inside B's grid, in front of B, ``depth_b[q] > 0`` and
-    ``|z_in_B - depth_b[q]| < depth_threshold``.
-
-    Args:
-        depth_a: ``(B, ha, wa)`` metres (0 = invalid) on the grid described by ``K_a``.
-        K_a: ``(B, 3, 3)`` or ``(3, 3)`` intrinsics of that grid.
-        pose_a: ``(B, 4, 4)`` or ``(4, 4)`` camera-to-world.
-        depth_b, K_b, pose_b: the same for view B (its grid may have another size).
-        depth_threshold: metres.
-
-    Returns:
-        ``(N, 3)`` int64 rows ``[batch_index, flat_index_in_a, flat_index_in_b]`` with
-        ``flat = row * w + col`` on each view's own grid; rows sorted by batch then A's index.
-    """
-    if depth_a.dim() != 3 or depth_b.dim() != 3 or depth_a.shape[0] != depth_b.shape[0]:
-        raise ValueError(
-            f"depth_a and depth_b must be (B, h, w) with the same B, got "
-            f"{tuple(depth_a.shape)} and {tuple(depth_b.shape)}"
-        )
-    B, ha, wa = depth_a.shape
-    _, hb, wb = depth_b.shape
-    dev = depth_a.device
-    Ta = _batched(torch.as_tensor(pose_a), B, 4).to(device=dev, dtype=torch.float64)
-    Tb = _batched(torch.as_tensor(pose_b), B, 4).to(device=dev, dtype=torch.float64)
-    # Relative transform A-camera -> B-camera, composed in float64 (world coordinates can be large).
-    T_ab = (invert_pose(Tb) @ Ta).to(torch.float32)  # (B, 4, 4)
-    Ka = _batched(torch.as_tensor(K_a), B, 3).to(device=dev, dtype=torch.float32)
-    Kb = _batched(torch.as_tensor(K_b), B, 3).to(device=dev, dtype=torch.float32)
-    da = depth_a.to(torch.float32)
-    valid_a = (da > 0) & torch.isfinite(da)
-    bi, flat_a = torch.nonzero(valid_a.reshape(B, ha * wa), as_tuple=True)
-    if bi.numel() == 0:
-        return torch.zeros((0, 3), dtype=torch.int64, device=dev)
-    z = da.reshape(B, -1)[bi, flat_a]
-    u = (flat_a % wa).to(torch.float32)
-    v = torch.div(flat_a, wa, rounding_mode="floor").to(torch.float32)
-    Kab = Ka[bi]
-    pts = torch.stack(
-        [(u - Kab[:, 0, 2]) / Kab[:, 0, 0] * z, (v - Kab[:, 1, 2]) / Kab[:, 1, 1] * z, z], dim=-1
-    )  # (N, 3) in A's camera
-    R = T_ab[bi, :3, :3]
-    t = T_ab[bi, :3, 3]
-    pb = torch.einsum("nij,nj->ni", R, pts) + t  # (N, 3) in B's camera
-    zb = pb[:, 2]
-    Kbb = Kb[bi]
-    front = zb > 1e-6
-    safe = torch.where(front, zb, torch.ones_like(zb))
-    ub = torch.floor(Kbb[:, 0, 0] * pb[:, 0] / safe + Kbb[:, 0, 2] + 0.5)
-    vb = torch.floor(Kbb[:, 1, 1] * pb[:, 1] / safe + Kbb[:, 1, 2] + 0.5)
-    inb = front & (ub >= 0) & (ub < wb) & (vb >= 0) & (vb < hb)
-    ub = ub.clamp(0, wb - 1).long()
-    vb = vb.clamp(0, hb - 1).long()
-    flat_b = vb * wb + ub
-    d_b = depth_b.to(torch.float32).reshape(B, -1)[bi, flat_b]
-    ok = inb & (d_b > 0) & torch.isfinite(d_b) & ((zb - d_b).abs() < depth_threshold)
-    return torch.stack([bi[ok], flat_a[ok], flat_b[ok]], dim=1).to(torch.int64)
-
-
-# --------------------------------------------------------------------------------------------------
-# Pair overlap (mining)
-# --------------------------------------------------------------------------------------------------
 
 
 def _np_pixel_rays(K: np.ndarray, size) -> tuple[np.ndarray, np.ndarray]:
@@ -419,97 +290,20 @@ def overlap_fast(
     Returns:
         ``overlap`` ``(P,)`` float64, the ``pairs`` array used, and :class:`MiningStats`.
     """
-    from scipy.spatial import cKDTree
-
-    from pri3d.geometry.window_match import match_into_frame, segment_bounds
-
     depth = np.asarray(depth, dtype=np.float32)
     valid = (depth > 0) & np.isfinite(depth)
     depth = np.where(valid, depth, np.float32(0))
-    F, H, W = depth.shape
-    K = np.asarray(K, dtype=np.float64)
-    poses = np.asarray(poses, dtype=np.float64)
+    F = depth.shape[0]
     pairs = _all_pairs(F) if pairs is None else np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     stats = MiningStats(pairs=len(pairs))
-    rx, ry = _np_pixel_rays(K, (H, W))
-    fx, fy, cx, cy = float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])
-
-    n_full = valid.reshape(F, -1).sum(axis=1)
-    # Query points of every frame, in world coordinates (relative to a scene centre for precision),
-    # stacked: frame k at rows offsets[k]:offsets[k + 1].
-    centre = poses[:, :3, 3].mean(axis=0)
-    per_frame = [frame_points(depth[k], K, poses[k], query_stride).astype(np.float64) - centre for k in range(F)]
-    n_q = np.array([len(q) for q in per_frame])
-    offsets = np.concatenate([[0], np.cumsum(n_q)]).astype(np.int64)
-    queries = np.concatenate(per_frame) if F else np.zeros((0, 3))
-    full_boxes = np.stack([_frame_box(depth[k], K, poses[k]) for k in range(F)]) - centre
-
-    gap = np.maximum(
-        full_boxes[pairs[:, 0], 0] - full_boxes[pairs[:, 1], 1], full_boxes[pairs[:, 1], 0] - full_boxes[pairs[:, 0], 1]
-    ).max(axis=1)
-    live = (gap <= radius) & (n_q[pairs[:, 0]] > 0) & (n_q[pairs[:, 1]] > 0)
+    fr = _QueryFrames.build(depth, np.asarray(K, dtype=np.float64), np.asarray(poses, dtype=np.float64), query_stride)
+    live = _live_pairs(fr, pairs, radius)
     stats.culled_box = int((~live).sum())
-
-    # For each target frame t, the queries of every live partner s, projected into t.
-    by_target: dict[int, list[tuple[int, int, int]]] = {}
-    for idx in np.nonzero(live)[0]:
-        a, b = pairs[idx]
-        by_target.setdefault(int(b), []).append((int(idx), 0, int(a)))  # a's queries into b
-        by_target.setdefault(int(a), []).append((int(idx), 1, int(b)))  # b's queries into a
-
-    def match_into(item):
-        t, jobs = item
-        sources = np.array([s for _, _, s in jobs], dtype=np.int64)
-        R_t, t_t = poses[t, :3, :3], poses[t, :3, 3] - centre
-        D = depth[t]
-        seg_lo, seg_hi = segment_bounds(D, block)
-        dmin = float(D[D > 0].min()) if n_full[t] else np.inf
-        hits = np.zeros(len(jobs), np.int64)
-        near = np.empty(int(n_q[sources].sum()), np.int64)
-        n_near = match_into_frame(
-            queries,
-            offsets,
-            sources,
-            np.ascontiguousarray(R_t),
-            t_t,
-            D,
-            rx,
-            ry,
-            fx,
-            fy,
-            cx,
-            cy,
-            float(radius),
-            -1 if exact else int(window),
-            seg_lo,
-            seg_hi,
-            int(block),
-            dmin,
-            hits,
-            near,
-        )
-        near = near[:n_near]
-        if n_near and exact:
-            # Rare: query points within `radius` of the camera centre; a KD-tree decides them.
-            tree = cKDTree(frame_points(D, K, None, 1))
-            dist, _ = tree.query((queries[near] - t_t) @ R_t, k=1, distance_upper_bound=radius)
-            found = near[np.isfinite(dist)]
-            src_of = np.searchsorted(offsets, found, side="right") - 1
-            for j, s in enumerate(sources):
-                hits[j] += int((src_of == s).sum())
-        return hits, int(n_q[sources].sum()), n_near
-
-    matched = np.zeros((len(pairs), 2), dtype=np.int64)  # [a matched in b, b matched in a]
-    items = list(by_target.items())
-    with _pool(threads) as run:
-        results = run(match_into, items)
-    for (_t, jobs), (hits, n, n_near) in zip(items, results):
-        stats.queries += n
-        stats.kd_queries += n_near if exact else 0
-        for (idx, direction, _s), h in zip(jobs, hits):
-            matched[idx, direction] = h
+    search = {"radius": float(radius), "window": -1 if exact else int(window), "block": int(block)}
+    matched = _match_live_pairs(fr, pairs, live, search, threads, stats)
 
     # Scale sampled match fractions by the full valid-pixel counts.
+    n_full, n_q = valid.reshape(F, -1).sum(axis=1), fr.counts
     fa = matched[:, 0] / np.maximum(n_q[pairs[:, 0]], 1)
     fb = matched[:, 1] / np.maximum(n_q[pairs[:, 1]], 1)
     overlap = combine_overlap(
@@ -517,3 +311,97 @@ def overlap_fast(
     )
     overlap[~live] = 0.0
     return overlap, pairs, stats
+
+
+@dataclass
+class _QueryFrames:
+    """One scene's frames as :func:`overlap_fast` reads them: depth (invalid = 0) on one grid with
+    intrinsics ``K`` and pixel rays ``rays``, poses, and every frame's query points in world coordinates
+    relative to ``centre`` (for precision), stacked: frame ``k`` at rows ``offsets[k]:offsets[k + 1]``
+    (``counts[k]`` rows)."""
+
+    depth: np.ndarray  # (F, H, W) float32
+    K: np.ndarray  # (3, 3) float64
+    rays: tuple[np.ndarray, np.ndarray]  # (W,), (H,)
+    poses: np.ndarray  # (F, 4, 4) float64
+    centre: np.ndarray  # (3,)
+    points: np.ndarray  # (N, 3) float64
+    counts: np.ndarray  # (F,)
+    offsets: np.ndarray  # (F + 1,) int64
+
+    @classmethod
+    def build(cls, depth: np.ndarray, K: np.ndarray, poses: np.ndarray, query_stride: int) -> _QueryFrames:
+        F, H, W = depth.shape
+        centre = poses[:, :3, 3].mean(axis=0)
+        per_frame = [frame_points(depth[k], K, poses[k], query_stride).astype(np.float64) - centre for k in range(F)]
+        counts = np.array([len(q) for q in per_frame])
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        points = np.concatenate(per_frame) if F else np.zeros((0, 3))
+        return cls(depth, K, _np_pixel_rays(K, (H, W)), poses, centre, points, counts, offsets)
+
+
+def _live_pairs(fr: _QueryFrames, pairs: np.ndarray, radius: float) -> np.ndarray:
+    """``(P,)`` bool: pairs whose frames both have query points and whose world boxes (conservative,
+    :func:`_frame_box`) are at most ``radius`` apart; the others have overlap 0."""
+    boxes = np.stack([_frame_box(fr.depth[k], fr.K, fr.poses[k]) for k in range(len(fr.depth))]) - fr.centre
+    gap = np.maximum(boxes[pairs[:, 0], 0] - boxes[pairs[:, 1], 1], boxes[pairs[:, 1], 0] - boxes[pairs[:, 0], 1]).max(
+        axis=1
+    )
+    return (gap <= radius) & (fr.counts[pairs[:, 0]] > 0) & (fr.counts[pairs[:, 1]] > 0)
+
+
+def _match_live_pairs(fr: _QueryFrames, pairs, live, search: dict, threads: int, stats: MiningStats) -> np.ndarray:
+    """``(P, 2)`` int64 matched query counts ``[a's queries matched in b, b's matched in a]`` of the
+    live pairs (0 for the others). Each target frame is matched once against the queries of all its
+    live partners, ``threads`` target frames at a time; ``stats`` gets the query counts."""
+    by_target: dict[int, list[tuple[int, int, int]]] = {}
+    for idx in np.nonzero(live)[0]:
+        a, b = pairs[idx]
+        by_target.setdefault(int(b), []).append((int(idx), 0, int(a)))  # a's queries into b
+        by_target.setdefault(int(a), []).append((int(idx), 1, int(b)))  # b's queries into a
+
+    def match(item):
+        t, jobs = item
+        return _match_into(fr, t, np.array([s for _, _, s in jobs], dtype=np.int64), **search)
+
+    matched = np.zeros((len(pairs), 2), dtype=np.int64)
+    items = list(by_target.items())
+    with _pool(threads) as run:
+        results = run(match, items)
+    for (_t, jobs), (hits, n, n_kd) in zip(items, results):
+        stats.queries += n
+        stats.kd_queries += n_kd
+        for (idx, direction, _s), h in zip(jobs, hits):
+            matched[idx, direction] = h
+    return matched
+
+
+def _match_into(fr: _QueryFrames, t: int, sources: np.ndarray, *, radius: float, window: int, block: int):
+    """Match the query points of frames ``sources`` in target frame ``t`` (``window < 0``: the exact
+    search). Returns matched counts per source ``(J,)``, the number of queries, and how many of them
+    a KD-tree decided (within ``radius`` of the camera centre; exact search only)."""
+    from pri3d.geometry.window_match import match_queries
+
+    R_t, t_t = fr.poses[t, :3, :3], fr.poses[t, :3, 3] - fr.centre
+    D = fr.depth[t]
+    hits, near = match_queries(
+        fr.points, fr.offsets, sources, R_t, t_t, D, fr.rays, fr.K, radius=radius, window=window, block=block
+    )
+    n_kd = 0
+    if window < 0:
+        n_kd = len(near)
+        if n_kd:  # rare: query points within `radius` of the camera centre; a KD-tree decides them
+            hits += _near_hits(fr, D, R_t, t_t, near, sources, radius)
+    return hits, int(fr.counts[sources].sum()), n_kd
+
+
+def _near_hits(fr: _QueryFrames, D, R_t, t_t, near: np.ndarray, sources: np.ndarray, radius: float) -> np.ndarray:
+    """Per source frame, how many of the query rows ``near`` have a valid pixel of ``D`` (the target
+    frame at ``R_t``, ``t_t``) within ``radius``: exact, with a KD-tree over its back-projected pixels."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(frame_points(D, fr.K, None, 1))
+    dist, _ = tree.query((fr.points[near] - t_t) @ R_t, k=1, distance_upper_bound=radius)
+    found = near[np.isfinite(dist)]
+    src_of = np.searchsorted(fr.offsets, found, side="right") - 1
+    return np.array([int((src_of == s).sum()) for s in sources], dtype=np.int64)

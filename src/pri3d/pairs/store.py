@@ -1,4 +1,4 @@
-"""Reader for the output of ``pri3d prepare`` (see :mod:`pri3d.data.prepare` for the writer).
+"""Reader for the output of ``pri3d prepare`` (see :mod:`pri3d.pairs.mine` for the writer).
 
 On-disk layout of a prepared directory ``OUT``::
 

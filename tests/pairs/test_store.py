@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from pri3d.data.prepared import Pair, PreparedData
 from pri3d.errors import DataError
+from pri3d.pairs.store import Pair, PreparedData
 
 
 def _write(out, tmp_path):

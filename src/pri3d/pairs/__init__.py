@@ -1,0 +1,7 @@
+"""Pair stage: mining overlapping frame pairs and voxel geometry from RGB-D scans (``pri3d prepare``,
+:mod:`pri3d.pairs.mine`) and reading the prepared directory back (:mod:`pri3d.pairs.store`).
+
+It sits between the data readers and pre-training: besides the shared helpers (errors, atomic file
+writes) it may import only :mod:`pri3d.geometry` and :mod:`pri3d.data`; :mod:`pri3d.pretrain`
+imports it, nothing below it does.
+"""
