@@ -51,7 +51,8 @@ def _pick_frames(scenes, n: int) -> list[tuple]:
 def feature_pca_figure(backbones: dict[str, torch.nn.Module], frames, size) -> np.ndarray:
     """Rows: frames; columns: the image, then each backbone's features (PCA -> RGB, one basis per
     backbone shared over the frames)."""
-    from pri3d.pretrain.augment import normalize, to_float_image
+    from pri3d.models.imagenet import normalize
+    from pri3d.pretrain.augment import to_float_image
     from pri3d.pretrain.data import resize_color
     from pri3d.viz import hstack, pca_rgb, vstack
 
@@ -112,7 +113,7 @@ def segmentation_figure(runs: dict[str, Path], n: int = 3) -> np.ndarray:
     """Rows: validation frames; columns: image, ground truth, then each fine-tuned model's prediction."""
     from pri3d.downstream.classes import IGNORE_INDEX
     from pri3d.downstream.loop import load_finetuned_model
-    from pri3d.pretrain.augment import denormalize
+    from pri3d.models.imagenet import denormalize
     from pri3d.viz import colorize_labels, hstack, vstack
 
     models, ds = {}, None

@@ -1,6 +1,7 @@
 import torch
 
-from pri3d.pretrain.augment import ColorAugment, denormalize
+from pri3d.models.imagenet import denormalize
+from pri3d.pretrain.augment import ColorAugment
 from pri3d.pretrain.data import StepBatchSampler, collate_pairs
 
 

@@ -34,10 +34,9 @@ from pri3d.data.splits import resolve_split, split_names
 from pri3d.downstream.classes import LabelSet
 from pri3d.downstream.fractions import select_fraction
 from pri3d.errors import ConfigError, DataError
+from pri3d.models.imagenet import normalize as imagenet_normalize
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "open_split",
     "SemSegDataset",
     "InstanceDataset",
@@ -45,9 +44,6 @@ __all__ = [
     "masks_to_boxes",
     "DatasetStats",
 ]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 # ---------------------------------------------------------------------------------------------- splits
@@ -149,23 +145,23 @@ def _resize(img: np.ndarray, size: tuple[int, int], nearest: bool) -> np.ndarray
 
 def _to_tensor_image(rgb: np.ndarray, normalize: bool) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
-    if normalize:
-        mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-        std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-        x = (x - mean) / std
-    return x
+    return imagenet_normalize(x) if normalize else x
 
 
 def _items(scenes: Sequence[Scene]) -> list[tuple[Scene, int]]:
     return [(s, f) for s in scenes for f in s.frame_ids]
 
 
-def _apply_fraction(index: list, fraction: float, by: str, seed: int) -> list:
-    if fraction >= 1.0:
-        return index
-    keys = [(it[0].scene_id, it[1]) for it in index]
-    keep = set(select_fraction(keys, fraction, by=by, seed=seed))
-    return [it for it, k in zip(index, keys) if k in keep]
+def _subset(index: list, fraction: float, by: str, seed: int, max_images: int) -> list:
+    """The label fraction of ``index`` (items ``(scene, frame, ...)``), then at most ``max_images`` of
+    them, evenly spaced (0 = all)."""
+    if fraction < 1.0:
+        keys = [(it[0].scene_id, it[1]) for it in index]
+        keep = set(select_fraction(keys, fraction, by=by, seed=seed))
+        index = [it for it, k in zip(index, keys) if k in keep]
+    if max_images and len(index) > max_images:
+        index = index[:: int(np.ceil(len(index) / max_images))][:max_images]
+    return index
 
 
 # -------------------------------------------------------------------------------------------- semseg
@@ -231,11 +227,8 @@ class SemSegDataset(Dataset):
                 f"no labelled frames among {len(items)} frames of {len(scenes)} scenes "
                 f"({', '.join(s.scene_id for s in scenes[:5])}{' ...' if len(scenes) > 5 else ''})"
             )
-        index = _apply_fraction(index, fraction, fraction_by, seed)
-        if max_images and len(index) > max_images:
-            index = index[:: int(np.ceil(len(index) / max_images))][:max_images]
-        self.index = index
-        self.stats.frames_used = len(index)
+        self.index = _subset(index, fraction, fraction_by, seed, max_images)
+        self.stats.frames_used = len(self.index)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -404,12 +397,9 @@ class InstanceDataset(Dataset):
                 f"skipped frames: {self.stats.skips.summary()} (instance format {convention!r}: "
                 "check data.instance_format and data.min_mask_area)"
             )
-        index = _apply_fraction(index, fraction, fraction_by, seed)
-        if max_images and len(index) > max_images:
-            index = index[:: int(np.ceil(len(index) / max_images))][:max_images]
-        self.index = index
-        self.stats.frames_used = len(index)
-        self.stats.instances = sum(len(k) for _, _, k in index)
+        self.index = _subset(index, fraction, fraction_by, seed, max_images)
+        self.stats.frames_used = len(self.index)
+        self.stats.instances = sum(len(k) for _, _, k in self.index)
 
     def __len__(self) -> int:
         return len(self.index)

@@ -23,20 +23,15 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from pri3d.models.imagenet import normalize
+
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "ColorAugment",
     "to_float_image",
-    "normalize",
-    "denormalize",
     "sample_crop",
     "crop_intrinsics",
     "flip_intrinsics",
 ]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def to_float_image(img) -> torch.Tensor:
@@ -48,19 +43,6 @@ def to_float_image(img) -> torch.Tensor:
     if img.dtype == torch.uint8:
         return img.float().div_(255.0)
     return img.float()
-
-
-def normalize(img: torch.Tensor) -> torch.Tensor:
-    """ImageNet normalisation of ``(..., 3, H, W)`` floats in [0, 1]."""
-    mean = torch.tensor(IMAGENET_MEAN, dtype=img.dtype, device=img.device).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=img.dtype, device=img.device).view(3, 1, 1)
-    return (img - mean) / std
-
-
-def denormalize(img: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(IMAGENET_MEAN, dtype=img.dtype, device=img.device).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=img.dtype, device=img.device).view(3, 1, 1)
-    return img * std + mean
 
 
 def _u(g: torch.Generator, lo: float, hi: float) -> float:
