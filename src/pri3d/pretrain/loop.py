@@ -245,27 +245,7 @@ def _setup(cfg: PretrainConfig, info: DistInfo, resume: bool) -> Run:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     logger = MetricLogger(out, enabled=main, tensorboard=T.tensorboard, resume_step=start + 1 if start else 0)
-    sampler = StepBatchSampler(
-        len(dataset),
-        batch_size=T.batch_size,
-        world_size=info.world_size,
-        rank=info.rank,
-        accumulate=T.accumulate,
-        seed=T.seed,
-        start_step=start,
-        steps=T.steps,
-    )
-    W = cfg.data.workers
-    loader = DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=W,
-        collate_fn=spec.collate,
-        pin_memory=dev.type == "cuda",
-        worker_init_fn=worker_init_fn if W else None,
-        prefetch_factor=cfg.data.prefetch if W else None,
-        persistent_workers=False,
-    )
+    loader = _loader(cfg, info, dataset, spec.collate, start)
     run = Run(cfg, info, out, manager, method, model, optimizer, amp_dtype(T.amp, dev), logger, iter(loader), start)
     if T.eval_every > 0 and main:
         # Fixed random samples (the pairs are sorted by frame: the first ones would all share one frame). The
@@ -281,6 +261,32 @@ def _setup(cfg: PretrainConfig, info: DistInfo, resume: bool) -> Run:
             f"{f' x {info.world_size} processes' if info.distributed else ''}"
         )
     return run
+
+
+def _loader(cfg: PretrainConfig, info: DistInfo, dataset, collate, start: int) -> DataLoader:
+    """Batches as a pure function of the step (:class:`StepBatchSampler`), from step ``start`` on."""
+    T, dev = cfg.train, info.device
+    sampler = StepBatchSampler(
+        len(dataset),
+        batch_size=T.batch_size,
+        world_size=info.world_size,
+        rank=info.rank,
+        accumulate=T.accumulate,
+        seed=T.seed,
+        start_step=start,
+        steps=T.steps,
+    )
+    W = cfg.data.workers
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=W,
+        collate_fn=collate,
+        pin_memory=dev.type == "cuda",
+        worker_init_fn=worker_init_fn if W else None,
+        prefetch_factor=cfg.data.prefetch if W else None,
+        persistent_workers=False,
+    )
 
 
 def _resume_state(cfg: PretrainConfig, manager: CheckpointManager, resume: bool, main: bool):
