@@ -6,7 +6,7 @@ import torch
 from pri3d.data.prepared import PreparedData
 from pri3d.pretrain.data import collate_pairs, split_pairs
 from pri3d.pretrain.loop import load_config
-from pri3d.pretrain.method import MODES
+from pri3d.pretrain.modes import MODES
 
 
 def test_view_geo_returns_named_finite_losses_that_train_both_networks(prepared_dir, tiny, tmp_path):

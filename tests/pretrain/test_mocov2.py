@@ -16,7 +16,6 @@ from pri3d.engine.logging import read_jsonl
 from pri3d.errors import ConfigError
 from pri3d.pretrain.data import split_pairs
 from pri3d.pretrain.loop import load_config, lr_at
-from pri3d.pretrain.method import MODES
 from pri3d.pretrain.mocov2 import (
     FrameDataset,
     MoCoV2,
@@ -26,6 +25,7 @@ from pri3d.pretrain.mocov2 import (
     momentum_update,
     random_resized_crop_box,
 )
+from pri3d.pretrain.modes import MODES
 
 
 def _tiny_method(*over: str) -> MoCoV2:

@@ -44,7 +44,7 @@ from pri3d.models.init import init_encoder
 from pri3d.pretrain.config import PretrainConfig
 from pri3d.pretrain.data import PairDataset, StepBatchSampler, fixed_sample, split_pairs, worker_init
 from pri3d.pretrain.matching_eval import matching_recall
-from pri3d.pretrain.method import MODES
+from pri3d.pretrain.modes import MODES
 from pri3d.pretrain.report import write_curves, write_report
 
 __all__ = ["TrainingError", "load_config", "lr_at", "train", "CHECKPOINT_FORMAT"]

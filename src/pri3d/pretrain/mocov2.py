@@ -15,7 +15,8 @@ The algorithm is MoCo's (He et al. 2020; v2: Chen et al. 2020), on the same 2D b
 * queue: ``(K, out_dim)`` L2-normalised keys of past batches with a write pointer, both registered
   buffers (in the checkpoint: resume is exact); initialised with normalised Gaussian noise, as MoCo;
 * loss: ``logits = [q.k+, q.queue^T] / T``, cross-entropy with label 0 (in float32, also under
-  autocast); then the batch's keys are enqueued (the oldest dequeued, wrapping around the end).
+  autocast); then the batch's keys are enqueued (the oldest dequeued, wrapping around the end). The
+  mode is registered in :mod:`pri3d.pretrain.modes`.
 * shuffle-BN: keys are computed on a permutation of the batch, split into BatchNorm groups, and
   un-permuted, so that a query and its positive key never get BatchNorm statistics from the same set
   of samples (otherwise the network can recognise its positive by the batch statistics). Under DDP
@@ -55,7 +56,6 @@ from pri3d.errors import ConfigError, DataError
 from pri3d.models.resnet_unet import ResNetEncoder, ResNetUNet
 from pri3d.pretrain.augment import ColorAugment
 from pri3d.pretrain.data import resize_color
-from pri3d.pretrain.method import ModeSpec, register_mode
 
 __all__ = [
     "MoCoV2",
@@ -365,26 +365,3 @@ class MoCoV2(nn.Module):
             acc = float((logits.argmax(dim=1) == 0).float().mean()) if B else float("nan")
         self.stats = {"moco_acc1": acc, "moco_keys": int(k_all.shape[0])}
         return {"moco": loss}
-
-
-# -- registration ---------------------------------------------------------------------------------
-
-
-def _build_method(cfg):
-    return MoCoV2(cfg)
-
-
-def _build_dataset(cfg, prepared, pairs, train: bool = True):
-    return FrameDataset(prepared, pairs, resolution=cfg.data.resolution, crop_scale=cfg.moco.crop_scale, augment=train)
-
-
-register_mode(
-    "mocov2",
-    ModeSpec(
-        _build_method,
-        _build_dataset,
-        collate_frames,
-        False,
-        "baseline: MoCo v2 (queue, momentum key encoder, MLP head) on single scan frames",
-    ),
-)
