@@ -39,11 +39,12 @@ from pathlib import Path
 from pri3d.config import build, to_dict
 from pri3d.errors import ConfigError, DataError
 from pri3d.fsutil import atomic_open
+from pri3d.pretrain.modes import MODES
 
 __all__ = ["ExperimentConfig", "load_experiment", "run_experiment", "PRETRAIN_METHODS", "ALL_METHODS"]
 
-PRETRAIN_METHODS = ("trivial", "mocov2", "view", "geo", "view+geo")
-ALL_METHODS = ("scratch", "imagenet") + PRETRAIN_METHODS
+PRETRAIN_METHODS = tuple(MODES)  # the registered pre-training modes (trivial, mocov2, view, geo, view+geo)
+ALL_METHODS = ("scratch", "imagenet") + PRETRAIN_METHODS  # scratch and imagenet need no pre-training
 METHOD_LABELS = {
     "scratch": "Scratch",
     "imagenet": "ImageNet",
