@@ -98,7 +98,7 @@ def bench_mode(mode: str, data: Path, args) -> dict:
     from pri3d.pairs.store import PreparedData
     from pri3d.pretrain.data import StepBatchSampler, split_pairs, worker_init
     from pri3d.pretrain.loop import load_config
-    from pri3d.pretrain.method import MODES
+    from pri3d.pretrain.modes import MODES
 
     H, W = args.resolution
     cfg = load_config(

@@ -1,4 +1,4 @@
-"""The MoCo v2 baseline mode: queue, momentum update, loss, shuffle-BN, data, and a CLI run that resumes
+"""The MoCo v2 baseline mode: momentum update, shuffle-BN, data, and a CLI run that resumes
 exactly and fine-tunes."""
 
 from __future__ import annotations
@@ -17,37 +17,14 @@ from pri3d.errors import ConfigError
 from pri3d.pairs.store import PreparedData
 from pri3d.pretrain.data import split_pairs
 from pri3d.pretrain.loop import load_config
-from pri3d.pretrain.method import MODES
-from pri3d.pretrain.mocov2 import (
-    FrameDataset,
-    MoCoV2,
-    enqueue,
-    moco_logits,
-    moco_loss,
-    momentum_update,
-    random_resized_crop_box,
-)
+from pri3d.pretrain.mocov2 import FrameDataset, MoCoV2, momentum_update, random_resized_crop_box
+from pri3d.pretrain.modes import MODES
 
 
 def _tiny_method(*over: str) -> MoCoV2:
     torch.manual_seed(0)
     cfg = load_config("cpu-tiny", ["mode=mocov2", "moco.queue_size=8", "moco.out_dim=4", "moco.mlp_dim=8", *over])
     return MoCoV2(cfg)
-
-
-def test_enqueue_writes_at_the_pointer_and_wraps_around():
-    queue = torch.zeros(5, 2)
-    ptr = torch.tensor([3])
-    keys = torch.arange(8, dtype=torch.float32).reshape(4, 2) + 1
-    enqueue(queue, ptr, keys)
-    assert int(ptr) == 2
-    torch.testing.assert_close(queue[[3, 4, 0, 1]], keys)  # rows 3, 4, then wrapped to 0, 1
-    torch.testing.assert_close(queue[2], torch.zeros(2))  # untouched
-    enqueue(queue, ptr, keys[:3])  # exactly to the end: the pointer returns to 0
-    assert int(ptr) == 0
-    torch.testing.assert_close(queue[2:5], keys[:3])
-    with pytest.raises(ValueError, match="cannot enqueue 6 keys"):
-        enqueue(queue, ptr, torch.zeros(6, 2))
 
 
 def test_momentum_update_math():
@@ -57,22 +34,6 @@ def test_momentum_update_math():
     torch.testing.assert_close(k[0], torch.tensor([0.75 * 1 + 0.25 * 3, 0.75 * 2]))
     torch.testing.assert_close(k[1], torch.tensor([[0.75 * 3 - 0.25]]))
     torch.testing.assert_close(q[0], torch.tensor([3.0, 0.0]))  # queries untouched
-
-
-def test_loss_matches_a_naive_computation():
-    g = torch.Generator().manual_seed(0)
-    q = torch.nn.functional.normalize(torch.randn(3, 4, generator=g), dim=1)
-    k = torch.nn.functional.normalize(torch.randn(3, 4, generator=g), dim=1)
-    queue = torch.nn.functional.normalize(torch.randn(5, 4, generator=g), dim=1)
-    T = 0.2
-    logits = moco_logits(q, k, queue, T)
-    assert logits.shape == (3, 6)
-    naive = 0.0
-    for i in range(3):
-        pos = math.exp(float(q[i] @ k[i]) / T)
-        neg = sum(math.exp(float(q[i] @ queue[j]) / T) for j in range(5))
-        naive += -math.log(pos / (pos + neg))
-    assert float(moco_loss(logits)) == pytest.approx(naive / 3, rel=1e-5)
 
 
 def test_method_trains_the_encoder_only_and_updates_key_encoder_and_queue():

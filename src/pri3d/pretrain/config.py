@@ -202,7 +202,7 @@ class PretrainConfig:
     moco: MocoConfig = field(default_factory=MocoConfig)
 
     def validate(self):
-        from pri3d.pretrain.method import MODES  # the registry: one entry per mode
+        from pri3d.pretrain.modes import MODES  # the registry: one entry per mode
 
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")

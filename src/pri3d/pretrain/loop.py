@@ -53,7 +53,7 @@ from pri3d.pairs.store import PreparedData
 from pri3d.pretrain.config import PretrainConfig
 from pri3d.pretrain.data import PairDataset, StepBatchSampler, fixed_sample, split_pairs
 from pri3d.pretrain.matching_eval import matching_recall
-from pri3d.pretrain.method import MODES
+from pri3d.pretrain.modes import MODES
 from pri3d.pretrain.report import write_curves, write_report
 
 __all__ = ["load_config", "train", "CHECKPOINT_FORMAT"]

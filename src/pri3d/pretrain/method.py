@@ -1,4 +1,4 @@
-"""The Pri3D pre-training method and the registry of modes.
+"""The Pri3D pre-training method (modes ``view``, ``geo``, ``view+geo`` and ``trivial``).
 
 :class:`Pri3D` holds the 2D ResNet-UNet (shared by both views), and for the geometric prior the 3D
 sparse UNet and the two projection heads; optionally a depth head. ``forward(batch)`` takes a batch
@@ -14,14 +14,10 @@ from :func:`pri3d.pretrain.data.collate_pairs` and returns a dict of named, alre
 ``trivial`` is the paper's baseline: the ``view`` loss between two augmentations of one image with
 positives at the same pixel.
 
-Adding a mode (e.g. ``mocov2``) is one module with a method class and a dataset builder plus one
-:func:`register_mode` call; the loop only relies on :class:`ModeSpec`.
+The modes are registered in :mod:`pri3d.pretrain.modes` (the loop only reads that registry).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -30,35 +26,7 @@ from pri3d.losses.point_info_nce import PointInfoNCE
 from pri3d.models.heads import DepthHead, ProjectionHead
 from pri3d.models.resnet_unet import ResNetUNet
 
-__all__ = ["ModeSpec", "MODES", "register_mode", "Pri3D", "gather_pixels"]
-
-
-@dataclass(frozen=True)
-class ModeSpec:
-    """How to train one mode.
-
-    build_method: ``cfg -> nn.Module`` with a ``backbone`` (ResNetUNet) attribute, ``forward(batch)
-        -> dict of losses`` and a ``stats`` dict of counters from the last forward.
-    build_dataset: ``(cfg, prepared, pairs, train: bool) -> Dataset`` whose items take a
-        ``(pair_index, seed)`` key.
-    collate: batch collation function.
-    uses_3d: whether spconv is needed.
-    """
-
-    build_method: Callable
-    build_dataset: Callable
-    collate: Callable
-    uses_3d: bool = False
-    description: str = ""
-
-
-MODES: dict[str, ModeSpec] = {}
-
-
-def register_mode(name: str, spec: ModeSpec) -> None:
-    if name in MODES:
-        raise ValueError(f"mode {name!r} is already registered")
-    MODES[name] = spec
+__all__ = ["Pri3D", "gather_pixels"]
 
 
 def gather_pixels(feats: torch.Tensor, image: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
@@ -142,86 +110,3 @@ class Pri3D(nn.Module):
             losses["depth"] = self.depth_loss(pred, batch["depth"]) * self.weights["depth"]
         self.stats = stats
         return losses
-
-
-# -- the registry ------------------------------------------------------------------------------------
-
-
-def _pair_dataset(view: bool, geo: bool, trivial: bool = False):
-    def build(cfg, prepared, pairs, train: bool = True):
-        from pri3d.pretrain.data import PairDataset
-
-        L = cfg.loss
-        return PairDataset(
-            prepared,
-            pairs,
-            resolution=cfg.data.resolution,
-            view=view,
-            geo=geo,
-            trivial=trivial,
-            num_matches=L.num_matches,
-            depth_threshold=L.depth_threshold,
-            voxel_radius=L.voxel_radius,
-            voxel_input=cfg.model3d.input,
-            voxel_crop=cfg.model3d.crop,
-            crop_margin=cfg.model3d.crop_margin if train else 0.0,
-            augment=train,
-            crop_scale=cfg.data.crop_scale,
-            crop_ratio=cfg.data.crop_ratio,
-            flip=cfg.data.flip,
-        )
-
-    return build
-
-
-def _collate(samples):
-    from pri3d.pretrain.data import collate_pairs
-
-    return collate_pairs(samples)
-
-
-def _method(view: bool, geo: bool):
-    def build(cfg):
-        return Pri3D(cfg, view=view, geo=geo)
-
-    return build
-
-
-register_mode(
-    "view",
-    ModeSpec(
-        _method(True, False),
-        _pair_dataset(True, False),
-        _collate,
-        False,
-        "pixel-to-pixel correspondences between two views",
-    ),
-)
-register_mode(
-    "geo",
-    ModeSpec(
-        _method(False, True),
-        _pair_dataset(False, True),
-        _collate,
-        True,
-        "pixel-to-voxel correspondences against a 3D sparse UNet",
-    ),
-)
-register_mode(
-    "view+geo",
-    ModeSpec(
-        _method(True, True), _pair_dataset(True, True), _collate, True, "both losses: two views and both voxel chunks"
-    ),
-)
-register_mode(
-    "trivial",
-    ModeSpec(
-        _method(True, False),
-        _pair_dataset(True, False, trivial=True),
-        _collate,
-        False,
-        "baseline: two colour augmentations of one image, positives at the same pixel",
-    ),
-)
-
-from pri3d.pretrain import mocov2  # noqa: E402,F401  (registers the "mocov2" baseline mode)

@@ -15,7 +15,8 @@ The algorithm is MoCo's (He et al. 2020; v2: Chen et al. 2020), on the same 2D b
 * queue: ``(K, out_dim)`` L2-normalised keys of past batches with a write pointer, both registered
   buffers (in the checkpoint: resume is exact); initialised with normalised Gaussian noise, as MoCo;
 * loss: ``logits = [q.k+, q.queue^T] / T``, cross-entropy with label 0 (in float32, also under
-  autocast); then the batch's keys are enqueued (the oldest dequeued, wrapping around the end).
+  autocast); then the batch's keys are enqueued (the oldest dequeued, wrapping around the end). The
+  queue and the loss are :mod:`pri3d.losses.moco`; the mode is registered in :mod:`pri3d.pretrain.modes`.
 * shuffle-BN: keys are computed on a permutation of the batch, split into BatchNorm groups, and
   un-permuted, so that a query and its positive key never get BatchNorm statistics from the same set
   of samples (otherwise the network can recognise its positive by the batch statistics). Under DDP
@@ -51,11 +52,11 @@ from torch.utils.data import Dataset
 
 from pri3d.engine.seed import derive_seed
 from pri3d.errors import ConfigError, DataError
+from pri3d.losses.moco import enqueue, moco_logits, moco_loss, new_queue
 from pri3d.models.resnet_unet import ResNetEncoder, ResNetUNet
 from pri3d.pairs.store import Pair, PreparedData
 from pri3d.pretrain.augment import ColorAugment
 from pri3d.pretrain.data import resize_color
-from pri3d.pretrain.method import ModeSpec, register_mode
 
 __all__ = [
     "MoCoV2",
@@ -64,9 +65,6 @@ __all__ = [
     "collate_frames",
     "random_resized_crop_box",
     "momentum_update",
-    "enqueue",
-    "moco_logits",
-    "moco_loss",
 ]
 
 
@@ -81,35 +79,6 @@ def momentum_update(key_params: list[torch.Tensor], query_params: list[torch.Ten
     if key_params:
         torch._foreach_mul_(key_params, m)
         torch._foreach_add_(key_params, query_params, alpha=1.0 - m)
-
-
-@torch.no_grad()
-def enqueue(queue: torch.Tensor, ptr: torch.Tensor, keys: torch.Tensor) -> None:
-    """In place: write ``keys`` ``(n, D)`` into ``queue`` ``(K, D)`` from row ``ptr`` (a 1-element
-    int64 tensor), wrapping around the end (the oldest keys are overwritten), and advance ``ptr`` by n
-    modulo K. Requires ``n <= K``."""
-    n, K = keys.shape[0], queue.shape[0]
-    if n > K:
-        raise ValueError(f"cannot enqueue {n} keys into a queue of {K}")
-    if keys.shape[1:] != queue.shape[1:]:
-        raise ValueError(f"keys {tuple(keys.shape)} do not fit queue {tuple(queue.shape)}")
-    start = int(ptr.reshape(-1)[0])
-    rows = (start + torch.arange(n, device=queue.device)) % K
-    queue[rows] = keys.detach().to(queue.dtype)
-    ptr.fill_((start + n) % K)
-
-
-def moco_logits(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``q``, ``k`` ``(N, D)`` L2-normalised queries and positive keys, ``queue`` ``(K, D)`` negatives
-    -> logits ``(N, 1 + K)``: ``[q.k, q.queue^T] / T`` (the positive in column 0)."""
-    l_pos = (q * k).sum(dim=1, keepdim=True)
-    l_neg = q @ queue.t()
-    return torch.cat([l_pos, l_neg], dim=1) / temperature
-
-
-def moco_loss(logits: torch.Tensor) -> torch.Tensor:
-    """InfoNCE of :func:`moco_logits`: cross-entropy with the positive (column 0) as the label."""
-    return F.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device))
 
 
 def random_resized_crop_box(
@@ -278,7 +247,7 @@ class MoCoV2(nn.Module):
         self.key_head = MLPHead(c5, hidden, M.out_dim)
         self.key_encoder.requires_grad_(False)
         self.key_head.requires_grad_(False)
-        self.register_buffer("queue", F.normalize(torch.randn(M.queue_size, M.out_dim), dim=1))
+        self.register_buffer("queue", new_queue(M.queue_size, M.out_dim))
         self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
         self.register_buffer("num_updates", torch.zeros(1, dtype=torch.long))  # training forwards so far
         self.stats: dict = {}
@@ -365,26 +334,3 @@ class MoCoV2(nn.Module):
             acc = float((logits.argmax(dim=1) == 0).float().mean()) if B else float("nan")
         self.stats = {"moco_acc1": acc, "moco_keys": int(k_all.shape[0])}
         return {"moco": loss}
-
-
-# -- registration ---------------------------------------------------------------------------------
-
-
-def _build_method(cfg):
-    return MoCoV2(cfg)
-
-
-def _build_dataset(cfg, prepared, pairs, train: bool = True):
-    return FrameDataset(prepared, pairs, resolution=cfg.data.resolution, crop_scale=cfg.moco.crop_scale, augment=train)
-
-
-register_mode(
-    "mocov2",
-    ModeSpec(
-        _build_method,
-        _build_dataset,
-        collate_frames,
-        False,
-        "baseline: MoCo v2 (queue, momentum key encoder, MLP head) on single scan frames",
-    ),
-)

@@ -1,0 +1,154 @@
+"""An experiment's config: the data, the pre-training and fine-tuning presets with their overrides, the
+methods, label fractions and seeds (``configs/*.yaml``), loaded and validated by :func:`load_experiment`.
+
+The methods are ``scratch`` and ``imagenet`` (no pre-training) and every registered pre-training mode
+(:data:`pri3d.pretrain.modes.MODES`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pri3d.config import build
+from pri3d.errors import ConfigError
+from pri3d.pretrain.modes import MODES
+
+__all__ = [
+    "SynthSpec",
+    "DataSpec",
+    "PretrainSpec",
+    "FinetuneSpec",
+    "ExperimentConfig",
+    "load_experiment",
+    "resolve_path",
+    "out_dir",
+    "PRETRAIN_METHODS",
+    "ALL_METHODS",
+]
+
+PRETRAIN_METHODS = tuple(MODES)  # the registered pre-training modes (trivial, mocov2, view, geo, view+geo)
+ALL_METHODS = ("scratch", "imagenet") + PRETRAIN_METHODS  # scratch and imagenet need no pre-training
+
+
+@dataclass
+class SynthSpec:
+    scenes: int = 0  # > 0: generate this many scenes with `pri3d synth`
+    frames_per_scene: int = 30
+    seed: int = 0
+    resolution: list[int] = field(default_factory=lambda: [120, 160])
+    workers: int = 2
+    materials: str = "shared"  # object colours/textures: one palette for all classes, or class-typical
+
+
+@dataclass
+class DataSpec:
+    synth: SynthSpec = field(default_factory=SynthSpec)  # the labelled data (and the pre-training data
+    # unless pretrain_synth is set)
+    path: str = ""  # pre-training RGB-D scans (used when synth.scenes == 0)
+    format: str | None = None
+    pretrain_split: str = "train"  # pre-training scenes: a split name (<dataset>/splits/<name>.txt) or a file
+    finetune_path: str = ""  # labelled downstream dataset; "" = the same dataset
+    finetune_format: str | None = None
+    # Unlabelled pre-training scans from their own generator seed (scenes > 0); pre-training then uses
+    # this dataset's pretrain_split, and its val split for the label-free matching recall.
+    pretrain_synth: SynthSpec = field(default_factory=SynthSpec)
+    # The test set, scored only when `test: true`: generated (scenes > 0, its own seed) or a path.
+    test_synth: SynthSpec = field(default_factory=SynthSpec)
+    test_path: str = ""
+    test_format: str | None = None
+
+
+@dataclass
+class PretrainSpec:
+    preset: str = "cpu-small"
+    overrides: list[str] = field(default_factory=list)
+    per_method: dict = field(default_factory=dict)  # method -> list of extra overrides
+    presets: dict = field(default_factory=dict)  # method -> preset replacing `preset` (e.g. mocov2: mocov2)
+    stage1: str = ""  # a pre-training method (e.g. mocov2) whose encoder every other one starts from
+
+
+@dataclass
+class FinetuneSpec:
+    task: str = "semseg"
+    preset: str = "cpu-small-semseg"
+    overrides: list[str] = field(default_factory=list)
+    # method -> extra overrides. MoCoV2 trains the encoder only, so only the encoder is transferred.
+    per_method: dict = field(default_factory=lambda: {"mocov2": ["model.transfer=encoder"]})
+    metric: str = "miou"  # key of the fine-tuning results used in the table
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    out: str = "runs/experiment"
+    data: DataSpec = field(default_factory=DataSpec)
+    prepare: dict = field(default_factory=dict)  # keyword options of pri3d.pairs.mine.prepare
+    pretrain: PretrainSpec = field(default_factory=PretrainSpec)
+    finetune: FinetuneSpec = field(default_factory=FinetuneSpec)
+    methods: list[str] = field(default_factory=lambda: list(ALL_METHODS))
+    fractions: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8, 1.0])
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    reference: str = "scratch"
+    test: bool = False  # also score every final model on the test set (do it once, after choosing settings)
+    jobs: int = 1  # cells run in parallel processes (one torch thread each) when > 1; results do not depend on it
+    base_dir: str = ""  # relative paths start here ("" = the current directory)
+
+    def validate(self):
+        bad = [m for m in self.methods if m not in ALL_METHODS]
+        if bad:
+            raise ConfigError(f"unknown method(s) {bad}; choose from {', '.join(ALL_METHODS)}")
+        if not self.methods:
+            raise ConfigError("methods must not be empty")
+        for f in self.fractions:
+            if not 0 < f <= 1:
+                raise ConfigError(f"fractions must be in (0, 1], got {f}")
+        if not self.seeds:
+            raise ConfigError("seeds must not be empty")
+        if self.reference not in self.methods:
+            raise ConfigError(f"reference method {self.reference!r} is not in methods")
+        if self.data.synth.scenes <= 0 and not self.data.path:
+            raise ConfigError("data: set synth.scenes > 0 or a dataset path")
+        st = self.pretrain.stage1
+        if st and st not in PRETRAIN_METHODS:
+            raise ConfigError(
+                f"pretrain.stage1 must be a pre-training method ({', '.join(PRETRAIN_METHODS)}), got {st!r}"
+            )
+        if self.jobs < 1:
+            raise ConfigError(f"jobs must be >= 1, got {self.jobs}")
+        from pri3d.data.synth.scene import MATERIAL_MODES  # the generator's own list
+
+        for what in ("synth", "pretrain_synth", "test_synth"):
+            m = getattr(self.data, what).materials
+            if m not in MATERIAL_MODES:
+                raise ConfigError(f"data.{what}.materials must be one of {', '.join(MATERIAL_MODES)}, got {m!r}")
+        if self.test and self.data.test_synth.scenes <= 0 and not self.data.test_path:
+            raise ConfigError("test: true needs a test set (data.test_synth.scenes > 0 or data.test_path)")
+
+
+def load_experiment(path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load an experiment YAML (+ ``key=value`` overrides) into a validated config."""
+    import yaml
+
+    from pri3d.config import apply_overrides
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: experiment config not found")
+    try:
+        d = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from e
+    d = apply_overrides(d, overrides or [])
+    return build(ExperimentConfig, d)
+
+
+def resolve_path(base: str, p: str) -> Path:
+    """``p`` as an absolute path; a relative one starts at ``base`` ("" = the current directory)."""
+    q = Path(p).expanduser()
+    return q if q.is_absolute() else (Path(base or ".") / q).resolve()
+
+
+def out_dir(cfg: ExperimentConfig) -> Path:
+    """The experiment's output folder (``cfg.out``; a relative one starts at ``cfg.base_dir``)."""
+    return resolve_path(cfg.base_dir, cfg.out) if not Path(cfg.out).is_absolute() else Path(cfg.out)

@@ -1,0 +1,292 @@
+"""The experiment's report: tables (Table-1 shape summary, paired deltas, fine-tuning epochs,
+pre-training), the data-efficiency curve (Figure-5 shape), and ``results.json`` / ``table.md`` /
+``curve.png`` (:func:`write_results`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from pri3d.config import to_dict
+from pri3d.engine.io import atomic_write_text, write_json
+from pri3d.experiment.cells import metric_value
+from pri3d.experiment.config import PRETRAIN_METHODS, ExperimentConfig
+
+__all__ = [
+    "METHOD_LABELS",
+    "method_label",
+    "mean_std",
+    "summarize",
+    "paired_deltas",
+    "paired_table",
+    "markdown_table",
+    "epoch_table",
+    "pretrain_table",
+    "curve_plot",
+    "table_markdown",
+    "write_results",
+]
+
+METHOD_LABELS = {
+    "scratch": "Scratch",
+    "imagenet": "ImageNet",
+    "trivial": "Trivial corr.",
+    "mocov2": "MoCoV2 (scans)",
+    "view": "Pri3D (view)",
+    "geo": "Pri3D (geo)",
+    "view+geo": "Pri3D (view+geo)",
+}
+
+
+def mean_std(xs: list[float]) -> tuple[float, float]:
+    m = sum(xs) / len(xs)
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return m, sd
+
+
+def summarize(cells: list[dict], cfg: ExperimentConfig, which: str = "final", metric: str | None = None) -> dict:
+    """``{method: {fraction: {"mean", "std", "n", "values"}}}`` for ``metric`` (default: the table
+    metric, ``finetune.metric``; any score key of the results, e.g. ``pixel_acc``)."""
+    out: dict = {}
+    for c in cells:
+        v = metric_value(c["results"], metric or cfg.finetune.metric, which)
+        if v is None:
+            continue
+        out.setdefault(c["method"], {}).setdefault(c["fraction"], []).append(v)
+    return {
+        m: {f: dict(zip(("mean", "std"), mean_std(vs))) | {"n": len(vs), "values": vs} for f, vs in fr.items()}
+        for m, fr in out.items()
+    }
+
+
+def method_label(cfg: ExperimentConfig, m: str) -> str:
+    """A method's row label; with a Stage-I init, the Stage-I method and the methods built on it say so."""
+    label = METHOD_LABELS.get(m, m)
+    st = cfg.pretrain.stage1
+    if st and m == st:
+        return f"{label}: Stage I alone"
+    if st and m in PRETRAIN_METHODS:
+        return f"{label} on Stage I"
+    return label
+
+
+def paired_deltas(cells: list[dict], cfg: ExperimentConfig, which: str = "final") -> dict:
+    """``{method: {fraction: {"deltas": [per seed], "mean", "std", "wins"}}}``: each seed's score minus the
+    reference method's score with the same seed (the same label subset), the paired comparison."""
+    by = {}
+    for c in cells:
+        v = metric_value(c["results"], cfg.finetune.metric, which)
+        if v is not None:
+            by[(c["method"], c["fraction"], c["seed"])] = v
+    out: dict = {}
+    for (m, f, sd), v in sorted(by.items()):
+        ref = by.get((cfg.reference, f, sd))
+        if m == cfg.reference or ref is None:
+            continue
+        out.setdefault(m, {}).setdefault(f, []).append(v - ref)
+    return {
+        m: {
+            f: {"deltas": d, **dict(zip(("mean", "std"), mean_std(d))), "wins": sum(x > 0 for x in d)}
+            for f, d in fr.items()
+        }
+        for m, fr in out.items()
+    }
+
+
+def paired_table(deltas: dict, cfg: ExperimentConfig, scale: float = 100.0) -> str:
+    """Markdown: per method and fraction, the paired deltas against the reference (per seed, mean ± std,
+    how many seeds are above)."""
+    lines = [
+        f"| Method | fraction | paired delta vs {method_label(cfg, cfg.reference)} per seed {cfg.seeds} | "
+        "mean ± std | seeds above |",
+        "|---|---|---|---|---|",
+    ]
+    for m in cfg.methods:
+        for f, d in sorted(deltas.get(m, {}).items()):
+            per = ", ".join(f"{x * scale:+.1f}" for x in d["deltas"])
+            lines.append(
+                f"| {method_label(cfg, m)} | {f * 100:g}% | {per} | {d['mean'] * scale:+.1f} ± "
+                f"{d['std'] * scale:.1f} | {d['wins']}/{len(d['deltas'])} |"
+            )
+    return "\n".join(lines)
+
+
+def markdown_table(summary: dict, cfg: ExperimentConfig, scale: float = 100.0) -> str:
+    """Table-1 shape: rows = methods, columns = fractions; mean +- std over seeds and the delta of the
+    mean against the reference method."""
+    fracs = sorted({f for fr in summary.values() for f in fr})
+    head = "| Method | " + " | ".join(f"{f * 100:g}%" for f in fracs) + " |"
+    sep = "|---|" + "---|" * len(fracs)
+    lines = [head, sep]
+    ref = summary.get(cfg.reference, {})
+    for m in cfg.methods:
+        if m not in summary:
+            continue
+        cells = []
+        for f in fracs:
+            s = summary[m].get(f)
+            if s is None:
+                cells.append("–")
+                continue
+            txt = f"{s['mean'] * scale:.1f} ± {s['std'] * scale:.1f}"
+            if m != cfg.reference and f in ref:
+                txt += f" ({(s['mean'] - ref[f]['mean']) * scale:+.1f})"
+            cells.append(txt)
+        lines.append(f"| {method_label(cfg, m)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def epoch_table(cells: list[dict], cfg: ExperimentConfig, scale: float = 100.0) -> str:
+    """The validation metric at every evaluation of fine-tuning (mean over seeds, lowest label
+    fraction): whether every method's fine-tuning had plateaued by the final epoch."""
+    f = min(cfg.fractions)
+    by: dict = {}
+    for c in cells:
+        if c["fraction"] != f:
+            continue
+        for h in c["results"].get("history", []):
+            if h.get("value") is not None:
+                by.setdefault(c["method"], {}).setdefault(h["epoch"], []).append(h["value"])
+    epochs = sorted({e for d in by.values() for e in d})
+    if not epochs:
+        return ""
+    lines = ["| Method | " + " | ".join(f"ep {e:g}" for e in epochs) + " |", "|---|" + "---|" * len(epochs)]
+    for m in cfg.methods:
+        if m in by:
+            vals = [by[m].get(e) for e in epochs]
+            lines.append(
+                f"| {method_label(cfg, m)} | "
+                + " | ".join("-" if v is None else f"{scale * sum(v) / len(v):.1f}" for v in vals)
+                + " |"
+            )
+    return "\n".join(lines)
+
+
+def curve_plot(path, summary: dict, cfg: ExperimentConfig, scale: float = 100.0) -> Path:
+    from pri3d.viz import plot_curves
+
+    series = {}
+    for m in cfg.methods:
+        if m in summary:
+            fr = sorted(summary[m])
+            series[method_label(cfg, m)] = (
+                [f * 100 for f in fr],
+                [summary[m][f]["mean"] * scale for f in fr],
+                [summary[m][f]["std"] * scale for f in fr],
+            )
+    return plot_curves(
+        path,
+        series,
+        xlabel="% of training labels",
+        ylabel=f"{cfg.finetune.metric} (x{scale:g})",
+        title=f"{cfg.name}: data efficiency",
+    )
+
+
+def pretrain_table(pretrained: dict[str, dict], radius: str = "recall@4px") -> str:
+    """Markdown table of pre-training runs (method -> pretrain cell result): steps, time, final loss
+    and the held-out feature-matching recall of the same network at initialisation and after."""
+    lines = [f"| method | steps | time | final loss | held-out {radius} at init | after |", "|---|---|---|---|---|---|"]
+
+    def fmt(x):
+        return "-" if x is None else f"{x:.3f}"
+
+    for m, res in pretrained.items():
+        sm = res.get("summary", {})
+        init = (sm.get("recall_init") or {}).get(radius)
+        after = (sm.get("recall") or {}).get(radius)
+        secs = res.get("seconds")
+        lines.append(
+            f"| {m} | {sm.get('steps')}{' (time budget)' if sm.get('stopped_early') else ''} | "
+            f"{'-' if secs is None else f'{secs / 60:.1f} min'} | {fmt(sm.get('final_loss'))} | "
+            f"{fmt(init)} | {fmt(after)} |"
+        )
+    return "\n".join(lines)
+
+
+def table_markdown(cfg: ExperimentConfig, summary: dict, deltas: dict, cells: list[dict]) -> str:
+    """``table.md`` without the test section: the validation table (final epoch), paired by seed,
+    best-on-val, the fine-tuning epochs and the pre-training table."""
+    table = markdown_table(summary["final"], cfg)
+    best = markdown_table(summary["best"], cfg)
+    text = (
+        f"## {cfg.name}: {cfg.finetune.metric} on the validation scenes (final epoch; mean ± std over seeds "
+        f"{cfg.seeds}, delta vs {cfg.reference})\n\n{table}\n\n### Paired by seed (same label subset)\n\n"
+        f"{paired_table(deltas, cfg)}\n\n### Best-on-val (as the official numbers; optimistic)\n\n{best}\n"
+    )
+    epochs = epoch_table(cells, cfg)
+    if epochs:
+        text += (
+            f"\n### Validation {cfg.finetune.metric} during fine-tuning ({min(cfg.fractions) * 100:g} % of the "
+            f"labels, mean over seeds): plateaued?\n\n{epochs}\n"
+        )
+    return text
+
+
+def _test_markdown(cfg: ExperimentConfig, summary: dict, deltas: dict) -> str:
+    seed = cfg.data.test_synth.seed if cfg.data.test_synth.scenes else "-"
+    return (
+        f"\n## Test scenes (generator seed {seed}; final models, scored once)\n\n{markdown_table(summary, cfg)}\n\n"
+        f"### Test, paired by seed\n\n{paired_table(deltas, cfg)}\n"
+    )
+
+
+def _json_dirs(dirs: dict) -> dict:
+    """The cells' folders with (method, fraction, seed) keys as ``method/fraction/seed`` strings."""
+    return {
+        k: (
+            {"/".join(map(str, kk)) if isinstance(kk, tuple) else kk: vv for kk, vv in v.items()}
+            if isinstance(v, dict)
+            else v
+        )
+        for k, v in dirs.items()
+    }
+
+
+def write_results(
+    cfg: ExperimentConfig,
+    out: Path,
+    cells: list[dict],
+    test_cells: list[dict],
+    pretrained: dict[str, dict],
+    skipped: dict,
+    dirs: dict,
+    t0: float,
+    log=print,
+) -> dict:
+    """Aggregate the cells and write ``out/results.json``, ``out/table.md`` and ``out/curve.png``; returns
+    the results (``dirs``: the cells' folders; ``seconds`` since ``t0``)."""
+    summary = {w: summarize(cells, cfg, w) for w in ("final", "best")}
+    deltas = paired_deltas(cells, cfg, "final")
+    results = {
+        "name": cfg.name,
+        "config": to_dict(cfg),
+        "metric": cfg.finetune.metric,
+        "cells": cells,
+        "summary_final": summary["final"],
+        "summary_best": summary["best"],
+        "paired_final": deltas,
+        "skipped": skipped,
+        "pretrain": {m: {"seconds": r.get("seconds"), "summary": r.get("summary")} for m, r in pretrained.items()},
+        "seconds": time.time() - t0,
+    }
+    text = table_markdown(cfg, summary, deltas, cells)
+    if test_cells:
+        summary["test"] = summarize(test_cells, cfg, "final")
+        tdeltas = paired_deltas(test_cells, cfg, "final")
+        results.update(test_cells=test_cells, summary_test=summary["test"], paired_test=tdeltas)
+        text += _test_markdown(cfg, summary["test"], tdeltas)
+    if pretrained:
+        text += (
+            f"\n### Pre-training (label-free check: feature-matching recall on held-out pairs)\n\n"
+            f"{pretrain_table(pretrained)}\n"
+        )
+    results["dirs"] = _json_dirs(dirs)
+    write_json(out / "results.json", results, sort_keys=True)
+    atomic_write_text(out / "table.md", text)
+    curve_plot(out / "curve.png", summary["final"], cfg)
+    log(markdown_table(summary["final"], cfg))
+    log(f"[experiment] wrote {out / 'results.json'}, {out / 'table.md'}, {out / 'curve.png'}")
+    return results

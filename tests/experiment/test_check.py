@@ -1,0 +1,45 @@
+"""``pri3d experiment --check`` (check_experiment): the shipped configs, and the cells' own builders."""
+
+from __future__ import annotations
+
+import pytest
+from expfixtures import ROOT, TINY
+
+from pri3d.errors import ConfigError
+from pri3d.experiment import check_experiment, load_experiment
+
+
+@pytest.mark.parametrize("name", ["synthetic-cpu", "scannet-paper", "nyuv2-paper"])
+def test_shipped_configs_validate(name):
+    cfg = load_experiment(ROOT / "configs" / f"{name}.yaml")
+    lines = check_experiment(cfg)
+    assert lines[-1] == "config OK"
+    assert set(cfg.methods) >= {"scratch", "view", "geo", "view+geo"}
+
+
+def test_demo_config_validates():
+    from pri3d.demo import DEMO_CONFIG
+
+    cfg = load_experiment(DEMO_CONFIG)
+    assert check_experiment(cfg)[-1] == "config OK"
+    # the slice of the protocol: scratch, the Stage-I init alone, Pri3D on top of it, at 20 % of the labels,
+    # pre-trained on unlabelled scans of their own generator seed
+    assert cfg.methods == ["scratch", "mocov2", "view"] and cfg.pretrain.stage1 == "mocov2" and cfg.fractions == [0.2]
+    assert cfg.data.pretrain_synth.scenes > cfg.data.synth.scenes
+    assert cfg.data.pretrain_synth.seed != cfg.data.synth.seed
+
+
+def test_check_builds_every_fine_tuning_cell_config(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(TINY.format(out=tmp_path / "o"))
+    cfg = load_experiment(p, ["finetune.per_method={view: [model.transfer=decoder]}"])
+    with pytest.raises(ConfigError, match="model.transfer"):
+        check_experiment(cfg)  # only the view cells have the bad override
+
+
+def test_check_reports_the_stage1_method_even_without_its_row(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(TINY.format(out=tmp_path / "o"))
+    lines = check_experiment(load_experiment(p, ["pretrain.stage1=mocov2"]))
+    assert any(line.startswith("  pretrain mocov2: preset cpu-tiny") for line in lines)
+    assert any("pretrain view:" in line and "from the mocov2 (Stage I) weights" in line for line in lines)

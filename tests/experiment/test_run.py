@@ -1,0 +1,102 @@
+"""The experiment driver: kill-and-resume, separate pre-training data, Stage-I init, a test set scored once
+(tiny configs, real cells)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from expfixtures import STAGED, TINY, done_files
+
+from pri3d.experiment import check_experiment, load_experiment, run_experiment
+
+
+def test_killed_experiment_resumes_without_recomputing(tmp_path):
+    out = tmp_path / "out"
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(TINY.format(out=out))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pri3d.cli", "experiment", "--config", str(cfg_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:  # kill -9 once the pre-training cell has finished, i.e. half way through
+        deadline = time.time() + 300
+        while time.time() < deadline and not list((out / "pretrain").glob("*/done.json")):
+            assert proc.poll() is None, "experiment ended before the pre-training cell finished"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    before = done_files(out)
+    assert any(k.startswith("pretrain/") for k in before) and any(k.startswith("data/") for k in before)
+    assert not (out / "results.json").exists()
+
+    logs: list[str] = []
+    res = run_experiment(load_experiment(cfg_path), log=logs.append)
+    after = done_files(out)
+    for k, t in before.items():  # finished cells were kept, not recomputed
+        assert after[k] == t, k
+    assert not any(line.startswith(("[data] generating", "[prepare] mining", "[pretrain]")) for line in logs)
+    assert {c["method"] for c in res["cells"]} == {"scratch", "view"}
+    assert (out / "table.md").read_text().count("|") > 8 and (out / "curve.png").stat().st_size > 0
+    saved = json.loads((out / "results.json").read_text())
+    assert len(saved["cells"]) == 2 and saved["metric"] == "miou"
+    assert saved["pretrain"]["view"]["summary"]["steps"] == 2
+    assert "### Pre-training" in (out / "table.md").read_text()
+
+    # a third run does nothing at all
+    logs.clear()
+    run_experiment(load_experiment(cfg_path), log=logs.append)
+    assert not any(line.startswith(("[finetune]", "[pretrain]")) for line in logs)
+
+
+def test_separate_pretraining_data_stage1_init_and_a_test_set_scored_once(tmp_path):
+    import torch
+
+    from pri3d.pairs.store import PreparedData
+
+    out = tmp_path / "out"
+    p = tmp_path / "c.yaml"
+    p.write_text(STAGED.format(out=out, test="false"))
+    cfg = load_experiment(p)
+    assert any("from the mocov2 (Stage I) weights" in line for line in check_experiment(cfg))
+    res = run_experiment(cfg, log=lambda *a: None)
+    dirs = res["cell_dirs"]
+    # pre-training reads its own generated scans, not the labelled scenes
+    assert dirs["pretrain_data"] != dirs["data"]
+    prep = PreparedData(dirs["prepared"])
+    assert prep.input_path == Path(dirs["pretrain_data"]).resolve() and len(prep.scene_ids()) == 2
+    # the Pri3D run starts from the Stage-I encoder
+    view_cfg = (Path(dirs["pretrain"]["view"]) / "run" / "config.yaml").read_text()
+    moco_bb = json.loads((Path(dirs["pretrain"]["mocov2"]) / "done.json").read_text())["backbone"]
+    assert f"init: {moco_bb}" in view_cfg
+    assert (
+        "Stage I alone" in (out / "table.md").read_text()
+        and "Pri3D (view) on Stage I" in (out / "table.md").read_text()
+    )
+    assert "Test scenes" not in (out / "table.md").read_text() and not (out / "test").exists()
+    # the same config with test: true reuses every cell and only adds the test scores of the final models
+    # (here in 2 parallel processes)
+    p.write_text(STAGED.format(out=out, test="true"))
+    logs: list[str] = []
+    done_before = done_files(out)
+    res2 = run_experiment(load_experiment(p, ["jobs=2"]), log=logs.append)
+    assert not any(line.startswith(("[pretrain]", "[finetune]")) for line in logs)
+    added = set(done_files(out)) - set(done_before)
+    assert sorted(k.split("/")[0] for k in added) == ["data", "test", "test", "test"]  # the test scenes + 3 scores
+    assert "## Test scenes" in (out / "table.md").read_text()
+    assert set(res2["summary_test"]) == {"scratch", "mocov2", "view"}
+    t = json.loads((Path(res2["cell_dirs"]["test"][("view", 1.0, 0)]) / "done.json").read_text())
+    ft_run = Path(res2["cell_dirs"]["finetune"][("view", 1.0, 0)]) / "run"
+    assert Path(t["checkpoint"]).parent == ft_run / "checkpoints"  # the final model, not best.pt
+    state = torch.load(t["checkpoint"], map_location="cpu", weights_only=False)
+    assert state["step"] == 1 and t["results"]["final"]["value"] is not None
+    assert t["images"] == 2  # every frame of the one test scene

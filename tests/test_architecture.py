@@ -1,0 +1,151 @@
+"""The layering of docs/architecture.md, checked on the source: who may import whom, no import circles,
+spconv only behind models/sparse_backend.py, and the library never importing the CLI's commands."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+BASE = {"errors", "config", "engine"}
+# top-level part of pri3d -> the parts it may import (module- or function-level). Keep in step with
+# docs/architecture.md.
+ALLOWED = {
+    "pri3d": set(),  # the package __init__: the version only
+    "errors": set(),
+    "config": {"errors"},
+    "engine": {"errors", "config"},
+    "geometry": {"errors"},
+    "viz": set(),
+    "data": BASE | {"geometry"},
+    "pairs": BASE | {"geometry", "data"},
+    "models": BASE,
+    "losses": BASE | {"geometry"},
+    "pretrain": BASE | {"geometry", "data", "pairs", "models", "losses", "viz"},
+    "downstream": BASE | {"data", "models", "viz"},
+    "export": BASE | {"models"},
+    "experiment": BASE | {"geometry", "data", "pairs", "models", "losses", "pretrain", "downstream", "viz"},
+    "demo": BASE | {"geometry", "data", "pairs", "models", "pretrain", "downstream", "experiment", "viz"},
+    "commands": BASE
+    | {"pri3d", "geometry", "data", "pairs", "models", "pretrain", "downstream", "export"}
+    | {"experiment", "demo"},
+    "cli": {"pri3d", "errors"},  # commands are imported by name, on use (importlib)
+}
+
+
+def _modules() -> dict[str, Path]:
+    mods = {}
+    for p in (SRC / "pri3d").rglob("*.py"):
+        parts = list(p.relative_to(SRC).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        mods[".".join(parts)] = p
+    return mods
+
+
+def _imports(mods: dict[str, Path]) -> dict[str, set[str]]:
+    """module -> the pri3d modules (and 'spconv...') it imports anywhere in its body."""
+
+    def resolve(name: str) -> str | None:
+        while name and name not in mods:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    edges = defaultdict(set)
+    for m, p in mods.items():
+        for n in ast.walk(ast.parse(p.read_text())):
+            names = []
+            if isinstance(n, ast.ImportFrom) and n.level:
+                raise AssertionError(f"{p}: relative import (use absolute pri3d.* imports)")
+            if isinstance(n, ast.ImportFrom) and n.module:
+                names = [f"{n.module}.{a.name}" for a in n.names] if n.module.startswith("pri3d") else [n.module]
+            elif isinstance(n, ast.Import):
+                names = [a.name for a in n.names]
+            for name in names:
+                if name.startswith("spconv"):
+                    edges[m].add("spconv")
+                elif name.startswith("pri3d") and (t := resolve(name)) and t != m:
+                    edges[m].add(t)
+    return edges
+
+
+def _part(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "pri3d"
+
+
+MODS = _modules()
+EDGES = _imports(MODS)
+
+
+def test_every_part_is_in_the_table():
+    assert {_part(m) for m in MODS} <= set(ALLOWED), "a new top-level part: add it to ALLOWED and the docs"
+
+
+def test_each_part_imports_only_what_the_layering_allows():
+    bad = sorted(
+        f"{m} imports {t}"
+        for m, ts in EDGES.items()
+        for t in ts
+        if t != "spconv" and _part(t) != _part(m) and _part(t) not in ALLOWED[_part(m)]
+    )
+    assert not bad, "\n".join(bad)
+
+
+def test_no_import_circles():
+    index, low, stack, on, cycles = {}, {}, [], set(), []
+
+    def visit(v):  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in EDGES.get(v, ()):
+            if w == "spconv":
+                continue
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for v in sorted(MODS):
+        if v not in index:
+            visit(v)
+    assert not cycles, cycles
+
+
+def test_spconv_only_behind_the_sparse_backend_and_the_library_never_imports_commands():
+    assert sorted(m for m, ts in EDGES.items() if "spconv" in ts) == ["pri3d.models.sparse_backend"]
+    users = sorted(m for m, ts in EDGES.items() for t in ts if _part(t) == "commands" and _part(m) != "commands")
+    assert users == [], users
+
+
+def test_2d_only_work_does_not_load_spconv():
+    code = (
+        "import sys\n"
+        "import pri3d.cli, pri3d.downstream.loop, pri3d.downstream.semseg, pri3d.downstream.detection\n"
+        "import pri3d.export, pri3d.data.formats, pri3d.geometry, pri3d.engine.io\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'spconv'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_graph_sees_function_level_imports():
+    assert "pri3d.pretrain.method" in EDGES["pri3d.pretrain.modes"]  # imported inside a builder
+    assert "pri3d.viz" in EDGES["pri3d.pretrain.report"]
+    assert "spconv" in EDGES["pri3d.models.sparse_backend"]
