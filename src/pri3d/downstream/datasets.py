@@ -148,8 +148,24 @@ def _to_tensor_image(rgb: np.ndarray, normalize: bool) -> torch.Tensor:
     return imagenet_normalize(x) if normalize else x
 
 
-def _items(scenes: Sequence[Scene]) -> list[tuple[Scene, int]]:
-    return [(s, f) for s in scenes for f in s.frame_ids]
+def _label_frame(item: tuple[Scene, int]):
+    """The annotations of one ``(scene, frame id)`` item (no colour, no depth): what the label scan reads."""
+    scene, fid = item
+    return scene.load_frame(fid, color=False, depth=False, labels=True)
+
+
+class _LabelledFrames(Dataset):
+    """What both task datasets share: the output size, training augmentation flags and scan statistics."""
+
+    def _begin(self, scenes: Sequence[Scene], image_size, train: bool, hflip: bool) -> list[tuple[Scene, int]]:
+        """Set the common attributes; returns every ``(scene, frame id)`` item, to be scanned."""
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.train = train
+        self.hflip = hflip
+        self.stats = DatasetStats()
+        items = [(s, f) for s in scenes for f in s.frame_ids]
+        self.stats.frames_scanned = len(items)
+        return items
 
 
 def _subset(index: list, fraction: float, by: str, seed: int, max_images: int) -> list:
@@ -167,7 +183,7 @@ def _subset(index: list, fraction: float, by: str, seed: int, max_images: int) -
 # -------------------------------------------------------------------------------------------- semseg
 
 
-class SemSegDataset(Dataset):
+class SemSegDataset(_LabelledFrames):
     """Frames with label maps -> ``{"image": (3, H, W) float normalised, "label": (H, W) int64
     (IGNORE_INDEX = 255 where ignored), "id": "scene/frame"}`` at ``image_size`` (H, W).
 
@@ -197,16 +213,10 @@ class SemSegDataset(Dataset):
         max_images: int = 0,
     ):
         self.label_set = label_set
-        self.image_size = (int(image_size[0]), int(image_size[1]))
-        self.train = train
-        self.hflip = hflip
-        self.stats = DatasetStats()
-        items = _items(scenes)
-        self.stats.frames_scanned = len(items)
+        items = self._begin(scenes, image_size, train, hflip)
 
         def scan(it):
-            scene, fid = it
-            fr = scene.load_frame(fid, color=False, depth=False, labels=True)
+            fr = _label_frame(it)
             if fr.label is None:
                 return None
             _, n_unknown = label_set.map(fr.label)
@@ -320,7 +330,7 @@ def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
     return boxes
 
 
-class InstanceDataset(Dataset):
+class InstanceDataset(_LabelledFrames):
     """Frames with instances -> ``(image (3, H, W) float in [0, 1], target)`` for torchvision Mask
     R-CNN, with ``target = {"boxes": (N, 4) float xyxy, "labels": (N,) int64 category 1..K,
     "masks": (N, H, W) uint8, "image_id": int, "area", "iscrowd"}`` at ``image_size``.
@@ -350,18 +360,12 @@ class InstanceDataset(Dataset):
         if convention not in INSTANCE_FORMATS:
             raise ConfigError(f"instance format must be one of {', '.join(INSTANCE_FORMATS)}, got {convention!r}")
         self.instance_set = instance_set
-        self.image_size = (int(image_size[0]), int(image_size[1]))
         self.convention = convention
         self.min_area = int(min_area)
-        self.train = train
-        self.hflip = hflip
-        self.stats = DatasetStats()
-        items = _items(scenes)
-        self.stats.frames_scanned = len(items)
+        items = self._begin(scenes, image_size, train, hflip)
 
         def scan(it):
-            scene, fid = it
-            fr = scene.load_frame(fid, color=False, depth=False, labels=True)
+            fr = _label_frame(it)
             if fr.instance is None and (convention == "separate" or fr.label is None):
                 return None
             keys, cls = extract_instances(fr.label, fr.instance, convention)
