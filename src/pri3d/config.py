@@ -24,6 +24,7 @@ from pri3d.errors import ConfigError
 __all__ = [
     "load_preset",
     "apply_overrides",
+    "set_dotted",
     "build",
     "to_dict",
     "flatten",
@@ -85,14 +86,18 @@ def apply_overrides(d: dict, overrides: list[str]) -> dict:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
-        node = d
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {part!r} is not a section")
-        node[parts[-1]] = value
+        set_dotted(d, key.strip(), value, f"override {item!r}")
     return d
+
+
+def set_dotted(d: dict, key: str, value, where: str = "") -> None:
+    """``d["a"]["b"]["c"] = value`` for ``key="a.b.c"``, creating sections on the way (in place)."""
+    *sections, last = key.split(".")
+    for part in sections:
+        d = d.setdefault(part, {})
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where or key}: {part!r} is not a section")
+    d[last] = value
 
 
 def _copy(d):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from expfixtures import TINY
 
 from pri3d.experiment import load_experiment
+from pri3d.experiment.cells import pretrain_spec
+from pri3d.pretrain.loop import load_config
 
 
 def test_editing_a_preset_changes_the_cell_key(tmp_path):
@@ -22,25 +24,26 @@ def test_editing_a_preset_changes_the_cell_key(tmp_path):
     assert after["settings"]["optim"]["lr"] == 0.01 and after != before
 
 
-def test_typed_configs_equal_the_override_strings_the_keys_record(tmp_path):
+def test_typed_configs_equal_the_override_strings_of_earlier_code(tmp_path):
     """The cells set mode, split, init, task, seed and fraction as typed values; the resolved settings (part
-    of the key) are those the ``key=value`` strings of earlier code gave, so cached cells stay valid."""
+    of the key) are those the ``key=value`` strings of earlier code gave, and the key records them."""
     from pri3d.config import resolve, to_dict
     from pri3d.downstream import finetune_config
-    from pri3d.experiment.cells import build_finetune_config, build_pretrain_config, pretrain_key_overrides
+    from pri3d.experiment.cells import build_finetune_config, build_pretrain_config
     from pri3d.pretrain.config import PretrainConfig
 
     p = tmp_path / "c.yaml"
     p.write_text(TINY.format(out=tmp_path / "o"))
     cfg = load_experiment(p, ["data.pretrain_split=all", "finetune.per_method={view: [model.transfer=encoder]}"])
     for init in (None, "/some/stage1/backbone.pth"):
-        ov = pretrain_key_overrides(cfg, "view", init)
-        assert ov[-3 if init else -2 :] == ["mode=view", "data.train_split=all"] + (
-            [f"model.init={init}"] if init else []
-        )
+        ov = [*cfg.pretrain.overrides, *cfg.pretrain.per_method.get("view", []), "mode=view", "data.train_split=all"]
+        ov += [f"model.init={init}"] if init else []
         assert to_dict(build_pretrain_config(cfg, "view", init)) == to_dict(
             resolve(PretrainConfig, "cpu-tiny", ov, "pretrain")
         )
+        spec = pretrain_spec(cfg, "view", "k", (init, "ik") if init else None)
+        assert spec["settings"]["mode"] == "view" and spec["settings"]["data"]["train_split"] == "all"
+        assert spec["settings"]["model"]["init"] == (init or load_config("cpu-tiny").model.init)
     old = finetune_config("tiny-semseg", ["model.transfer=encoder", "task=semseg", "seed=3"], fraction=0.5)
     assert to_dict(build_finetune_config(cfg, "view", 0.5, 3)) == to_dict(old)
 

@@ -9,9 +9,9 @@ chooses (mode, split, seed, fraction, ...) as typed values. The same object give
 resolved settings) and runs the cell; ``--check`` builds the same configs
 (:func:`pri3d.experiment.check.check_experiment`).
 
-Cell keys are unchanged since ``CELL_VERSION`` 2: the key of a pre-training cell still records the
-overrides as the ``key=value`` strings earlier code passed (``mode=...``, ``data.train_split=...``,
-``model.init=...``: :func:`pretrain_key_overrides`); they are only recorded, never parsed.
+A cell's key is a hash of its inputs' keys, its preset, the experiment's overrides and the resolved
+settings, so a renamed or added config field also gives new keys (cells made before are then
+recomputed once, not reused).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import json
 import time
 from pathlib import Path
 
-from pri3d.config import apply_overrides, build, load_preset, to_dict
-from pri3d.engine.io import write_json
-from pri3d.errors import ConfigError, DataError
+from pri3d.config import apply_overrides, build, load_preset, set_dotted, to_dict
+from pri3d.engine.io import atomic_write_text, write_json
+from pri3d.errors import DataError
 from pri3d.experiment.config import ExperimentConfig, SynthSpec, resolve_path
 
 __all__ = [
@@ -36,7 +36,6 @@ __all__ = [
     "test_data",
     "prepare_cell",
     "build_pretrain_config",
-    "pretrain_key_overrides",
     "pretrain_setup",
     "pretrain_spec",
     "pretrain_cell",
@@ -169,21 +168,12 @@ def prepare_cell(
 # ----------------------------------------------------------------------------- typed configs
 
 
-def _set(d: dict, dotted: str, value) -> None:
-    *sections, key = dotted.split(".")
-    for part in sections:
-        d = d.setdefault(part, {})
-        if not isinstance(d, dict):
-            raise ConfigError(f"{dotted}: {part!r} is not a section")
-    d[key] = value
-
-
 def _build(cls, preset: str, group: str, overrides: list[str], values: dict):
     """``cls`` from ``preset`` + the experiment's ``overrides`` (parsed here) + typed ``values``
     (dotted key -> value, set after the overrides, as the last overrides would be)."""
     d = apply_overrides(load_preset(preset, group), overrides)
     for dotted, value in values.items():
-        _set(d, dotted, value)
+        set_dotted(d, dotted, value)
     return build(cls, d)
 
 
@@ -211,13 +201,6 @@ def build_pretrain_config(cfg: ExperimentConfig, method: str, init: str | None =
     return _build(PretrainConfig, pretrain_preset(cfg, method), "pretrain", _pretrain_overrides(cfg, method), values)
 
 
-def pretrain_key_overrides(cfg: ExperimentConfig, method: str, init: str | None = None) -> list[str]:
-    """The overrides as the cell key records them (the ``key=value`` strings of earlier code: kept so that
-    cached cells stay valid; never parsed)."""
-    values = _pretrain_values(cfg, method, init)
-    return [*_pretrain_overrides(cfg, method), *(f"{k}={v}" for k, v in values.items())]
-
-
 def pretrain_setup(cfg: ExperimentConfig, method: str, prep_key: str, init: tuple[str, str] | None = None):
     """``(config, spec)`` of ``method``'s pre-training cell: the typed config and what determines the cell
     (its inputs, preset, overrides and the resolved settings, so that editing a preset file invalidates the
@@ -226,7 +209,7 @@ def pretrain_setup(cfg: ExperimentConfig, method: str, prep_key: str, init: tupl
     spec = {
         "prepared": prep_key,
         "preset": pretrain_preset(cfg, method),
-        "overrides": pretrain_key_overrides(cfg, method, init[0] if init else None),
+        "overrides": _pretrain_overrides(cfg, method),  # the experiment's own values are in the settings
         "settings": to_dict(pcfg),
         "init": init[1] if init else None,
         "version": CELL_VERSION,
@@ -370,7 +353,7 @@ def test_cell(
             raise DataError(f"{ft_dir}: no fine-tuning checkpoint to score on the test set")
         scenes = [sc.scene_id for sc in open_dataset(test_path, test_format)]
         split = cell.dir / "test-scenes.txt"
-        split.write_text("\n".join(scenes) + "\n")
+        atomic_write_text(split, "\n".join(scenes) + "\n")
         log(f"[test] {Path(ft_dir).name}: final model ({ckpts[-1].name}) on {len(scenes)} test scenes")
         t0 = time.time()
         r = evaluate_checkpoint(ckpts[-1], data=str(test_path), format=test_format, split=str(split), progress=False)
