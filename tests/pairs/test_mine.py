@@ -21,6 +21,11 @@ from pri3d.pairs.mine import PrepareParams, prepare
 from pri3d.pairs.store import PreparedData
 
 
+def _prepare_cli(data, out, *options: str) -> int:
+    """``pri3d prepare --input DATA --output OUT --no-progress OPTIONS``; returns the exit code."""
+    return cli_main(["prepare", "--input", str(data), "--output", str(out), "--no-progress", *options])
+
+
 def test_overlap_fast_faithful_on_generator_scene(tmp_path):
     from pri3d.data.formats import open_dataset
     from pri3d.data.synth import generate
@@ -58,7 +63,7 @@ def dataset(tmp_path):
 
 def test_prepare_writes_layout_and_counts_skips(dataset, tmp_path, capsys):
     out = tmp_path / "out"
-    rc = cli_main(["prepare", "--input", str(dataset), "--output", str(out), "--no-progress"])
+    rc = _prepare_cli(dataset, out)
     assert rc == 0
     msg = capsys.readouterr().out
     assert "frames skipped" in msg and "invalid pose" in msg
@@ -120,10 +125,7 @@ def test_prepare_resumes_and_refuses_other_parameters(dataset, tmp_path):
     # Another run's parameters: a clear error, unless overwrite.
     with pytest.raises(DataError, match="other parameters.*radius"):
         prepare(dataset, out, params=PrepareParams(geometry=False, radius=0.05), progress=False)
-    rc = cli_main(
-        ["prepare", "--input", str(dataset), "--output", str(out), "--radius", "0.05", "--no-progress", "--no-geometry"]
-    )
-    assert rc == 1
+    assert _prepare_cli(dataset, out, "--radius", "0.05", "--no-geometry") == 1
     s3 = prepare(dataset, out, params=PrepareParams(geometry=False, radius=0.05), overwrite=True, progress=False)
     assert s3["scenes_done_before"] == 0
     assert json.loads((out / "params.json").read_text())["radius"] == 0.05
@@ -199,23 +201,7 @@ def test_prepare_holdout_writes_splits_and_pretrain_never_trains_on_held_out_fra
     root = tmp_path / "data"
     write_scene(root, "seq", trajectory(10, step=0.3))  # frames 0, 10, ..., 90; no mesh: geometry is fused
     out = tmp_path / "prep"
-    assert (
-        cli_main(
-            [
-                "prepare",
-                "--input",
-                str(root),
-                "--output",
-                str(out),
-                "--holdout",
-                "40-50",
-                "--no-progress",
-                "--voxel-size",
-                "0.1",
-            ]
-        )
-        == 0
-    )
+    assert _prepare_cli(root, out, "--holdout", "40-50", "--voxel-size", "0.1") == 0
     summary = json.loads((out / "summary.json").read_text())
     h = summary["holdout"]
     assert h["val_frames"] == 2 and h["train_frames"] + h["gap_frames"] == 8 and h["gap_frames"] >= 1
@@ -248,45 +234,13 @@ def test_prepare_holdout_writes_splits_and_pretrain_never_trains_on_held_out_fra
     assert len(fuse_depth(every, 0.1)[0]) > len(stored)
     # a looser gap keeps more training frames and reports the largest training-held-out overlap left
     out2 = tmp_path / "prep2"
-    assert (
-        cli_main(
-            [
-                "prepare",
-                "--input",
-                str(root),
-                "--output",
-                str(out2),
-                "--holdout",
-                "40-50",
-                "--no-progress",
-                "--no-geometry",
-                "--holdout-overlap",
-                "0.6",
-            ]
-        )
-        == 0
-    )
+    assert _prepare_cli(root, out2, "--holdout", "40-50", "--no-geometry", "--holdout-overlap", "0.6") == 0
     h2 = json.loads((out2 / "summary.json").read_text())["holdout"]
     assert h2["train_frames"] > h["train_frames"] and 0.3 <= h2["max_train_val_overlap"] < 0.6
     # a gap that leaves no training frame is a clear error
     tight = tmp_path / "tight"
     write_scene(tight, "seq", trajectory(10, step=0.2))
-    assert (
-        cli_main(
-            [
-                "prepare",
-                "--input",
-                str(tight),
-                "--output",
-                str(tmp_path / "p3"),
-                "--holdout",
-                "40-50",
-                "--no-progress",
-                "--no-geometry",
-            ]
-        )
-        == 1
-    )
+    assert _prepare_cli(tight, tmp_path / "p3", "--holdout", "40-50", "--no-geometry") == 1
     with pytest.raises(ConfigError, match="holdout_overlap"):
         PrepareParams(holdout="40-50", holdout_overlap=0.1).check()
     with pytest.raises(ConfigError, match="bad frame range"):
