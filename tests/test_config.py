@@ -137,3 +137,25 @@ def test_both_phases_use_the_same_names():
         for k in keys:
             assert k in p[section] and k in f[section], f"{section}.{k}"
     assert type(p["train"]["amp"]) is type(f["train"]["amp"]) is str
+
+
+def test_a_saved_config_with_old_names_builds_silently_and_compares_under_new_ones(tmp_path):
+    import yaml
+
+    from pri3d.config import build_saved, saved_as_current
+    from pri3d.engine.checkpoint import config_changes
+
+    old = yaml.safe_load(OLD_FINETUNE)  # as an earlier version saved it in a checkpoint
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cfg = build_saved(FinetuneConfig, old)
+    assert cfg.data.path == "/data/scannet" and cfg.train.steps == 7
+    assert config_changes(saved_as_current(FinetuneConfig, old), to_dict(cfg)) == []
+    # a pre-training checkpoint from before the optimizer settings were shared lacks the new fields
+    saved = to_dict(PretrainConfig())
+    for k in ("milestones", "warmup_factor", "clip_grad"):
+        del saved["optim"][k]
+    new_fields = ["optim.clip_grad", "optim.milestones", "optim.warmup_factor"]
+    assert config_changes(saved, to_dict(PretrainConfig())) == new_fields
+    assert config_changes(saved_as_current(PretrainConfig, saved), to_dict(PretrainConfig())) == []
+    assert saved_as_current(PretrainConfig, {"no_such_key": 1}) == {"no_such_key": 1}  # unbuildable: as saved

@@ -26,6 +26,8 @@ __all__ = [
     "apply_overrides",
     "set_dotted",
     "build",
+    "build_saved",
+    "saved_as_current",
     "to_dict",
     "flatten",
     "resolve",
@@ -201,6 +203,23 @@ def build(cls, d: dict, where: str = ""):
     if callable(check):
         check()
     return obj
+
+
+def build_saved(cls, d: dict):
+    """Build ``cls`` from a config pri3d saved itself (in a checkpoint): like :func:`build`, but without the
+    deprecation warnings for the old key names it may hold (nobody can edit a checkpoint)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return build(cls, d)
+
+
+def saved_as_current(cls, d: dict) -> dict:
+    """A saved config dict under today's key names and defaults, for comparing it with the resuming run's
+    (``d`` itself when it no longer builds)."""
+    try:
+        return to_dict(build_saved(cls, d))
+    except ConfigError:
+        return d
 
 
 def to_dict(cfg) -> dict:

@@ -27,7 +27,7 @@ import yaml
 from torch.utils.data import DataLoader, Sampler, Subset
 from tqdm import tqdm
 
-from pri3d.config import build, to_dict
+from pri3d.config import build_saved, saved_as_current, to_dict
 from pri3d.downstream.config import FinetuneConfig
 from pri3d.engine import distributed as D
 from pri3d.engine.amp import amp_dtype
@@ -369,7 +369,7 @@ def _resume(run: Run) -> None:
         run.final = {"label": FINAL_LABEL, **run.history[-1]}
     if state.get("rng") and run.dist.world_size == 1:
         restore_rng(state["rng"])
-    changed = config_changes(_current_names(state.get("config") or {}), to_dict(run.cfg))
+    changed = config_changes(saved_as_current(FinetuneConfig, state.get("config") or {}), to_dict(run.cfg))
     run.say(
         f"resumed from {path} at step {run.step}/{run.total}"
         + (f" (config changed: {', '.join(changed)})" if changed else "")
@@ -452,18 +452,6 @@ def _finish(run: Run) -> dict:
     return res
 
 
-def _current_names(old: dict) -> dict:
-    """A checkpoint's config dict under today's key names (older checkpoints used deprecated ones)."""
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            return to_dict(build(FinetuneConfig, old))
-    except ConfigError:
-        return old
-
-
 def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.4f}"
 
@@ -492,7 +480,7 @@ def load_finetuned(path) -> tuple[dict, FinetuneConfig]:
         raise DataError(
             f"{path}: not a fine-tuned checkpoint (format {state.get('format')!r}, expected {CKPT_FORMAT!r})"
         )
-    return state, build(FinetuneConfig, state["config"])
+    return state, build_saved(FinetuneConfig, state["config"])
 
 
 def load_finetuned_model(path):

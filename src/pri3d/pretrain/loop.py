@@ -31,7 +31,7 @@ import yaml
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pri3d.config import resolve, to_dict
+from pri3d.config import resolve, saved_as_current, to_dict
 from pri3d.engine.amp import amp_dtype
 from pri3d.engine.checkpoint import CheckpointManager, capture_rng, config_changes, restore_rng
 from pri3d.engine.distributed import (
@@ -319,7 +319,8 @@ def _restore(cfg: PretrainConfig, state: dict, path, method, optimizer, main: bo
     start = int(state["step"])
     if main:
         print(f"pretrain: resumed from {path} at step {start}")
-        changed = config_changes(state.get("config") or {}, to_dict(cfg), _RESUME_FREE)
+        saved = saved_as_current(PretrainConfig, state.get("config") or {})
+        changed = config_changes(saved, to_dict(cfg), _RESUME_FREE)
         if changed:
             print(
                 f"pretrain: warning: the config differs from the checkpoint's in {', '.join(changed)}; "
