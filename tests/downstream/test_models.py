@@ -3,8 +3,8 @@ import torch
 import torchvision
 from dsfixtures import one_thread  # noqa: F401  (pytest fixture)
 
-from pri3d.downstream.detection import build_maskrcnn
-from pri3d.downstream.semseg import SemSegUNet, build_semseg_model
+from pri3d.downstream.detection import DetectTask, build_maskrcnn
+from pri3d.downstream.semseg import SemSegTask, SemSegUNet, build_semseg_model
 from pri3d.errors import InitError
 from pri3d.models.resnet_unet import ResNetUNet
 
@@ -128,3 +128,28 @@ def test_checkpoint_of_a_different_backbone_lists_mismatched_keys(tmp_path):
     torch.save(r50.state_dict(), tmp_path / "r50.pth")
     with pytest.raises(InitError, match="shape-mismatched: .*conv1.weight"):
         build_semseg_model("deeplabv3", "resnet18", 5, str(tmp_path / "r50.pth"))
+
+
+def test_every_trainable_parameter_gets_a_gradient_so_ddp_needs_no_unused_parameter_search():
+    """Both tasks run DDP with ``find_unused_parameters=False`` (as torchvision's detection reference
+    does): a parameter without a gradient would make DDP fail on the next step. Mask R-CNN keeps its
+    mask head in the graph even on images without instances (its loss is ``mask_logits.sum() * 0``)."""
+
+    def without_grad(model):
+        return [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+
+    torch.manual_seed(0)
+    model, _ = build_maskrcnn("resnet18", 3, image_size=(64, 80), fpn_channels=32)
+    model.train()
+    empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
+    empty["masks"] = torch.zeros(0, 64, 80, dtype=torch.uint8)
+    sum(model([torch.rand(3, 64, 80)], [empty]).values()).backward()
+    assert without_grad(model) == []
+    assert any(p.grad is not None for n, p in model.named_parameters() if n.startswith("roi_heads.mask_"))
+    assert not DetectTask.find_unused_parameters
+
+    net, _ = build_semseg_model("unet", "resnet18", 5)
+    net.train()
+    torch.nn.functional.cross_entropy(net(torch.randn(2, 3, 64, 64)), torch.randint(0, 5, (2, 64, 64))).backward()
+    assert without_grad(net) == []
+    assert not SemSegTask.find_unused_parameters

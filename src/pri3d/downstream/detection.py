@@ -115,7 +115,9 @@ class DetectTask:
 
     name = "detect"
     default_best_metric = "bbox.AP"
-    find_unused_parameters = True  # DDP: Mask R-CNN heads skip parameters on batches without instances
+    # DDP: every trainable parameter gets a gradient every step, even on images without instances
+    # (torchvision's mask loss is then ``mask_logits.sum() * 0``), so no unused-parameter search.
+    find_unused_parameters = False
 
     @staticmethod
     def scalars(scores: dict) -> dict:
