@@ -44,11 +44,17 @@ def test_pretrain_table_reports_recall_at_init_and_after():
     }
     res = {
         "view": {"seconds": 90.0, "summary": view},
-        "geo": {"seconds": 30.0, "summary": {"steps": 120, "final_loss": 8.5, "stopped_early": True}},
+        "geo": {
+            "seconds": 30.0,
+            "summary": {"steps": 120, "steps_planned": 400, "final_loss": 8.5, "stopped_early": True},
+        },
     }
     lines = pretrain_table(res).splitlines()
     assert lines[2] == "| view | 400 | 1.5 min | 3.900 | 0.357 | 0.434 |"
-    assert lines[3] == "| geo | 120 (time budget) | 0.5 min | 8.500 | - | - |"
+    assert lines[3] == "| geo | 120 of 400 (**cut short**) | 0.5 min | 8.500 | - | - |"
+    assert lines[-1].startswith("**Cut short: geo.**")  # said below the table too, naming the cell
+    del res["geo"]
+    assert "Cut short" not in pretrain_table(res)
 
 
 def test_paired_deltas_per_seed():

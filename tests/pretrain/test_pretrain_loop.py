@@ -100,6 +100,20 @@ def test_nan_loss_stops_with_the_step_and_writes_no_checkpoint(tiny, tmp_path, m
     assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
 
 
+def test_a_wall_clock_guard_that_fires_says_so_and_resume_finishes_the_planned_steps(tiny, tmp_path, capsys):
+    # 1e-9 minutes (60 ns) have always passed after one training step, on any machine and under any load
+    over = ("mode=view", "train.steps=5", "train.eval_every=0", "train.ckpt_every=100")
+    summary = train(load_config("cpu-tiny", tiny(tmp_path, *over, "train.max_minutes=1.0e-9")))
+    assert summary["stopped_early"] and (summary["steps"], summary["steps_planned"]) == (1, 5)
+    err = capsys.readouterr().err
+    assert "WARNING: the wall-clock guard train.max_minutes=1e-09 stopped the run at step 1 of 5" in err
+    assert "**cut short**" in (tmp_path / "report.md").read_text()
+    summary = train(load_config("cpu-tiny", tiny(tmp_path, *over, "train.max_minutes=0")), resume=True)
+    assert not summary["stopped_early"] and (summary["start_step"], summary["steps"]) == (1, 5)
+    assert sorted(_losses(tmp_path)) == [1, 2, 3, 4, 5]
+    assert "cut short" not in (tmp_path / "report.md").read_text()
+
+
 def test_existing_run_needs_resume(reference_run, tiny):
     with pytest.raises(ConfigError, match="--resume"):
         train(load_config("cpu-tiny", tiny(reference_run, *VIEW)))
@@ -121,7 +135,7 @@ def test_real_rgbd_preset_loads_as_a_config_file_with_its_chosen_settings():
     cfg = load_config(str(Path(__file__).parents[2] / "configs" / "7scenes-cpu.yaml"))
     assert cfg.mode == "view" and cfg.model.arch == "resnet18" and cfg.model.init == "scratch"
     assert cfg.data.resolution == [96, 128] and cfg.data.crop_scale == [0.35, 1.0] and not cfg.data.flip
-    assert (cfg.train.steps, cfg.train.batch_size, cfg.train.max_minutes) == (400, 4, 15.0)
+    assert (cfg.train.steps, cfg.train.batch_size, cfg.train.max_minutes) == (400, 4, 60.0)
     assert cfg.data.path == ""  # the data is always given on the command line (--data)
 
 

@@ -264,6 +264,11 @@ def pretrain_cell(
         log(f"[pretrain] {method}{start}: {pcfg.train.steps} steps, {pcfg.model.arch} -> {cell.dir / 'run'}")
         t0 = time.time()
         summary = train(pcfg, resume=(cell.dir / "run" / "checkpoints").is_dir())
+        if summary.get("stopped_early"):
+            log(
+                f"[pretrain] {method}: CUT SHORT by the wall-clock guard train.max_minutes at step "
+                f"{summary['steps']} of {pcfg.train.steps}; the report marks this cell"
+            )
         cell.finish(
             {
                 "backbone": str((cell.dir / "run" / "backbone.pth").resolve()),

@@ -193,16 +193,28 @@ def pretrain_table(pretrained: dict[str, dict], radius: str = "recall@4px") -> s
     def fmt(x):
         return "-" if x is None else f"{x:.3f}"
 
+    cut = []
     for m, res in pretrained.items():
         sm = res.get("summary", {})
         init = (sm.get("recall_init") or {}).get(radius)
         after = (sm.get("recall") or {}).get(radius)
         secs = res.get("seconds")
+        steps = str(sm.get("steps"))
+        if sm.get("stopped_early"):
+            cut.append(m)
+            planned = sm.get("steps_planned")
+            steps += f"{f' of {planned}' if planned else ''} (**cut short**)"
         lines.append(
-            f"| {m} | {sm.get('steps')}{' (time budget)' if sm.get('stopped_early') else ''} | "
-            f"{'-' if secs is None else f'{secs / 60:.1f} min'} | {fmt(sm.get('final_loss'))} | "
+            f"| {m} | {steps} | {'-' if secs is None else f'{secs / 60:.1f} min'} | {fmt(sm.get('final_loss'))} | "
             f"{fmt(init)} | {fmt(after)} |"
         )
+    if cut:
+        lines += [
+            "",
+            f"**Cut short: {', '.join(cut)}.** The wall-clock guard (`train.max_minutes`) stopped "
+            f"{'this cell' if len(cut) == 1 else 'these cells'} before the planned steps, so "
+            "every row that starts from them depends on this machine's speed. Re-run with a larger guard.",
+        ]
     return "\n".join(lines)
 
 

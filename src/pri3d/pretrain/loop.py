@@ -22,6 +22,7 @@ before any optimizer update or checkpoint of that step. Distributed training: la
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,6 +164,7 @@ def _loop(run: Run) -> dict:
         "skips": skips,
         "out": str(run.out),
         "stopped_early": stopped_early,
+        "steps_planned": T.steps,
     }
     if main:
         _finish(run, summary, last_eval, init_eval)
@@ -377,7 +379,16 @@ def _finish(run: Run, summary: dict, last_eval: dict | None, init_eval: dict | N
     if init_eval:
         summary["recall_init"] = init_eval
     r = f", recall@{T.eval_radius:g}px {last_eval[f'recall@{T.eval_radius:g}px']:.3f}" if last_eval else ""
-    why = f" (train.max_minutes={T.max_minutes:g} reached)" if summary["stopped_early"] else ""
+    why = ""
+    if summary["stopped_early"]:
+        guard = f"train.max_minutes={T.max_minutes:g}"
+        why = f" (CUT SHORT at step {summary['steps']} of {T.steps}: the wall-clock guard {guard} fired)"
+        print(
+            f"pretrain: WARNING: the wall-clock guard {guard} stopped the run at step "
+            f"{summary['steps']} of {T.steps}; these weights depend on this machine's speed (raise the guard or "
+            "resume with --resume train.max_minutes=0 to finish the planned steps)",
+            file=sys.stderr,
+        )
     print(
         f"pretrain: done: mode {cfg.mode}, steps {summary['start_step']}->{summary['steps']}{why} in "
         f"{summary['seconds']:.0f}s, final loss {summary['final_loss']:.4f}{r}, "

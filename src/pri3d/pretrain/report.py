@@ -53,6 +53,15 @@ def write_curves(run_dir, radius: float = 4.0) -> Path | None:
     )
 
 
+def _cut_short(summary: dict) -> str:
+    """The loud note of a run that the wall-clock guard (``train.max_minutes``) stopped early."""
+    if not summary.get("stopped_early"):
+        return ""
+    planned = summary.get("steps_planned")
+    of = f" of {planned} planned steps" if planned else ""
+    return f" (**cut short** by the wall-clock guard train.max_minutes{of})"
+
+
 def write_report(run_dir, summary: dict, radius: float = 4.0) -> Path:
     """``run_dir/report.md``: summary and the curves' values."""
     run_dir = Path(run_dir)
@@ -61,7 +70,7 @@ def write_report(run_dir, summary: dict, radius: float = 4.0) -> Path:
         f"# Pre-training run: mode {summary.get('mode')}",
         "",
         f"- steps {summary.get('start_step', 0)} -> {summary.get('steps')}"
-        f"{' (stopped by train.max_minutes)' if summary.get('stopped_early') else ''}, "
+        f"{_cut_short(summary)}, "
         f"{summary.get('seconds', 0.0):.0f} s, final loss {summary.get('final_loss', float('nan')):.4f}",
         f"- weights: `{run_dir / 'backbone.pth'}`",
         "",
