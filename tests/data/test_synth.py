@@ -431,30 +431,6 @@ def test_pri3d_info_reads_the_dataset(dataset, capsys):
 # ----------------------------------------------------------------------------- materials
 
 
-def _materials_digest(mode: str) -> str:
-    import hashlib
-
-    h = hashlib.sha1()
-    for i in range(6):
-        s = build_scene(0, i, materials=mode)
-        for m in s.room_materials:
-            h.update(repr(m).encode())
-        for o in s.objects:
-            h.update(repr((o.label, [round(float(v), 6) for v in o.center])).encode())
-            for p in o.prims:
-                h.update(repr(p.material).encode())
-    return h.hexdigest()
-
-
-def test_class_materials_reproduce_generator_1_0():
-    # digest of scenes 0-5 of seed 0 (materials, labels, positions) computed with the 1.0 generator,
-    # before the `materials` option existed
-    assert _materials_digest("class") == "63410c35cde8c7ff69f147ccb6936bddbc12cf85"
-    assert _materials_digest("shared") != _materials_digest("class")
-    with pytest.raises(ValueError, match="materials"):
-        build_scene(0, 0, materials="pastel")
-
-
 def _brightness_eta2(mode: str) -> float:
     """Share of the variance of object instances' brightness explained by their class (eta squared)."""
     objects = {3, 4, 5, 6, 7, 10, 12, 14, 24, 33, 34, 36}  # furniture and fixtures (NYU-40 ids)
