@@ -346,7 +346,8 @@ def generate(
         out_dir: dataset folder (created). Finished scenes already there are kept (their settings
             must match); unfinished ones (``.tmp-*``) are redone.
         scenes, frames_per_scene: how much to write (>= 1).
-        seed: dataset seed (>= 0); the same seed gives the same bytes.
+        seed: dataset seed (>= 0); the same seed gives the same scenes on any machine (see the README:
+            labels, ids and depth identical; colour within 1/255 on a few pixels across CPUs).
         resolution: ``(H, W)`` or ``"HxW"``; colour and depth share it (and the intrinsics).
         workers: processes (scenes are split into chunks of frames across them).
         preview: also write ``out_dir/preview.png``.
