@@ -83,6 +83,12 @@ def test_separate_pretraining_data_stage1_init_and_a_test_set_scored_once(tmp_pa
         and "Pri3D (view) on Stage I" in (out / "table.md").read_text()
     )
     assert "Test scenes" not in (out / "table.md").read_text() and not (out / "test").exists()
+    # the floor of the table, measured on the same splits, with the class coverage of the labelled subset
+    table = (out / "table.md").read_text()
+    assert "### The floor on the same splits" in table and "| Position + colour lookup | val | 1 |" in table
+    floor = json.loads((out / "results.json").read_text())["floors"]["val"]
+    assert len(floor) == 1 and 0 < floor[0]["majority"] <= 1 and 0 <= floor[0]["lookup"] <= 1
+    assert isinstance(floor[0]["gaps"], list) and f"seed 0: {', '.join(floor[0]['gaps']) or 'none'}" in table
     # the same config with test: true reuses every cell and only adds the test scores of the final models
     # (here in 2 parallel processes)
     p.write_text(STAGED.format(out=out, test="true"))
@@ -91,7 +97,10 @@ def test_separate_pretraining_data_stage1_init_and_a_test_set_scored_once(tmp_pa
     res2 = run_experiment(load_experiment(p, ["jobs=2"]), log=logs.append)
     assert not any(line.startswith(("[pretrain]", "[finetune]")) for line in logs)
     added = set(done_files(out)) - set(done_before)
-    assert sorted(k.split("/")[0] for k in added) == ["data", "test", "test", "test"]  # the test scenes + 3 scores
+    # the test scenes, 3 scores and the floor on the test scenes
+    assert sorted(k.split("/")[0] for k in added) == ["data", "floor", "test", "test", "test"]
+    assert "| Majority class" in (out / "table.md").read_text().split("## Test scenes")[0]
+    assert "| test | 1 |" in (out / "table.md").read_text()
     assert "## Test scenes" in (out / "table.md").read_text()
     assert set(res2["summary_test"]) == {"scratch", "mocov2", "view"}
     t = json.loads((Path(res2["cell_dirs"]["test"][("view", 1.0, 0)]) / "done.json").read_text())

@@ -42,6 +42,7 @@ __all__ = [
     "build_finetune_config",
     "finetune_cell",
     "test_cell",
+    "floor_cell",
     "metric_value",
 ]
 
@@ -374,4 +375,58 @@ def test_cell(
                 "seconds": time.time() - t0,
             }
         )
+    return cell.result() | {"dir": str(cell.dir)}
+
+
+def floor_cell(
+    cfg: ExperimentConfig,
+    root: Path,
+    data_path: Path,
+    data_format: str | None,
+    data_key: str,
+    fraction: float,
+    seed: int,
+    test: tuple[Path, str | None, str] | None = None,
+    log=print,
+    progress: bool = False,
+) -> dict:
+    """The floor of the table (majority class, position + colour lookup) and the class coverage of the
+    labelled subset of (``fraction``, ``seed``), scored on the validation scenes the fine-tuning cells
+    are scored on, or on every scene of the test set ``test = (path, format, key)``
+    (:func:`pri3d.downstream.floors.floor_scores`). Semantic segmentation only."""
+    from pri3d.data.formats import open_dataset
+    from pri3d.downstream.datasets import SemSegDataset
+    from pri3d.downstream.floors import floor_scores
+    from pri3d.downstream.semseg import SemSegTask
+
+    fcfg = build_finetune_config(cfg, "scratch", fraction, seed)
+    fcfg.data.path, fcfg.data.format = str(data_path), data_format
+    where = "test" if test else "val"
+    spec = {
+        "data": data_key,
+        "eval": test[2] if test else "val",
+        "fraction": fraction,
+        "seed": seed,
+        "settings": to_dict(fcfg.data),
+        "version": CELL_VERSION,
+    }
+    cell = Cell(root, "floor", f"f{fraction:g}-s{seed}-{where}", spec)
+    if not cell.done:
+        cell.start()
+        task = SemSegTask(fcfg)
+        train = task.dataset("train", split=fcfg.data.train_split, train=True, progress=False)
+        if test:
+            evaluate = SemSegDataset(
+                open_dataset(test[0], test[1]), task.label_set, tuple(fcfg.data.resolution), progress=False
+            )
+        else:
+            evaluate = task.dataset("val", split=fcfg.data.val_split, progress=False)
+        t0 = time.time()
+        r = floor_scores(train, evaluate)
+        gaps = ", ".join(r["gaps"]) or "none"
+        log(
+            f"[floor] fraction={fraction:g} seed={seed} on {where}: majority {100 * r['majority']['miou']:.1f}, "
+            f"lookup {100 * r['lookup']['miou']:.1f} mIoU; {where} classes without a labelled pixel: {gaps}"
+        )
+        cell.finish(r | {"train_frames": len(train), "eval_frames": len(evaluate), "seconds": time.time() - t0})
     return cell.result() | {"dir": str(cell.dir)}

@@ -76,6 +76,9 @@ class FinetuneSpec:
     # method -> extra overrides. MoCoV2 trains the encoder only, so only the encoder is transferred.
     per_method: dict = field(default_factory=lambda: {"mocov2": ["model.transfer=encoder"]})
     metric: str = "miou"  # key of the fine-tuning results used in the table
+    # semseg: measure the table's floor on the same splits (majority class; a position + coarse-colour
+    # lookup table fitted on each seed's labelled frames) and list the classes with no labelled pixel
+    floors: bool = True
 
 
 @dataclass

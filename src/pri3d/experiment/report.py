@@ -24,6 +24,7 @@ __all__ = [
     "markdown_table",
     "epoch_table",
     "pretrain_table",
+    "floors_markdown",
     "curve_plot",
     "table_markdown",
     "write_results",
@@ -267,9 +268,11 @@ def write_results(
     dirs: dict,
     t0: float,
     log=print,
+    floors: dict | None = None,
 ) -> dict:
     """Aggregate the cells and write ``out/results.json``, ``out/table.md`` and ``out/curve.png``; returns
-    the results (``dirs``: the cells' folders; ``seconds`` since ``t0``)."""
+    the results (``dirs``: the cells' folders; ``seconds`` since ``t0``; ``floors``: the floor cells,
+    ``{"val": [...], "test": [...]}``)."""
     summary = {w: summarize(cells, cfg, w) for w in ("final", "best")}
     deltas = paired_deltas(cells, cfg, "final")
     results = {
@@ -285,6 +288,9 @@ def write_results(
         "seconds": time.time() - t0,
     }
     text = table_markdown(cfg, summary, deltas, cells)
+    if floors and floors.get("val"):
+        results["floors"] = {k: [_floor_entry(e) for e in v] for k, v in floors.items()}
+        text += f"\n### The floor on the same splits, and class coverage\n\n{floors_markdown(floors)}\n"
     if test_cells:
         summary["test"] = summarize(test_cells, cfg, "final")
         tdeltas = paired_deltas(test_cells, cfg, "final")
@@ -302,3 +308,41 @@ def write_results(
     log(markdown_table(summary["final"], cfg))
     log(f"[experiment] wrote {out / 'results.json'}, {out / 'table.md'}, {out / 'curve.png'}")
     return results
+
+
+def _floor_entry(e: dict) -> dict:
+    """A floor cell as kept in results.json (without the per-class score blocks)."""
+    return {
+        "fraction": e["fraction"],
+        "seed": e["seed"],
+        "majority": e["majority"]["miou"],
+        "majority_class": e["majority"]["class"],
+        "lookup": e["lookup"]["miou"],
+        "gaps": e["gaps"],
+    }
+
+
+def floors_markdown(floors: dict) -> str:
+    """The floor rows (majority class, position + colour lookup: mean ± std over seeds, per seed) for the
+    validation scenes and, when scored, the test scenes; then the class-coverage line per seed."""
+    lines = [
+        "| floor (no learning) | split | fraction | mIoU (mean ± std over seeds) | per seed |",
+        "|---|---|---|---|---|",
+    ]
+    cover = []
+    for split in ("val", "test"):
+        entries = floors.get(split) or []
+        for f in sorted({e["fraction"] for e in entries}):
+            es = sorted((e for e in entries if e["fraction"] == f), key=lambda e: e["seed"])
+            for name, get in (
+                (f"Majority class ({es[0]['majority']['class']})", lambda e: e["majority"]["miou"]),
+                ("Position + colour lookup", lambda e: e["lookup"]["miou"]),
+            ):
+                vals = [100 * get(e) for e in es]
+                m, sd = mean_std(vals)
+                per = ", ".join(f"{v:.1f}" for v in vals)
+                lines.append(f"| {name} | {split} | {f:g} | {m:.1f} ± {sd:.1f} | {per} |")
+            gaps = "; ".join(f"seed {e['seed']}: {', '.join(e['gaps']) or 'none'}" for e in es)
+            cover.append(f"- {split}, fraction {f:g}: {gaps}")
+    lines += ["", "Classes present in the scored frames with no labelled pixel, per seed:", "", *cover]
+    return "\n".join(lines)

@@ -11,6 +11,7 @@ from pri3d.experiment.cells import (
     cell_hash,
     data_cell,
     finetune_cell,
+    floor_cell,
     prepare_cell,
     pretrain_cell,
     synth_cell,
@@ -81,7 +82,8 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
     test = test_data(cfg, out, log) if cfg.test else None
     cells = _finetune_stage(cfg, out, methods, inits, _finetune_data(cfg, data), dirs, log)
     test_cells = _test_stage(cfg, out, methods, test, dirs, log) if test is not None else []
-    results = write_results(cfg, out, cells, test_cells, pretrained, skipped, dirs, t0, log)
+    floors = _floor_stage(cfg, out, _finetune_data(cfg, data), test, log)
+    results = write_results(cfg, out, cells, test_cells, pretrained, skipped, dirs, t0, log, floors=floors)
     results["cell_dirs"] = dirs
     return results
 
@@ -173,3 +175,19 @@ def _test_stage(cfg, out: Path, methods: list[str], test: tuple, dirs: dict, log
         dirs["test"][(m, f, sd)] = t["dir"]
         test_cells.append({"method": m, "fraction": f, "seed": sd, "results": t["results"]})
     return test_cells
+
+
+def _floor_stage(cfg, out: Path, ft_data: tuple, test: tuple | None, log) -> dict:
+    """The floor cells (semantic segmentation): one per (fraction, seed) on the validation scenes, and on
+    the test set when it is scored. ``{"val": [...], "test": [...]}``, each entry tagged with its
+    fraction and seed."""
+    if cfg.finetune.task != "semseg" or not cfg.finetune.floors:
+        return {}
+    floors: dict = {"val": [], "test": []}
+    for f in cfg.fractions:
+        for sd in cfg.seeds:
+            floors["val"].append({"fraction": f, "seed": sd} | floor_cell(cfg, out, *ft_data, f, sd, log=log))
+            if test is not None:
+                r = floor_cell(cfg, out, *ft_data, f, sd, test=test, log=log)
+                floors["test"].append({"fraction": f, "seed": sd} | r)
+    return floors
