@@ -62,3 +62,23 @@ def test_cell_keys_carry_the_cell_version_and_the_generator_version(tmp_path, mo
     assert synth_cell(tmp_path, SynthSpec(scenes=1, workers=3), "synth", log=print) == (path, key)  # cached
     monkeypatch.setattr(synth, "VERSION", "0.test")
     assert synth_cell(tmp_path, spec, "synth", log=lambda *a: None)[1] != key  # a new generator: a new cell
+
+
+def test_pretraining_seeds_pair_with_fine_tuning_seeds_and_seed_0_keeps_its_cells(tmp_path):
+    import pytest
+
+    from pri3d.errors import ConfigError
+    from pri3d.experiment.config import pretrain_seed
+
+    p = tmp_path / "c.yaml"
+    p.write_text(TINY.format(out=tmp_path / "o"))
+    cfg = load_experiment(p, ["seeds=[0,1,2]", "pretrain.seeds=[0,1]"])
+    # fine-tuning seed number i starts from pre-training seed number i mod 2
+    assert [pretrain_seed(cfg, s) for s in (0, 1, 2)] == [0, 1, 0]
+    # an explicit pre-training seed 0 is the preset's own: the cells made before pretrain.seeds existed
+    # keep their keys; another seed is another cell
+    assert pretrain_spec(cfg, "view", "k", seed=0) == pretrain_spec(cfg, "view", "k")
+    other = pretrain_spec(cfg, "view", "k", seed=1)
+    assert other != pretrain_spec(cfg, "view", "k") and other["settings"]["train"]["seed"] == 1
+    with pytest.raises(ConfigError, match="pretrain.seeds"):
+        load_experiment(p, ["pretrain.seeds=[1,1]"])

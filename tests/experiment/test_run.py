@@ -49,7 +49,7 @@ def test_killed_experiment_resumes_without_recomputing(tmp_path):
     assert (out / "table.md").read_text().count("|") > 8 and (out / "curve.png").stat().st_size > 0
     saved = json.loads((out / "results.json").read_text())
     assert len(saved["cells"]) == 2 and saved["metric"] == "miou"
-    assert saved["pretrain"]["view"]["summary"]["steps"] == 2
+    assert saved["pretrain"]["view"][0]["summary"]["steps"] == 2 and saved["pretrain"]["view"][0]["seed"] == 0
     assert "### Pre-training" in (out / "table.md").read_text()
 
     # a third run does nothing at all
@@ -109,3 +109,22 @@ def test_separate_pretraining_data_stage1_init_and_a_test_set_scored_once(tmp_pa
     state = torch.load(t["checkpoint"], map_location="cpu", weights_only=False)
     assert state["step"] == 1 and t["results"]["final"]["value"] is not None
     assert t["images"] == 2  # every frame of the one test scene
+
+
+def test_two_pretraining_seeds_each_fine_tuning_seed_starts_from_its_own(tmp_path):
+    import yaml
+
+    p = tmp_path / "c.yaml"
+    p.write_text(TINY.format(out=tmp_path / "out"))
+    cfg = load_experiment(p, ["seeds=[0,1]", "pretrain.seeds=[0,1]", "finetune.floors=false"])
+    res = run_experiment(cfg, log=lambda *a: None)
+    dirs = res["cell_dirs"]
+    runs = {sd: Path(dirs["pretrain_seeds"][("view", sd)]) for sd in (0, 1)}
+    assert runs[0] != runs[1]
+    for sd in (0, 1):
+        assert yaml.safe_load((runs[sd] / "run" / "config.yaml").read_text())["train"]["seed"] == sd
+        ft = yaml.safe_load((Path(dirs["finetune"][("view", 1.0, sd)]) / "run" / "config.yaml").read_text())
+        assert ft["init"] == json.loads((runs[sd] / "done.json").read_text())["backbone"]
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [r["seed"] for r in saved["pretrain"]["view"]] == [0, 1]
+    assert "| view (seed 1) |" in (tmp_path / "out" / "table.md").read_text()

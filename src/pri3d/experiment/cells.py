@@ -186,27 +186,32 @@ def _pretrain_overrides(cfg: ExperimentConfig, method: str) -> list[str]:
     return [*cfg.pretrain.overrides, *cfg.pretrain.per_method.get(method, [])]
 
 
-def _pretrain_values(cfg: ExperimentConfig, method: str, init: str | None) -> dict:
+def _pretrain_values(cfg: ExperimentConfig, method: str, init: str | None, seed: int | None) -> dict:
     values = {"mode": method, "data.train_split": cfg.data.pretrain_split}
     if init:
         values["model.init"] = init
+    if seed is not None:
+        values["train.seed"] = seed
     return values
 
 
-def build_pretrain_config(cfg: ExperimentConfig, method: str, init: str | None = None):
-    """``method``'s pre-training config (``init``: the Stage-I weights it starts from). ``data.path`` and
-    ``out`` keep the preset's values (the key does not depend on them); :func:`pretrain_cell` sets them."""
+def build_pretrain_config(cfg: ExperimentConfig, method: str, init: str | None = None, seed: int | None = None):
+    """``method``'s pre-training config (``init``: the Stage-I weights it starts from; ``seed``: its
+    ``train.seed``, None = the preset's). ``data.path`` and ``out`` keep the preset's values (the key does
+    not depend on them); :func:`pretrain_cell` sets them."""
     from pri3d.pretrain.config import PretrainConfig
 
-    values = _pretrain_values(cfg, method, init)
+    values = _pretrain_values(cfg, method, init, seed)
     return _build(PretrainConfig, pretrain_preset(cfg, method), "pretrain", _pretrain_overrides(cfg, method), values)
 
 
-def pretrain_setup(cfg: ExperimentConfig, method: str, prep_key: str, init: tuple[str, str] | None = None):
+def pretrain_setup(
+    cfg: ExperimentConfig, method: str, prep_key: str, init: tuple[str, str] | None = None, seed: int | None = None
+):
     """``(config, spec)`` of ``method``'s pre-training cell: the typed config and what determines the cell
     (its inputs, preset, overrides and the resolved settings, so that editing a preset file invalidates the
-    cells it made). ``init``: ``(path, key)`` of the Stage-I weights."""
-    pcfg = build_pretrain_config(cfg, method, init[0] if init else None)
+    cells it made). ``init``: ``(path, key)`` of the Stage-I weights; ``seed``: the pre-training seed."""
+    pcfg = build_pretrain_config(cfg, method, init[0] if init else None, seed)
     spec = {
         "prepared": prep_key,
         "preset": pretrain_preset(cfg, method),
@@ -218,9 +223,11 @@ def pretrain_setup(cfg: ExperimentConfig, method: str, prep_key: str, init: tupl
     return pcfg, spec
 
 
-def pretrain_spec(cfg: ExperimentConfig, method: str, prep_key: str, init: tuple[str, str] | None = None) -> dict:
+def pretrain_spec(
+    cfg: ExperimentConfig, method: str, prep_key: str, init: tuple[str, str] | None = None, seed: int | None = None
+) -> dict:
     """What determines ``method``'s pre-training cell (see :func:`pretrain_setup`)."""
-    return pretrain_setup(cfg, method, prep_key, init)[1]
+    return pretrain_setup(cfg, method, prep_key, init, seed)[1]
 
 
 def _finetune_overrides(cfg: ExperimentConfig, method: str) -> list[str]:
@@ -249,12 +256,13 @@ def pretrain_cell(
     log=print,
     init: tuple[str, str] | None = None,
     progress: bool = True,
+    seed: int | None = None,
 ) -> dict:
-    """One pre-training run for ``method`` (starting from the Stage-I weights ``init = (path, key)``);
-    returns its result: ``backbone`` (the exported weights' path), ``seconds``, the training ``summary``
-    and the cell's ``dir``."""
-    pcfg, spec = pretrain_setup(cfg, method, prep_key, init)
-    cell = Cell(root, "pretrain", method, spec)
+    """One pre-training run for ``method`` with pre-training seed ``seed`` (starting from the Stage-I
+    weights ``init = (path, key)``); returns its result: ``backbone`` (the exported weights' path),
+    ``seconds``, the training ``summary`` and the cell's ``dir``."""
+    pcfg, spec = pretrain_setup(cfg, method, prep_key, init, seed)
+    cell = Cell(root, "pretrain", method if not seed else f"{method}-p{seed}", spec)
     if not cell.done:
         from pri3d.pretrain.loop import train
 
@@ -262,7 +270,10 @@ def pretrain_cell(
         pcfg.data.path, pcfg.out = str(prepared), str(cell.dir / "run")
         pcfg.train.progress = pcfg.train.progress and progress  # display only: not part of the cell's key
         start = f" from {Path(init[0]).parent.parent.name}" if init else ""
-        log(f"[pretrain] {method}{start}: {pcfg.train.steps} steps, {pcfg.model.arch} -> {cell.dir / 'run'}")
+        log(
+            f"[pretrain] {method}{start} (seed {pcfg.train.seed}): {pcfg.train.steps} steps, {pcfg.model.arch} -> "
+            f"{cell.dir / 'run'}"
+        )
         t0 = time.time()
         summary = train(pcfg, resume=(cell.dir / "run" / "checkpoints").is_dir())
         if summary.get("stopped_early"):

@@ -25,6 +25,7 @@ __all__ = [
     "out_dir",
     "PRETRAIN_METHODS",
     "ALL_METHODS",
+    "pretrain_seed",
 ]
 
 PRETRAIN_METHODS = tuple(MODES)  # the registered pre-training modes (trivial, mocov2, view, geo, view+geo)
@@ -66,6 +67,10 @@ class PretrainSpec:
     per_method: dict = field(default_factory=dict)  # method -> list of extra overrides
     presets: dict = field(default_factory=dict)  # method -> preset replacing `preset` (e.g. mocov2: mocov2)
     stage1: str = ""  # a pre-training method (e.g. mocov2) whose encoder every other one starts from
+    # Pre-training seeds (train.seed of every pre-training run, Stage I included). Fine-tuning seed number
+    # i starts from pre-training seed seeds[i % len(seeds)] of its method, so with as many pre-training
+    # seeds as fine-tuning seeds the table's spread covers both stages.
+    seeds: list[int] = field(default_factory=lambda: [0])
 
 
 @dataclass
@@ -117,6 +122,8 @@ class ExperimentConfig:
             raise ConfigError(
                 f"pretrain.stage1 must be a pre-training method ({', '.join(PRETRAIN_METHODS)}), got {st!r}"
             )
+        if not self.pretrain.seeds or len(set(self.pretrain.seeds)) != len(self.pretrain.seeds):
+            raise ConfigError(f"pretrain.seeds must be a non-empty list of distinct seeds, got {self.pretrain.seeds}")
         if self.jobs < 1:
             raise ConfigError(f"jobs must be >= 1, got {self.jobs}")
         from pri3d.data.synth.scene import MATERIAL_MODES  # the generator's own list
@@ -155,3 +162,8 @@ def resolve_path(base: str, p: str) -> Path:
 def out_dir(cfg: ExperimentConfig) -> Path:
     """The experiment's output folder (``cfg.out``; a relative one starts at ``cfg.base_dir``)."""
     return resolve_path(cfg.base_dir, cfg.out) if not Path(cfg.out).is_absolute() else Path(cfg.out)
+
+
+def pretrain_seed(cfg: ExperimentConfig, finetune_seed: int) -> int:
+    """The pre-training seed whose weights fine-tuning seed ``finetune_seed`` starts from."""
+    return cfg.pretrain.seeds[cfg.seeds.index(finetune_seed) % len(cfg.pretrain.seeds)]

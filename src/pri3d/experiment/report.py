@@ -195,7 +195,12 @@ def pretrain_table(pretrained: dict[str, dict], radius: str = "recall@4px") -> s
         return "-" if x is None else f"{x:.3f}"
 
     cut = []
+    rows = []  # (label, result): one row per method and pre-training seed
     for m, res in pretrained.items():
+        runs = res if isinstance(res, list) else [res]
+        for r in runs:
+            rows.append((m if len(runs) == 1 else f"{m} (seed {r.get('seed')})", r))
+    for m, res in rows:
         sm = res.get("summary", {})
         init = (sm.get("recall_init") or {}).get(radius)
         after = (sm.get("recall") or {}).get(radius)
@@ -284,7 +289,10 @@ def write_results(
         "summary_best": summary["best"],
         "paired_final": deltas,
         "skipped": skipped,
-        "pretrain": {m: {"seconds": r.get("seconds"), "summary": r.get("summary")} for m, r in pretrained.items()},
+        "pretrain": {
+            m: [{"seed": r.get("seed"), "seconds": r.get("seconds"), "summary": r.get("summary")} for r in runs]
+            for m, runs in pretrained.items()
+        },
         "seconds": time.time() - t0,
     }
     text = table_markdown(cfg, summary, deltas, cells)

@@ -19,7 +19,7 @@ from pri3d.experiment.cells import (
     test_data,
     weights_ref,
 )
-from pri3d.experiment.config import PRETRAIN_METHODS, ExperimentConfig, out_dir, resolve_path
+from pri3d.experiment.config import PRETRAIN_METHODS, ExperimentConfig, out_dir, pretrain_seed, resolve_path
 from pri3d.experiment.report import write_results
 
 __all__ = ["run_experiment", "run_cells", "imagenet_available"]
@@ -78,7 +78,8 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
     pretrained, inits = _pretrain_stage(cfg, out, methods, data, dirs, log)
     for m in BASELINES:
         if m in methods:
-            inits[m] = (m, m)
+            for sd in cfg.pretrain.seeds:
+                inits[(m, sd)] = (m, m)
     test = test_data(cfg, out, log) if cfg.test else None
     cells = _finetune_stage(cfg, out, methods, inits, _finetune_data(cfg, data), dirs, log)
     test_cells = _test_stage(cfg, out, methods, test, dirs, log) if test is not None else []
@@ -112,8 +113,9 @@ def _pretrain_order(cfg: ExperimentConfig, methods: list[str]) -> list[str]:
 
 
 def _pretrain_stage(cfg: ExperimentConfig, out: Path, methods: list[str], data: tuple[Path, str], dirs: dict, log):
-    """Prepare the pre-training data and run every pre-training cell. Returns ``(pretrained, inits)``:
-    the cell results of the methods in ``methods`` and their weights as ``(path, key)``."""
+    """Prepare the pre-training data and run every pre-training cell, for every pre-training seed.
+    Returns ``(pretrained, inits)``: the cell results of the methods in ``methods`` (``{method: [result
+    per pre-training seed]}``) and their weights as ``{(method, seed): (path, key)}``."""
     todo = _pretrain_order(cfg, methods)
     if not todo:
         return {}, {}
@@ -127,18 +129,27 @@ def _pretrain_stage(cfg: ExperimentConfig, out: Path, methods: list[str], data: 
     dirs["prepared"] = str(prepared)
     done = {}
     st = cfg.pretrain.stage1
-    if st:  # Stage I first (alone: it may use every core), then the methods built on it in parallel
-        done[st] = pretrain_cell(cfg, out, st, prepared, prep_key, log)
-    stage1 = weights_ref(done[st]["backbone"]) if st else None
-    rest = [m for m in todo if m != st]
-    calls = [((cfg, out, m, prepared, prep_key), {"init": stage1}) for m in rest]
+    seeds = cfg.pretrain.seeds
+    for sd in seeds:  # Stage I first (alone: it may use every core), then the methods built on it in parallel
+        if st:
+            done[(st, sd)] = pretrain_cell(cfg, out, st, prepared, prep_key, log, seed=sd)
+    rest = [(m, sd) for sd in seeds for m in todo if m != st]
+    calls = [
+        (
+            (cfg, out, m, prepared, prep_key),
+            {"init": weights_ref(done[(st, sd)]["backbone"]) if st else None, "seed": sd},
+        )
+        for m, sd in rest
+    ]
     done.update(zip(rest, run_cells(cfg.jobs, pretrain_cell, calls, log)))
     pretrained, inits = {}, {}
     for m in todo:
-        dirs["pretrain"][m] = done[m]["dir"]
-        if m in methods:
-            pretrained[m] = done[m]
-            inits[m] = weights_ref(done[m]["backbone"])
+        dirs["pretrain"][m] = done[(m, seeds[0])]["dir"]
+        for sd in seeds:
+            dirs.setdefault("pretrain_seeds", {})[(m, sd)] = done[(m, sd)]["dir"]
+            if m in methods:
+                pretrained.setdefault(m, []).append(done[(m, sd)] | {"seed": sd})
+                inits[(m, sd)] = weights_ref(done[(m, sd)]["backbone"])
     return pretrained, inits
 
 
@@ -157,7 +168,7 @@ def _grid(cfg: ExperimentConfig, methods: list[str]) -> list[tuple[str, float, i
 def _finetune_stage(cfg, out: Path, methods: list[str], inits: dict, ft_data: tuple, dirs: dict, log) -> list[dict]:
     """One fine-tuning cell per (method, fraction, seed); returns the cells' results."""
     grid = _grid(cfg, methods)
-    calls = [((cfg, out, m, *inits[m], *ft_data, f, sd), {}) for m, f, sd in grid]
+    calls = [((cfg, out, m, *inits[(m, pretrain_seed(cfg, sd))], *ft_data, f, sd), {}) for m, f, sd in grid]
     log(f"[experiment] {len(grid)} fine-tuning cells ({cfg.jobs} at a time)")
     cells = []
     for (m, f, sd), r in zip(grid, run_cells(cfg.jobs, finetune_cell, calls, log)):
