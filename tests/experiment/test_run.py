@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from expfixtures import STAGED, TINY, done_files
 
+from killed import AFTER_CELL, run_killed
 from pri3d.experiment import check_experiment, load_experiment, run_experiment
 
 
@@ -20,21 +17,10 @@ def test_killed_experiment_resumes_without_recomputing(tmp_path):
     out = tmp_path / "out"
     cfg_path = tmp_path / "tiny.yaml"
     cfg_path.write_text(TINY.format(out=out))
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pri3d.cli", "experiment", "--config", str(cfg_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
+    # the experiment dies by SIGKILL right after its pre-training cell finished, i.e. half way through
+    run_killed(
+        ["experiment", "--config", str(cfg_path)], AFTER_CELL, "pretrain", env=dict(os.environ, OMP_NUM_THREADS="1")
     )
-    try:  # kill -9 once the pre-training cell has finished, i.e. half way through
-        deadline = time.time() + 300
-        while time.time() < deadline and not list((out / "pretrain").glob("*/done.json")):
-            assert proc.poll() is None, "experiment ended before the pre-training cell finished"
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
     before = done_files(out)
     assert any(k.startswith("pretrain/") for k in before) and any(k.startswith("data/") for k in before)
     assert not (out / "results.json").exists()
