@@ -41,6 +41,23 @@ def test_tilted_plane_gives_its_one_normal(step):
     assert float(angle_between(n[valid], true.expand(int(valid.sum()), 3)).max()) < 1e-6
 
 
+def test_smoothing_keeps_a_plane_and_removes_noise():
+    true = torch.tensor([0.2, -0.3, -0.9], dtype=torch.float64)
+    true = true / true.norm()
+    depth = plane_depth(true.tolist(), 2.0)
+    n, valid = normals_from_depth(depth, K, step=2, smooth=3, max_rel_jump=0.5)
+    assert valid.sum() == (H - 4) * (W - 4)
+    assert float(angle_between(n[valid], true.expand(int(valid.sum()), 3)).max()) < 1e-6
+    noisy = depth * (
+        1 + 0.01 * torch.randn(depth.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    )
+    errs = []
+    for smooth in (0, 3):
+        m, ok = normals_from_depth(noisy, K, step=2, smooth=smooth, max_rel_jump=0.5)
+        errs.append(float(angle_between(m[ok], true.expand(int(ok.sum()), 3)).median()))
+    assert errs[1] < errs[0] / 3, errs
+
+
 def test_orientation_faces_the_camera():
     # a ceiling seen from below (y down): its normal points down (+y) and back towards the camera (-z)
     true = torch.tensor([0.0, 0.6, -0.8], dtype=torch.float64)
@@ -80,6 +97,8 @@ def test_bad_arguments():
         normals_from_depth(torch.ones(1, H, W), K, step=0)
     with pytest.raises(ValueError, match="max_rel_jump"):
         normals_from_depth(torch.ones(1, H, W), K, max_rel_jump=0)
+    with pytest.raises(ValueError, match="smooth"):
+        normals_from_depth(torch.ones(1, H, W), K, smooth=-1)
 
 
 def test_angle_between():

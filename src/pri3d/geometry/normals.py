@@ -16,7 +16,7 @@ __all__ = ["normals_from_depth", "angle_between"]
 
 
 def normals_from_depth(
-    depth: torch.Tensor, K: torch.Tensor, *, step: int = 1, max_rel_jump: float = 0.1
+    depth: torch.Tensor, K: torch.Tensor, *, step: int = 1, max_rel_jump: float = 0.1, smooth: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Camera-frame unit normals of depth maps by the cross product of neighbour differences.
 
@@ -27,13 +27,16 @@ def normals_from_depth(
     A normal is valid only where the pixel and its four neighbours have depth (holes are masked), where
     no neighbour's depth differs from the centre's by more than ``max_rel_jump`` times the centre's
     depth (depth edges: the two sides of an occlusion boundary are not one surface), and away from the
-    image border (``step`` pixels).
+    image border (``step`` pixels). With ``smooth = r > 0`` each valid normal is then replaced by the
+    normalised sum of the valid normals in its ``(2r+1) x (2r+1)`` window (sensor noise and depth
+    quantisation make single-pixel differences noisy); the mask does not change.
 
     Args:
         depth: ``(B, H, W)`` metres, 0 = invalid.
         K: ``(B, 3, 3)`` or ``(3, 3)`` intrinsics of the depth image.
         step: neighbour distance in pixels (>= 1); larger steps smooth sensor noise.
         max_rel_jump: relative depth jump to a neighbour above which the pixel is a depth edge.
+        smooth: radius of the window the normals are averaged over (0: none).
 
     Returns:
         ``normals``: ``(B, H, W, 3)`` unit vectors (zero where invalid), same dtype as ``depth``;
@@ -45,6 +48,8 @@ def normals_from_depth(
         raise ValueError(f"step must be >= 1, got {step}")
     if max_rel_jump <= 0:
         raise ValueError(f"max_rel_jump must be > 0, got {max_rel_jump}")
+    if smooth < 0:
+        raise ValueError(f"smooth must be >= 0, got {smooth}")
     B, H, W = depth.shape
     s = int(step)
     X = backproject_depth(depth, K)  # (B, H, W, 3)
@@ -66,6 +71,13 @@ def normals_from_depth(
     facing_away = (n * X).sum(-1, keepdim=True) > 0
     n = torch.where(facing_away, -n, n)
     n = torch.where(valid[..., None], n, torch.zeros_like(n))
+    if smooth:
+        k = 2 * int(smooth) + 1
+        summed = F.avg_pool2d(n.permute(0, 3, 1, 2), k, stride=1, padding=int(smooth), count_include_pad=False)
+        summed = summed.permute(0, 2, 3, 1)
+        norm = summed.norm(dim=-1, keepdim=True)
+        valid = valid & (norm[..., 0] > 0)
+        n = torch.where(valid[..., None], summed / norm.clamp_min(torch.finfo(n.dtype).tiny), torch.zeros_like(n))
     return n, valid
 
 
