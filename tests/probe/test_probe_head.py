@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pri3d.errors import DataError
-from pri3d.probe.head import fit_logistic, fit_ridge, standardize_stats
+from pri3d.probe.head import RIDGE_GRID, fit_logistic, fit_ridge, fit_ridge_cv, standardize_stats
 
 
 def test_logistic_separates_one_hot_classes_with_unequal_scales():
@@ -38,6 +38,20 @@ def test_ridge_recovers_a_linear_map_and_the_mean():
     assert torch.allclose(head(X), Y, atol=1e-3)
     const = fit_ridge(torch.ones(500, 6), Y[:, 0])
     assert torch.allclose(const(X)[:, 0], Y[:, 0].mean().expand(500), atol=1e-5)
+
+
+def test_ridge_cv_picks_a_small_penalty_for_signal_and_a_large_one_for_noise():
+    g = torch.Generator().manual_seed(2)
+    frame = torch.arange(12).repeat_interleave(40)  # 12 frames x 40 pixels
+    X = torch.randn(480, 30, generator=g)
+    clean = fit_ridge_cv(X, X @ torch.randn(30, 1, generator=g), frame)
+    assert clean.info["lambda"] == RIDGE_GRID[0]
+    # targets constant per frame, features unrelated: only the mean generalises across frame blocks
+    noise = fit_ridge_cv(X, torch.randn(12, generator=g)[frame], frame)
+    assert noise.info["lambda"] >= 10.0
+    assert set(noise.info["cv_mse"]) == {f"{v:g}" for v in RIDGE_GRID}
+    few = fit_ridge_cv(X[:80], X[:80, 0], frame[:80])  # 2 frames < 3 folds: the fixed lambda
+    assert "no cross-validation" in few.info["cv"] and few.info["lambda"] == 1e-3
 
 
 def test_the_folded_head_equals_standardise_then_linear():

@@ -168,7 +168,18 @@ def decode_normal(color):
 
 
 GT = {"step": 2, "smooth": 3, "max_rel_jump": 0.5}
-NORMALS_FIT = [(0, 0, -1), (0.3, 0, -1), (0, 0.5, -1), (-0.4, -0.2, -1), (0.2, 0.6, -1)]
+# one plane per frame; enough of them that every cross-validation fold sees several directions
+NORMALS_FIT = [
+    (0, 0, -1),
+    (0.3, 0, -1),
+    (0, 0.5, -1),
+    (-0.4, -0.2, -1),
+    (0.2, 0.6, -1),
+    (-0.5, 0.3, -1),
+    (0.4, -0.4, -1),
+    (0.1, -0.6, -1),
+    (-0.2, 0.1, -1),
+]
 NORMALS_TEST = [(0.1, 0.1, -1), (-0.3, 0.4, -1)]
 
 

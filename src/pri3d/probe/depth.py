@@ -11,7 +11,8 @@ DINOv2's tables.
 Fit: ``pixels_per_frame`` pixels drawn uniformly at random (seeded per frame) from the valid sensor
 depth (``d > 0`` and finite) of each fit frame; each depth pixel is mapped into the colour image
 (:func:`~pri3d.probe.features.depth_grid_in_color`: registered cameras, the two intrinsics) and its
-feature read there; target ``log d``.
+feature read there; target ``log d``; the ridge penalty is chosen by cross-validation over blocks of fit
+frames (:func:`~pri3d.probe.head.fit_ridge_cv`).
 
 Score: every valid depth pixel of every test frame (at the depth map's full resolution), prediction
 ``exp`` of the head read at that pixel, clipped to the fit set's depth range. Per image: ``abs_rel``
@@ -33,7 +34,7 @@ from pri3d.engine.seed import derive_seed
 from pri3d.errors import DataError
 from pri3d.probe.features import depth_grid_in_color, sample_at
 from pri3d.probe.frames import pick_pixels
-from pri3d.probe.head import fit_ridge
+from pri3d.probe.head import fit_ridge_cv
 
 __all__ = ["probe_depth", "depth_metrics", "DEPTH_KEYS"]
 
@@ -79,7 +80,7 @@ def probe_depth(
         ``test_pixels``, ``depth_range`` (the clip), ``head`` and ``examples`` (pictures' arrays).
     """
     where_fit, where_test = str(getattr(fit, "path", "fit")), str(getattr(test, "path", "test"))
-    xs, ys = [], []
+    xs, ys, fs = [], [], []
     for i in tqdm(range(len(fit)), desc="probe fit", disable=not progress, leave=False):
         frame = fit.load(i, depth=True, labels=False)
         d = _depth(frame, where_fit)
@@ -92,13 +93,15 @@ def probe_depth(
         if not len(uv):
             continue
         fmap = extractor(frame.color)
+        fs.append(torch.full((len(uv),), i, dtype=torch.int64))
         xs.append(sample_at(fmap, uv_c[uv[:, 1], uv[:, 0]], frame.color.shape[:2]))
         ys.append(torch.from_numpy(np.log(d[uv[:, 1], uv[:, 0]]).astype(np.float64)))
     if not xs:
         raise _no_depth(where_fit, len(fit), "fit")
     X, y = torch.cat(xs), torch.cat(ys)
-    del xs
-    head = fit_ridge(X, y)
+    rows_frame = torch.cat(fs)
+    del xs, fs
+    head = fit_ridge_cv(X, y, rows_frame)
     del X
     lo, hi = float(torch.exp(y.min())), float(torch.exp(y.max()))
     const = float(torch.exp(y.mean()))

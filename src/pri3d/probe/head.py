@@ -14,8 +14,16 @@
   deterministically, in seconds for ~1e5 pixels x 1e3 channels on 2 cores).
 * **Regression** (:func:`fit_ridge`): ridge regression in closed form,
   ``W = (Z^T Z / N + lambda I)^-1 Z^T (Y - mean Y) / N`` on the standardised features ``Z``, intercept
-  ``mean Y``; ``lambda = 1e-3`` (per pixel, on unit-variance channels) is fixed for every probe and
-  every backbone.
+  ``mean Y``. :func:`fit_ridge_cv`, what the depth and normal probes use, picks ``lambda`` from the fixed
+  grid :data:`RIDGE_GRID` (1e-3 ... 1e3, per pixel on unit-variance channels) by 3-fold cross-validation
+  over **contiguous blocks of fit frames** (frames in dataset order, so a fold is mostly other scenes or
+  another stretch of the capture, never the neighbours of a training frame), then refits on every fit
+  pixel. Why not one small fixed lambda: pixels of one frame are strongly correlated, so ~1e4 fit pixels
+  are far fewer independent samples than the ~1e3 channels; measured on the synthetic set (30 fit frames
+  of 3 rooms, 10 test frames of a 4th, random-init ResNet-18, 992 channels), the depth probe's test
+  abs_rel was 0.240 at lambda 1e-3, 0.190 at 0.1, 0.163 at 1 and 0.176 at 10 (the constant floor: 0.172),
+  while its fit abs_rel rose from 0.086 to 0.212. The grid and the folds are the same for every
+  backbone; only fit data choose, never the test frames. The chosen lambda is in the report.
 
 A fitted :class:`LinearHead` holds the standardisation folded into its weights, so it is an affine map
 of raw features: ``head(x) = x @ weight + bias``. Affine maps commute with bilinear interpolation,
@@ -31,9 +39,20 @@ import torch.nn.functional as F
 
 from pri3d.errors import DataError
 
-__all__ = ["LinearHead", "standardize_stats", "fit_logistic", "fit_ridge", "RIDGE_LAMBDA", "LOGISTIC_L2"]
+__all__ = [
+    "LinearHead",
+    "standardize_stats",
+    "fit_logistic",
+    "fit_ridge",
+    "fit_ridge_cv",
+    "RIDGE_LAMBDA",
+    "RIDGE_GRID",
+    "LOGISTIC_L2",
+]
 
 RIDGE_LAMBDA = 1e-3
+RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
+RIDGE_FOLDS = 3
 LOGISTIC_L2 = 1e-4
 LOGISTIC_ITERS = 100
 _MIN_STD = 1e-6
@@ -170,3 +189,56 @@ def fit_ridge(X: torch.Tensor, Y: torch.Tensor, *, lam: float = RIDGE_LAMBDA) ->
         "channels_used": int((inv > 0).sum()),
     }
     return _fold(W, y_mean, mean, inv, info)
+
+
+def _ridge_solutions(Z: torch.Tensor, Y: torch.Tensor, lams) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Ridge weights for every lambda from one eigendecomposition of ``Z^T Z / N``; returns them and
+    ``mean Y``."""
+    N = Z.shape[0]
+    A = (Z.t() @ Z).double() / N
+    evals, V = torch.linalg.eigh(A)
+    y_mean = Y.double().mean(0)
+    rhs = V.t() @ ((Z.t() @ (Y.double() - y_mean).float()).double() / N)
+    return [V @ (rhs / (evals.clamp_min(0) + lam)[:, None]) for lam in lams], y_mean
+
+
+def fit_ridge_cv(
+    X: torch.Tensor, Y: torch.Tensor, frame: torch.Tensor, *, grid=RIDGE_GRID, folds: int = RIDGE_FOLDS
+) -> LinearHead:
+    """Ridge regression with lambda chosen by cross-validation over blocks of frames (module docstring).
+
+    Args:
+        X: ``(N, C)`` features. Y: ``(N, K)`` (or ``(N,)``) targets.
+        frame: ``(N,)`` int, the fit frame (position in dataset order) each row comes from.
+        grid: candidate lambdas. folds: number of contiguous blocks of frames.
+
+    With fewer than ``folds`` frames, falls back to :func:`fit_ridge` with :data:`RIDGE_LAMBDA`.
+    """
+    if Y.dim() == 1:
+        Y = Y[:, None]
+    _check(X, len(Y), "ridge probe")
+    frame = torch.as_tensor(frame).long()
+    ids = torch.unique(frame)
+    if len(ids) < folds:
+        head = fit_ridge(X, Y)
+        head.info["cv"] = f"no cross-validation ({len(ids)} fit frames < {folds})"
+        return head
+    rank = torch.searchsorted(ids, frame)  # 0..F-1 in dataset order
+    fold = rank * folds // len(ids)
+    errors = torch.zeros(len(grid), dtype=torch.float64)
+    for k in range(folds):
+        tr, va = fold != k, fold == k
+        mean, inv = standardize_stats(X[tr])
+        Ztr = ((X[tr].double() - mean) * inv).float()
+        Zva = ((X[va].double() - mean) * inv).float()
+        Ws, y_mean = _ridge_solutions(Ztr, Y[tr], grid)
+        for j, W in enumerate(Ws):
+            pred = Zva.double() @ W + y_mean
+            errors[j] += ((pred - Y[va].double()) ** 2).sum(1).mean() / folds
+    best = int(torch.argmin(errors))
+    head = fit_ridge(X, Y, lam=float(grid[best]))
+    head.info.update(
+        cv=f"{folds}-fold over contiguous blocks of {len(ids)} fit frames",
+        cv_mse={f"{lam:g}": float(e) for lam, e in zip(grid, errors)},
+    )
+    return head

@@ -14,7 +14,8 @@ Kinect depth (noise and disparity quantisation), 7 on the HoloLens room; ``step 
 14.5 and 2.8 degrees. These are pixels of the depth map: at much higher depth resolution, raise them.
 
 Fit: ``pixels_per_frame`` valid-normal pixels per fit frame (seeded), features read at their position
-in the colour image, the same closed-form ridge head as the depth probe regresses the three components.
+in the colour image, the same ridge head as the depth probe (penalty by cross-validation over blocks of
+fit frames) regresses the three components.
 
 Score: at every valid ground-truth pixel of the test frames (depth resolution), the predicted vector is
 normalised and its angle to the ground truth measured (``atan2(|a x b|, a . b)``; a zero prediction
@@ -37,7 +38,7 @@ from pri3d.errors import DataError
 from pri3d.geometry.normals import angle_between, normals_from_depth
 from pri3d.probe.features import depth_grid_in_color, sample_at
 from pri3d.probe.frames import pick_pixels
-from pri3d.probe.head import fit_ridge
+from pri3d.probe.head import fit_ridge_cv
 
 __all__ = ["probe_normals", "normal_metrics", "NORMAL_KEYS"]
 
@@ -96,7 +97,7 @@ def probe_normals(
         ``test_frames``, ``test_pixels``, ``ground_truth`` (its settings), ``head`` and ``examples``.
     """
     where_fit, where_test = str(getattr(fit, "path", "fit")), str(getattr(test, "path", "test"))
-    xs, ys = [], []
+    xs, ys, fs = [], [], []
     for i in tqdm(range(len(fit)), desc="probe fit", disable=not progress, leave=False):
         frame = fit.load(i, depth=True, labels=False)
         n, valid = _gt(frame, step, smooth, max_rel_jump)
@@ -109,6 +110,7 @@ def probe_normals(
         if not len(uv):
             continue
         fmap = extractor(frame.color)
+        fs.append(torch.full((len(uv),), i, dtype=torch.int64))
         xs.append(sample_at(fmap, uv_c[uv[:, 1], uv[:, 0]], frame.color.shape[:2]))
         ys.append(torch.from_numpy(n[uv[:, 1], uv[:, 0]]).double())
     if not xs:
@@ -117,8 +119,9 @@ def probe_normals(
             f"{len(fit)} fit frames; the normal probe needs depth"
         )
     X, Y = torch.cat(xs), torch.cat(ys)
-    del xs
-    head = fit_ridge(X, Y)
+    rows_frame = torch.cat(fs)
+    del xs, fs
+    head = fit_ridge_cv(X, Y, rows_frame)
     del X
     const = F.normalize(Y.mean(0), dim=0).float()
 
