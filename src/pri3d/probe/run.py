@@ -173,7 +173,8 @@ def format_probe(report: dict) -> str:
         f"  fit:  {report['fit']}",
         f"  test: {report['test']}",
         f"  features: {report['features']}",
-        f"  head: {report['head']['head']}, {report['fit_pixels']} fit pixels",
+        f"  head: {report['head']['head']}, {report['fit_pixels']} fit pixels"
+        + (f", lambda {report['head']['lambda']:g}" if "lambda" in report["head"] else ""),
     ]
     if task == "semseg":
         for name, iou in report["per_class_iou"].items():
