@@ -129,6 +129,16 @@ def test_frames_split_and_max_frames(synth):
         open_frames(synth, split="test2")
 
 
+def test_a_prepared_folder_gives_its_kept_frames_and_finds_the_dataset_splits(synth, tmp_path, capsys):
+    prepared = tmp_path / "prepared"
+    args = ["--input", str(synth), "--output", str(prepared), "--no-geometry", "--no-progress", "--frame-skip", "2"]
+    assert main(["prepare", *args]) == 0
+    frames = open_frames(prepared)
+    assert frames.names() == ["scene0000_00/0", "scene0000_00/2", "scene0001_00/0", "scene0001_00/2"]
+    assert open_frames(prepared, split="val").names() == ["scene0001_00/0", "scene0001_00/2"]
+    assert frames.description.startswith(f"prepared {prepared}")
+
+
 def test_bad_input_is_one_line(synth, tmp_path, capsys):
     def err(*argv) -> str:
         capsys.readouterr()
