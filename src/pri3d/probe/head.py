@@ -80,13 +80,20 @@ class LinearHead:
         return (self(fmap.reshape(C, -1).t())).t().reshape(-1, h, w)
 
 
-def standardize_stats(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(mean (C,), inv_std (C,))`` of ``X (N, C)`` in float64; ``inv_std`` is 0 for constant channels."""
-    X64 = X.double()
-    mean = X64.mean(0)
-    std = X64.std(0, unbiased=False)
+def standardize_stats(X: torch.Tensor, chunk: int = 16384) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean (C,), inv_std (C,))`` of ``X (N, C)`` in float64 (accumulated over row chunks, so no float64
+    copy of ``X`` is made); ``inv_std`` is 0 for constant channels."""
+    n = X.shape[0]
+    mean = sum(X[i : i + chunk].double().sum(0) for i in range(0, n, chunk)) / n
+    var = sum(((X[i : i + chunk].double() - mean) ** 2).sum(0) for i in range(0, n, chunk)) / n
+    std = var.sqrt()
     inv = torch.where(std > _MIN_STD, 1.0 / std.clamp_min(_MIN_STD), torch.zeros_like(std))
     return mean, inv
+
+
+def _standardize(X: torch.Tensor, mean: torch.Tensor, inv: torch.Tensor) -> torch.Tensor:
+    """``(X - mean) * inv`` in float32 (features are float32; the statistics are float64)."""
+    return (X.float() - mean.float()) * inv.float()
 
 
 def _fold(W: torch.Tensor, b: torch.Tensor, mean: torch.Tensor, inv: torch.Tensor, info: dict) -> LinearHead:
@@ -121,7 +128,7 @@ def fit_logistic(
     if int(y.min()) < 0 or int(y.max()) >= num_classes:
         raise ValueError(f"class ids outside 0..{num_classes - 1}")
     mean, inv = standardize_stats(X)
-    Z = ((X.double() - mean) * inv).float()
+    Z = _standardize(X, mean, inv)
     W = torch.zeros(Z.shape[1], num_classes, requires_grad=True)
     # Start from the log class frequencies, so that constant features are at the optimum already.
     counts = torch.bincount(y, minlength=num_classes).double()
@@ -175,7 +182,7 @@ def fit_ridge(X: torch.Tensor, Y: torch.Tensor, *, lam: float = RIDGE_LAMBDA) ->
     if not torch.isfinite(Y).all():
         raise ValueError("ridge probe: non-finite targets")
     mean, inv = standardize_stats(X)
-    Z = ((X.double() - mean) * inv).float()
+    Z = _standardize(X, mean, inv)
     N = Z.shape[0]
     A = (Z.t() @ Z).double() / N  # float32 product (fast), solved in float64
     A += lam * torch.eye(A.shape[0], dtype=A.dtype)
@@ -229,8 +236,8 @@ def fit_ridge_cv(
     for k in range(folds):
         tr, va = fold != k, fold == k
         mean, inv = standardize_stats(X[tr])
-        Ztr = ((X[tr].double() - mean) * inv).float()
-        Zva = ((X[va].double() - mean) * inv).float()
+        Ztr = _standardize(X[tr], mean, inv)
+        Zva = _standardize(X[va], mean, inv)
         Ws, y_mean = _ridge_solutions(Ztr, Y[tr], grid)
         for j, W in enumerate(Ws):
             pred = Zva.double() @ W + y_mean
