@@ -87,6 +87,8 @@ def run_probe(
             raise DataError(f"{out}: exists and is not a directory")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r}: CUDA is not available here (use --device cpu)")
     t0 = time.perf_counter()
     fit_set = open_frames(fit, split=fit_split, max_frames=max_frames)
     test_set = open_frames(test, split=test_split, max_frames=max_frames)
@@ -150,7 +152,7 @@ def probe_picture(task: str, examples: list[dict], path, num_classes: int | None
     for e in examples:
         if task == "semseg":
             k = num_classes or 256
-            gt = colorize_labels(np.where(e["gt"] == 255, 255, e["gt"]), k, ignore_index=255)
+            gt = colorize_labels(e["gt"], k, ignore_index=255)  # the same palette as the prediction
             pred = colorize_labels(e["pred"], k)
         elif task == "depth":
             gt, pred = depth_to_rgb(e["gt"], hi), depth_to_rgb(e["pred"], hi)

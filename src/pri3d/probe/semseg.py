@@ -3,7 +3,8 @@
 Fit: on each fit frame, ``pixels_per_frame`` labelled pixels drawn uniformly at random (seeded per
 frame) from the label map, mapped to the label set (ScanNet-20 by default; unannotated and unmapped
 NYU-40 ids are the ignore index 255 and never drawn); their features are read bilinearly at those
-pixels (:func:`~pri3d.probe.features.sample_at`); a multinomial logistic regression is fitted
+pixels (:func:`~pri3d.probe.features.sample_at`; a label map spans the colour image's field of view, at
+any size, as in every format pri3d reads); a multinomial logistic regression is fitted
 (:func:`~pri3d.probe.head.fit_logistic`).
 
 Score: on each test frame the head runs on the feature grid (``H/2 x W/2``), the class scores are
