@@ -27,11 +27,13 @@ ALLOWED = {
     "losses": BASE | {"geometry"},
     "pretrain": BASE | {"geometry", "data", "pairs", "models", "losses", "viz"},
     "downstream": BASE | {"data", "models", "viz"},
+    # probe: downstream only for its two pure modules, classes and metrics (checked below)
+    "probe": BASE | {"geometry", "data", "pairs", "models", "viz", "downstream"},
     "export": BASE | {"models"},
-    "experiment": BASE | {"geometry", "data", "pairs", "models", "losses", "pretrain", "downstream", "viz"},
-    "demo": BASE | {"geometry", "data", "pairs", "models", "pretrain", "downstream", "experiment", "viz"},
+    "experiment": BASE | {"geometry", "data", "pairs", "models", "losses", "pretrain", "downstream", "probe", "viz"},
+    "demo": BASE | {"geometry", "data", "pairs", "models", "pretrain", "downstream", "probe", "experiment", "viz"},
     "commands": BASE
-    | {"pri3d", "geometry", "data", "pairs", "models", "pretrain", "downstream", "export"}
+    | {"pri3d", "geometry", "data", "pairs", "models", "pretrain", "downstream", "probe", "export"}
     | {"experiment", "demo"},
     "cli": {"pri3d", "errors"},  # commands are imported by name, on use (importlib)
 }
@@ -96,6 +98,16 @@ def test_each_part_imports_only_what_the_layering_allows():
     assert not bad, "\n".join(bad)
 
 
+def test_probe_takes_only_the_label_sets_and_the_metrics_from_downstream():
+    # A probe reads a backbone and datasets; it shares fine-tuning's label mapping and its mIoU definition
+    # (so the two read-outs are comparable) and nothing else of downstream/ (no datasets, no loop).
+    used = sorted({t for m, ts in EDGES.items() if _part(m) == "probe" for t in ts if _part(t) == "downstream"})
+    assert set(used) <= {"pri3d.downstream.classes", "pri3d.downstream.metrics"}, used
+    for m in ("pri3d.downstream.classes", "pri3d.downstream.metrics"):
+        assert not {t for t in EDGES.get(m, ()) if _part(t) == "downstream"}, f"{m} must stay a leaf of downstream/"
+    assert not [m for m, ts in EDGES.items() if _part(m) == "probe" for t in ts if _part(t) == "pretrain"]
+
+
 def test_no_import_circles():
     index, low, stack, on, cycles = {}, {}, [], set(), []
 
@@ -138,7 +150,7 @@ def test_2d_only_work_does_not_load_spconv():
     code = (
         "import sys\n"
         "import pri3d.cli, pri3d.downstream.loop, pri3d.downstream.semseg, pri3d.downstream.detection\n"
-        "import pri3d.export, pri3d.data.formats, pri3d.geometry, pri3d.engine.io\n"
+        "import pri3d.export, pri3d.data.formats, pri3d.geometry, pri3d.engine.io, pri3d.probe\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'spconv'))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

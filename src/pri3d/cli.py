@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("pri3d.commands.prepare", "mine overlapping frame pairs and voxel geometry for pre-training"),
     "pretrain": ("pri3d.commands.pretrain", "pre-train a 2D backbone with Pri3D (view / geo / view+geo) or a baseline"),
     "eval-matching": ("pri3d.commands.eval_matching", "feature-matching recall of a checkpoint on held-out pairs"),
+    "probe": (
+        "pri3d.commands.probe",
+        "frozen-feature probes of a backbone: linear semseg, depth and surface normals",
+    ),
     "export": ("pri3d.commands.export", "export a checkpoint to torchvision, timm or detectron2 weights"),
     "finetune": ("pri3d.commands.finetune", "fine-tune semantic segmentation or Mask R-CNN detection"),
     "evaluate": ("pri3d.commands.evaluate", "evaluate a fine-tuned checkpoint"),

@@ -18,9 +18,12 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-__all__ = ["ResNetEncoder", "UNetDecoder", "ResNetUNet", "ARCHS", "build_resnet"]
+__all__ = ["ResNetEncoder", "UNetDecoder", "ResNetUNet", "ARCHS", "OFFICIAL_FEATURE_DIM", "build_resnet"]
 
 ARCHS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048}
+
+# Official Pri3D 2D feature widths (Res18UNet: 32, Res50UNet: 128 = the decoder's last width).
+OFFICIAL_FEATURE_DIM = {"resnet18": 32, "resnet34": 32, "resnet50": 128, "resnet101": 128}
 
 
 def build_resnet(arch: str) -> torchvision.models.ResNet:
@@ -97,7 +100,7 @@ class ResNetUNet(nn.Module):
 
     ``feature_dim`` is the width of the last 1x1 conv. The official pre-training widths are 32
     (ResNet-18/34) and 128 (ResNet-50/101), equal to the last up-projection's width
-    (``pri3d.pretrain.config.OFFICIAL_FEATURE_DIM``); 64 here is only a default for tests and tools
+    (:data:`OFFICIAL_FEATURE_DIM`); 64 here is only a default for tests and tools
     (the official 64 is the projection heads' width). For semantic segmentation the last conv is the
     classifier (``pri3d.downstream.semseg.SemSegUNet``).
     """

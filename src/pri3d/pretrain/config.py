@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from pri3d.engine.optim import OptimConfig
 from pri3d.errors import ConfigError
-from pri3d.models.resnet_unet import ARCHS
+from pri3d.models.resnet_unet import ARCHS, OFFICIAL_FEATURE_DIM
 
 __all__ = [
     "PretrainConfig",
@@ -25,9 +25,6 @@ __all__ = [
     "MocoConfig",
     "OFFICIAL_FEATURE_DIM",
 ]
-
-# Official Pri3D 2D feature widths (Res18UNet: 32, Res50UNet: 128 = the decoder's last width).
-OFFICIAL_FEATURE_DIM = {"resnet18": 32, "resnet34": 32, "resnet50": 128, "resnet101": 128}
 
 
 @dataclass

@@ -98,49 +98,11 @@ def format_recall(res: dict) -> str:
 
 
 def _load_model(checkpoint: str, arch: str | None, feature_dim: int | None, seed: int):
-    """``(ResNetUNet, training resolution or None, description)`` from a checkpoint or a baseline name."""
-    from pri3d.engine.checkpoint import load_checkpoint
-    from pri3d.engine.seed import seed_everything
-    from pri3d.errors import CheckpointError, DataError, InitError
-    from pri3d.models.init import init_encoder, load_backbone
-    from pri3d.models.resnet_unet import ResNetUNet
-    from pri3d.pretrain.config import OFFICIAL_FEATURE_DIM
+    """``(ResNetUNet, training resolution or None, description)`` from a checkpoint or a baseline name
+    (:func:`pri3d.models.load.load_unet`, shared with ``pri3d probe``)."""
+    from pri3d.models.load import load_unet
 
-    if checkpoint in ("scratch", "imagenet"):
-        arch = arch or "resnet50"
-        seed_everything(seed)
-        model = ResNetUNet(arch, feature_dim or OFFICIAL_FEATURE_DIM[arch])
-        try:
-            desc = init_encoder(model.encoder, checkpoint, arch)
-        except InitError as e:
-            raise DataError(str(e)) from e
-        return model, None, f"{arch} at initialisation ({desc}, random decoder)"
-    try:
-        obj = load_checkpoint(checkpoint)
-    except CheckpointError as e:
-        raise DataError(str(e)) from e
-    if obj.get("format") not in ("pri3d-pretrain", "pri3d-unet", "pri3d-finetune") or "backbone" not in obj:
-        raise DataError(
-            f"{checkpoint}: not a pri3d checkpoint or backbone file (format {obj.get('format')!r}); "
-            "eval-matching needs the whole UNet"
-        )
-    arch = obj.get("arch") or arch
-    fd = obj.get("feature_dim") or feature_dim
-    if not arch or not fd:
-        raise DataError(f"{checkpoint}: the file does not say its arch/feature_dim; pass --arch and --feature-dim")
-    model = ResNetUNet(arch, int(fd))
-    try:
-        load_backbone(model, checkpoint)
-    except InitError as e:
-        raise DataError(str(e)) from e
-    res = None
-    cfg = obj.get("config") or {}
-    if obj.get("resolution"):  # backbone.pth records the training resolution
-        res = tuple(int(v) for v in obj["resolution"])
-    elif isinstance(cfg.get("data"), dict) and cfg["data"].get("resolution"):
-        res = tuple(int(v) for v in cfg["data"]["resolution"])
-    step = f" step {obj['step']}" if "step" in obj else ""
-    return model, res, f"{arch}{step} ({obj.get('mode', obj.get('format'))})"
+    return load_unet(checkpoint, arch, feature_dim, seed, what="eval-matching")
 
 
 def evaluate_checkpoint(

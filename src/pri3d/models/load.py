@@ -1,0 +1,71 @@
+"""Build a whole :class:`~pri3d.models.resnet_unet.ResNetUNet` for evaluation: from a pri3d checkpoint or
+backbone file, or an untrained baseline (``scratch`` / ``imagenet``).
+
+The one loader of the read-outs that look at a backbone without training it (``pri3d eval-matching``,
+``pri3d probe``). A checkpoint may be a pre-training checkpoint, an exported ``backbone.pth``
+(``pri3d-unet``) or a fine-tuning checkpoint; all hold the encoder and the decoder.
+"""
+
+from __future__ import annotations
+
+__all__ = ["load_unet"]
+
+
+def load_unet(
+    checkpoint: str, arch: str | None = None, feature_dim: int | None = None, seed: int = 0, *, what: str = "this"
+):
+    """``(model, training resolution (H, W) or None, one-line description)``.
+
+    Args:
+        checkpoint: a file path, or ``"scratch"`` / ``"imagenet"`` for an untrained network of ``arch``
+            (default resnet50) with ``feature_dim`` outputs (default: the official width for the arch),
+            initialised from ``seed``.
+        arch, feature_dim: needed for a file only when it does not record them.
+        what: the read-out's name, for error messages (e.g. ``"eval-matching"``).
+
+    Raises :class:`~pri3d.errors.DataError` naming the file when it is missing, unreadable or not a
+    whole UNet.
+    """
+    from pri3d.engine.checkpoint import load_checkpoint
+    from pri3d.engine.seed import seed_everything
+    from pri3d.errors import CheckpointError, DataError, InitError
+    from pri3d.models.init import init_encoder, load_backbone
+    from pri3d.models.resnet_unet import ARCHS, OFFICIAL_FEATURE_DIM, ResNetUNet
+
+    if arch is not None and arch not in ARCHS:
+        raise DataError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    if checkpoint in ("scratch", "imagenet"):
+        arch = arch or "resnet50"
+        seed_everything(seed)
+        model = ResNetUNet(arch, feature_dim or OFFICIAL_FEATURE_DIM[arch])
+        try:
+            desc = init_encoder(model.encoder, checkpoint, arch)
+        except InitError as e:
+            raise DataError(str(e)) from e
+        return model, None, f"{arch} at initialisation ({desc}, random decoder)"
+    try:
+        obj = load_checkpoint(checkpoint)
+    except CheckpointError as e:
+        raise DataError(str(e)) from e
+    if obj.get("format") not in ("pri3d-pretrain", "pri3d-unet", "pri3d-finetune") or "backbone" not in obj:
+        raise DataError(
+            f"{checkpoint}: not a pri3d checkpoint or backbone file (format {obj.get('format')!r}); "
+            f"{what} needs the whole UNet"
+        )
+    arch = obj.get("arch") or arch
+    fd = obj.get("feature_dim") or feature_dim
+    if not arch or not fd:
+        raise DataError(f"{checkpoint}: the file does not say its arch/feature_dim; pass --arch and --feature-dim")
+    model = ResNetUNet(arch, int(fd))
+    try:
+        load_backbone(model, checkpoint)
+    except InitError as e:
+        raise DataError(str(e)) from e
+    res = None
+    cfg = obj.get("config") or {}
+    if obj.get("resolution"):  # backbone.pth records the training resolution
+        res = tuple(int(v) for v in obj["resolution"])
+    elif isinstance(cfg.get("data"), dict) and cfg["data"].get("resolution"):
+        res = tuple(int(v) for v in cfg["data"]["resolution"])
+    step = f" step {obj['step']}" if "step" in obj else ""
+    return model, res, f"{arch}{step} ({obj.get('mode', obj.get('format'))})"
