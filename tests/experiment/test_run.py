@@ -114,3 +114,30 @@ def test_two_pretraining_seeds_each_fine_tuning_seed_starts_from_its_own(tmp_pat
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [r["seed"] for r in saved["pretrain"]["view"]] == [0, 1]
     assert "| view (seed 1) |" in (tmp_path / "out" / "table.md").read_text()
+
+
+def test_probe_only_experiment_reads_out_every_method_on_the_labelled_frames_of_each_seed(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(TINY.format(out=tmp_path / "out"))
+    over = [
+        "probe.enabled=true",
+        "finetune.enabled=false",
+        "fractions=[0.5]",
+        "seeds=[0,1]",
+        "probe.pixels_per_frame=64",
+    ]
+    logs: list[str] = []
+    res = run_experiment(load_experiment(p, over), log=logs.append)
+    assert not (tmp_path / "out" / "finetune").exists()  # no fine-tuning cell
+    cells = res["probe"]["val"]["cells"]
+    assert {(c["method"], c["seed"]) for c in cells} == {("scratch", 0), ("scratch", 1), ("view", 0), ("view", 1)}
+    assert all(0 <= c["results"]["final"]["value"] <= 1 for c in cells)
+    done = [json.loads(d.read_text()) for d in (tmp_path / "out" / "probe").glob("*/done.json")]
+    # fitted on the seed's labelled half of the train scenes' frames, scored on every validation frame
+    assert {d["probe"]["fit_frames"] for d in done} == {4} and {d["probe"]["test_frames"] for d in done} == {4}
+    assert any("random init" in d["backbone"] or "scratch" in d["backbone"] for d in done)
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "## Frozen-feature probe" in table and "| Pri3D (view) |" in table
+    logs.clear()
+    run_experiment(load_experiment(p, over), log=logs.append)  # cached: nothing is recomputed
+    assert not any(line.startswith(("[probe]", "[pretrain]")) for line in logs)

@@ -24,7 +24,7 @@ from pathlib import Path
 from pri3d.config import apply_overrides, build, load_preset, set_dotted, to_dict
 from pri3d.engine.io import atomic_write_text, write_json
 from pri3d.errors import DataError
-from pri3d.experiment.config import ExperimentConfig, SynthSpec, resolve_path
+from pri3d.experiment.config import PRETRAIN_METHODS, ExperimentConfig, SynthSpec, pretrain_seed, resolve_path
 
 __all__ = [
     "CELL_VERSION",
@@ -43,6 +43,7 @@ __all__ = [
     "finetune_cell",
     "test_cell",
     "floor_cell",
+    "probe_cell",
     "metric_value",
 ]
 
@@ -440,4 +441,97 @@ def floor_cell(
             f"lookup {100 * r['lookup']['miou']:.1f} mIoU; {where} classes without a labelled pixel: {gaps}"
         )
         cell.finish(r | {"train_frames": len(train), "eval_frames": len(evaluate), "seconds": time.time() - t0})
+    return cell.result() | {"dir": str(cell.dir)}
+
+
+def _eval_frames(task, fcfg, test: tuple[Path, str | None, str] | None):
+    """The frames a readout is scored on: the validation scenes (with the fine-tuning's validation cap) or
+    every frame of the test set ``test = (path, format, key)``, as ``(path, [(scene, frame id)])``."""
+    from pri3d.data.formats import open_dataset
+
+    if test:
+        return Path(test[0]), [(sc, f) for sc in open_dataset(test[0], test[1]) for f in sc.frame_ids]
+    return Path(fcfg.data.path), list(task.dataset("val", split=fcfg.data.val_split, progress=False).index)
+
+
+def _probe_feature_dim(cfg: ExperimentConfig) -> int | None:
+    """The pre-trained networks' feature width, so the random-init row is the same network."""
+    ms = [m for m in (cfg.pretrain.stage1, *cfg.methods) if m in PRETRAIN_METHODS]
+    return build_pretrain_config(cfg, ms[0]).model.feature_dim if ms else None
+
+
+def probe_cell(
+    cfg: ExperimentConfig,
+    root: Path,
+    method: str,
+    init: str,
+    init_key: str,
+    data_path: Path,
+    data_format: str | None,
+    data_key: str,
+    fraction: float,
+    seed: int,
+    test: tuple[Path, str | None, str] | None = None,
+    log=print,
+    progress: bool = False,
+) -> dict:
+    """The frozen-feature semseg probe of ``method`` (weights ``init``: a file, or ``scratch`` /
+    ``imagenet``), fitted on the labelled frames of (``fraction``, ``seed``) and scored on the validation
+    scenes or the test set; results in the fine-tuning cells' shape (``{"metric", "final": {"value",
+    "scores"}}``) plus the probe's report."""
+    from pri3d.downstream.semseg import SemSegTask
+    from pri3d.models.load import load_unet
+    from pri3d.probe.features import FeatureExtractor
+    from pri3d.probe.frames import FrameSet
+    from pri3d.probe.semseg import probe_semseg
+
+    fcfg = build_finetune_config(cfg, method, fraction, seed)
+    fcfg.data.path, fcfg.data.format = str(data_path), data_format
+    pseed = pretrain_seed(cfg, seed)
+    feature_dim = _probe_feature_dim(cfg)
+    where = "test" if test else "val"
+    spec = {
+        "data": data_key,
+        "init": init_key,
+        "eval": test[2] if test else "val",
+        "fraction": fraction,
+        "seed": seed,
+        "pretrain_seed": pseed,
+        "arch": fcfg.model.arch,
+        "feature_dim": feature_dim,
+        "data_settings": to_dict(fcfg.data),
+        "pixels_per_frame": cfg.probe.pixels_per_frame,
+        "version": CELL_VERSION,
+    }
+    cell = Cell(root, "probe", f"{method}-f{fraction:g}-s{seed}-{where}", spec)
+    if not cell.done:
+        cell.start()
+        task = SemSegTask(fcfg)
+        train = task.dataset("train", split=fcfg.data.train_split, train=True, progress=False)
+        fit = FrameSet(Path(data_path), list(train.index), f"labelled {fraction:g} seed {seed}: {len(train)} frames")
+        eval_path, refs = _eval_frames(task, fcfg, test)
+        model, _, desc = load_unet(str(init), fcfg.model.arch, feature_dim, pseed, what="the probe")
+        extractor = FeatureExtractor(model, tuple(fcfg.data.resolution))
+        t0 = time.time()
+        r = probe_semseg(
+            extractor,
+            fit,
+            FrameSet(eval_path, refs, f"{where}: {len(refs)} frames"),
+            label_set=fcfg.data.label_set,
+            pixels_per_frame=cfg.probe.pixels_per_frame,
+            seed=seed,
+            progress=progress,
+        )
+        r.pop("examples", None)
+        log(f"[probe] {method} fraction={fraction:g} seed={seed} on {where}: mIoU {100 * r['miou']:.1f} ({desc})")
+        scores = {k: r[k] for k in ("miou", "pixel_acc", "mean_acc", "per_class_iou")}
+        cell.finish(
+            {
+                "results": {"metric": "miou", "final": {"value": r["miou"], "scores": scores}},
+                "probe": {k: v for k, v in r.items() if k not in ("per_class", "per_class_iou")},
+                "backbone": desc,
+                "features": extractor.describe(),
+                "seconds": time.time() - t0,
+            }
+        )
     return cell.result() | {"dir": str(cell.dir)}

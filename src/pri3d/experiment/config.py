@@ -19,6 +19,7 @@ __all__ = [
     "DataSpec",
     "PretrainSpec",
     "FinetuneSpec",
+    "ProbeSpec",
     "ExperimentConfig",
     "load_experiment",
     "resolve_path",
@@ -80,10 +81,21 @@ class FinetuneSpec:
     overrides: list[str] = field(default_factory=list)
     # method -> extra overrides. MoCoV2 trains the encoder only, so only the encoder is transferred.
     per_method: dict = field(default_factory=lambda: {"mocov2": ["model.transfer=encoder"]})
+    enabled: bool = True  # false: no fine-tuning cells (e.g. a probe-only experiment)
     metric: str = "miou"  # key of the fine-tuning results used in the table
     # semseg: measure the table's floor on the same splits (majority class; a position + coarse-colour
     # lookup table fitted on each seed's labelled frames) and list the classes with no labelled pixel
     floors: bool = True
+
+
+@dataclass
+class ProbeSpec:
+    # The frozen-feature readout (pri3d.probe, semantic segmentation): a linear classifier on the frozen
+    # backbone's per-pixel features, fitted on each fine-tuning seed's labelled frames (the same subset the
+    # fine-tuning gets) and scored on the validation scenes (and the test set when it is scored), from the
+    # weights of the paired pre-training seed; scratch is the random-init network of the same arch.
+    enabled: bool = False
+    pixels_per_frame: int = 512  # fit pixels drawn per labelled frame
 
 
 @dataclass
@@ -94,6 +106,7 @@ class ExperimentConfig:
     prepare: dict = field(default_factory=dict)  # keyword options of pri3d.pairs.mine.prepare
     pretrain: PretrainSpec = field(default_factory=PretrainSpec)
     finetune: FinetuneSpec = field(default_factory=FinetuneSpec)
+    probe: ProbeSpec = field(default_factory=ProbeSpec)
     methods: list[str] = field(default_factory=lambda: list(ALL_METHODS))
     fractions: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8, 1.0])
     seeds: list[int] = field(default_factory=lambda: [0, 1])
@@ -124,6 +137,14 @@ class ExperimentConfig:
             )
         if not self.pretrain.seeds or len(set(self.pretrain.seeds)) != len(self.pretrain.seeds):
             raise ConfigError(f"pretrain.seeds must be a non-empty list of distinct seeds, got {self.pretrain.seeds}")
+        if self.probe.enabled and self.finetune.task != "semseg":
+            raise ConfigError(
+                f"probe.enabled needs finetune.task semseg (the probe's labels), got {self.finetune.task!r}"
+            )
+        if self.probe.pixels_per_frame < 1:
+            raise ConfigError(f"probe.pixels_per_frame must be >= 1, got {self.probe.pixels_per_frame}")
+        if not self.finetune.enabled and not self.probe.enabled:
+            raise ConfigError("nothing to read out: finetune.enabled and probe.enabled are both false")
         if self.jobs < 1:
             raise ConfigError(f"jobs must be >= 1, got {self.jobs}")
         from pri3d.data.synth.scene import MATERIAL_MODES  # the generator's own list

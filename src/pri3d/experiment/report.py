@@ -73,9 +73,11 @@ def method_label(cfg: ExperimentConfig, m: str) -> str:
     return label
 
 
-def paired_deltas(cells: list[dict], cfg: ExperimentConfig, which: str = "final") -> dict:
+def paired_deltas(cells: list[dict], cfg: ExperimentConfig, which: str = "final", reference: str | None = None) -> dict:
     """``{method: {fraction: {"deltas": [per seed], "mean", "std", "wins"}}}``: each seed's score minus the
-    reference method's score with the same seed (the same label subset), the paired comparison."""
+    reference method's score (``reference``, default ``cfg.reference``) with the same seed (the same label
+    subset), the paired comparison."""
+    reference = reference or cfg.reference
     by = {}
     for c in cells:
         v = metric_value(c["results"], cfg.finetune.metric, which)
@@ -83,8 +85,8 @@ def paired_deltas(cells: list[dict], cfg: ExperimentConfig, which: str = "final"
             by[(c["method"], c["fraction"], c["seed"])] = v
     out: dict = {}
     for (m, f, sd), v in sorted(by.items()):
-        ref = by.get((cfg.reference, f, sd))
-        if m == cfg.reference or ref is None:
+        ref = by.get((reference, f, sd))
+        if m == reference or ref is None:
             continue
         out.setdefault(m, {}).setdefault(f, []).append(v - ref)
     return {
@@ -96,11 +98,11 @@ def paired_deltas(cells: list[dict], cfg: ExperimentConfig, which: str = "final"
     }
 
 
-def paired_table(deltas: dict, cfg: ExperimentConfig, scale: float = 100.0) -> str:
+def paired_table(deltas: dict, cfg: ExperimentConfig, scale: float = 100.0, reference: str | None = None) -> str:
     """Markdown: per method and fraction, the paired deltas against the reference (per seed, mean ± std,
     how many seeds are above)."""
     lines = [
-        f"| Method | fraction | paired delta vs {method_label(cfg, cfg.reference)} per seed {cfg.seeds} | "
+        f"| Method | fraction | paired delta vs {method_label(cfg, reference or cfg.reference)} per seed {cfg.seeds} | "
         "mean ± std | seeds above |",
         "|---|---|---|---|---|",
     ]
@@ -274,6 +276,7 @@ def write_results(
     t0: float,
     log=print,
     floors: dict | None = None,
+    probes: dict | None = None,
 ) -> dict:
     """Aggregate the cells and write ``out/results.json``, ``out/table.md`` and ``out/curve.png``; returns
     the results (``dirs``: the cells' folders; ``seconds`` since ``t0``; ``floors``: the floor cells,
@@ -295,7 +298,13 @@ def write_results(
         },
         "seconds": time.time() - t0,
     }
-    text = table_markdown(cfg, summary, deltas, cells)
+    text = table_markdown(cfg, summary, deltas, cells) if cells else f"## {cfg.name}\n\n(no fine-tuning cells)\n"
+    if probes and probes.get("val"):
+        results["probe"] = {}
+        for where, pcells in probes.items():
+            block, ptext = _probe_markdown(cfg, pcells, where)
+            results["probe"][where] = block
+            text += ptext
     if floors and floors.get("val"):
         results["floors"] = {k: [_floor_entry(e) for e in v] for k, v in floors.items()}
         text += f"\n### The floor on the same splits, and class coverage\n\n{floors_markdown(floors)}\n"
@@ -312,8 +321,9 @@ def write_results(
     results["dirs"] = _json_dirs(dirs)
     write_json(out / "results.json", results, sort_keys=True)
     atomic_write_text(out / "table.md", text)
-    curve_plot(out / "curve.png", summary["final"], cfg)
-    log(markdown_table(summary["final"], cfg))
+    if cells:
+        curve_plot(out / "curve.png", summary["final"], cfg)
+        log(markdown_table(summary["final"], cfg))
     log(f"[experiment] wrote {out / 'results.json'}, {out / 'table.md'}, {out / 'curve.png'}")
     return results
 
@@ -354,3 +364,23 @@ def floors_markdown(floors: dict) -> str:
             cover.append(f"- {split}, fraction {f:g}: {gaps}")
     lines += ["", "Classes present in the scored frames with no labelled pixel, per seed:", "", *cover]
     return "\n".join(lines)
+
+
+def _probe_markdown(cfg: ExperimentConfig, pcells: list[dict], where: str) -> tuple[dict, str]:
+    """The probe readout of one split: ``(results block, markdown)``: mean ± std over seeds, paired deltas
+    against the reference and, with a Stage-I init, against Stage I alone."""
+    summary = summarize(pcells, cfg, "final")
+    deltas = paired_deltas(pcells, cfg, "final")
+    block = {"cells": pcells, "summary": summary, "paired": deltas}
+    split = "test" if where == "test" else "validation"
+    text = (
+        f"\n## Frozen-feature probe (linear semseg on frozen features) on the {split} scenes "
+        f"(mean ± std over seeds {cfg.seeds}, delta vs {cfg.reference})\n\n{markdown_table(summary, cfg)}\n\n"
+        f"### Probe, paired by seed\n\n{paired_table(deltas, cfg)}\n"
+    )
+    st = cfg.pretrain.stage1
+    if st and any(c["method"] == st for c in pcells):
+        vs_stage1 = paired_deltas(pcells, cfg, "final", reference=st)
+        block["paired_stage1"] = vs_stage1
+        text += f"\n### Probe, paired by seed against Stage I alone\n\n{paired_table(vs_stage1, cfg, reference=st)}\n"
+    return block, text

@@ -14,6 +14,7 @@ from pri3d.experiment.cells import (
     floor_cell,
     prepare_cell,
     pretrain_cell,
+    probe_cell,
     synth_cell,
     test_cell,
     test_data,
@@ -81,10 +82,16 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
             for sd in cfg.pretrain.seeds:
                 inits[(m, sd)] = (m, m)
     test = test_data(cfg, out, log) if cfg.test else None
-    cells = _finetune_stage(cfg, out, methods, inits, _finetune_data(cfg, data), dirs, log)
-    test_cells = _test_stage(cfg, out, methods, test, dirs, log) if test is not None else []
-    floors = _floor_stage(cfg, out, _finetune_data(cfg, data), test, log)
-    results = write_results(cfg, out, cells, test_cells, pretrained, skipped, dirs, t0, log, floors=floors)
+    ft_data = _finetune_data(cfg, data)
+    probes = _probe_stage(cfg, out, methods, inits, ft_data, test, log) if cfg.probe.enabled else {}
+    cells, test_cells = [], []
+    if cfg.finetune.enabled:
+        cells = _finetune_stage(cfg, out, methods, inits, ft_data, dirs, log)
+        test_cells = _test_stage(cfg, out, methods, test, dirs, log) if test is not None else []
+    floors = _floor_stage(cfg, out, ft_data, test, log)
+    results = write_results(
+        cfg, out, cells, test_cells, pretrained, skipped, dirs, t0, log, floors=floors, probes=probes
+    )
     results["cell_dirs"] = dirs
     return results
 
@@ -202,3 +209,23 @@ def _floor_stage(cfg, out: Path, ft_data: tuple, test: tuple | None, log) -> dic
                 r = floor_cell(cfg, out, *ft_data, f, sd, test=test, log=log)
                 floors["test"].append({"fraction": f, "seed": sd} | r)
     return floors
+
+
+def _probe_stage(cfg, out: Path, methods: list[str], inits: dict, ft_data: tuple, test: tuple | None, log) -> dict:
+    """One probe cell per (method, fraction, seed) on the validation scenes, and on the test set when it
+    is scored: ``{"val": [cells], "test": [cells]}`` in the fine-tuning cells' shape."""
+    grid = _grid(cfg, methods)
+    probes: dict = {}
+    for where, t in (("val", None), ("test", test)):
+        if where == "test" and test is None:
+            continue
+        calls = [
+            ((cfg, out, m, *inits[(m, pretrain_seed(cfg, sd))], *ft_data, f, sd), {"test": t}) for m, f, sd in grid
+        ]
+        log(f"[experiment] {len(grid)} probe cells on {where} ({cfg.jobs} at a time)")
+        res = run_cells(cfg.jobs, probe_cell, calls, log)
+        probes[where] = [
+            {"method": m, "fraction": f, "seed": sd, "results": r["results"], "seconds": r.get("seconds")}
+            for (m, f, sd), r in zip(grid, res)
+        ]
+    return probes
