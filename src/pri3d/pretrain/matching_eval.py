@@ -100,6 +100,7 @@ def format_recall(res: dict) -> str:
 def _load_model(checkpoint: str, arch: str | None, feature_dim: int | None, seed: int):
     """``(ResNetUNet, training resolution or None, description)`` from a checkpoint or a baseline name."""
     from pri3d.engine.checkpoint import load_checkpoint
+    from pri3d.engine.run_dir import require_finished
     from pri3d.engine.seed import seed_everything
     from pri3d.errors import CheckpointError, DataError, InitError
     from pri3d.models.init import init_encoder, load_backbone
@@ -116,6 +117,7 @@ def _load_model(checkpoint: str, arch: str | None, feature_dim: int | None, seed
             raise DataError(str(e)) from e
         return model, None, f"{arch} at initialisation ({desc}, random decoder)"
     try:
+        require_finished(checkpoint)
         obj = load_checkpoint(checkpoint)
     except CheckpointError as e:
         raise DataError(str(e)) from e
