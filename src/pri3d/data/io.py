@@ -30,9 +30,13 @@ def _check(path: Path) -> Path:
 
 
 def read_color(path) -> np.ndarray:
-    """Read a colour image as ``(H, W, 3)`` uint8 RGB."""
+    """Read a colour image as ``(H, W, 3)`` uint8 RGB. A JPEG without its end marker (a truncated
+    file, which OpenCV would decode with grey rows and only a warning) is a :class:`DataError`."""
     path = _check(path)
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    data = path.read_bytes()
+    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-4096:]:
+        raise DataError(f"{path}: truncated JPEG (no end-of-image marker)")
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if data else None
     if img is None:
         raise DataError(f"{path}: unreadable image")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

@@ -27,7 +27,8 @@ def atomic_open(path, mode: str = "wb"):
     """Open a temp file beside ``path``; on clean exit fsync it and rename it over ``path``.
 
     A crash or exception leaves ``path`` untouched (the old file, or nothing) and no temp file. The
-    result gets the usual permissions (0666 minus the umask), not mkstemp's 0600.
+    result gets the usual permissions (0666 minus the umask), not mkstemp's 0600. An ``OSError`` that
+    names no file (a full disk while writing) is raised again naming ``path``.
     """
     if mode not in ("wb", "w"):
         raise ValueError("atomic_open supports modes 'wb' and 'w'")
@@ -41,9 +42,11 @@ def atomic_open(path, mode: str = "wb"):
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None:  # a failed write (ENOSPC, EIO): name the file
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
 
 
