@@ -159,3 +159,42 @@ def test_a_saved_config_with_old_names_builds_silently_and_compares_under_new_on
     assert config_changes(saved, to_dict(PretrainConfig())) == new_fields
     assert config_changes(saved_as_current(PretrainConfig, saved), to_dict(PretrainConfig())) == []
     assert saved_as_current(PretrainConfig, {"no_such_key": 1}) == {"no_such_key": 1}  # unbuildable: as saved
+
+
+# ------------------------------------------------------------------ config files and values (issue 24)
+
+
+def test_exponent_numbers_are_numbers_in_files_and_overrides(tmp_path):
+    """YAML 1.1 reads 1e-3 as a string; users type 1e-3."""
+    f = tmp_path / "c.yaml"
+    f.write_text("optim:\n  lr: 1e-3\n  weight_decay: 1E-4\n")
+    cfg = resolve(PretrainConfig, f, ["optim.clip_grad=1e30"], "pretrain")
+    assert (cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.clip_grad) == (1e-3, 1e-4, 1e30)
+    d = apply_overrides({}, ["a=1e-3", "b=-2.5e+2", "c=.5e1", "d=1_000", "e=e3", "f=1e", "g=abc"])
+    assert d == {"a": 1e-3, "b": -250.0, "c": 5.0, "d": 1000, "e": "e3", "f": "1e", "g": "abc"}
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("", "empty config file"),
+        ("# only a comment\n", "empty config file"),
+        ("- a\n- b\n", "mapping of settings, got a list"),
+        ("just a string\n", "mapping of settings, got a str"),
+        ("optim:\n  lr: 0.1\n  lr: 0.2\n", "duplicate key 'lr'"),
+        ("mode: view\nmode: geo\n", "duplicate key 'mode'"),
+    ],
+)
+def test_empty_non_mapping_and_duplicate_key_files_are_errors(tmp_path, text, match):
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=match) as e:
+        load_preset(f, "pretrain")
+    assert str(f) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_non_utf8_config_is_a_config_error(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_bytes(b"mode: \xff\xfe\n")
+    with pytest.raises(ConfigError, match="not a UTF-8 text file"):
+        load_preset(f, "pretrain")

@@ -128,18 +128,12 @@ class ExperimentConfig:
 
 def load_experiment(path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Load an experiment YAML (+ ``key=value`` overrides) into a validated config."""
-    import yaml
-
-    from pri3d.config import apply_overrides
+    from pri3d.config import apply_overrides, read_yaml_mapping
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: experiment config not found")
-    try:
-        d = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from e
-    d = apply_overrides(d, overrides or [])
+    d = apply_overrides(read_yaml_mapping(path), overrides or [])
     return build(ExperimentConfig, d)
 
 
