@@ -198,3 +198,66 @@ def test_a_non_utf8_config_is_a_config_error(tmp_path):
     f.write_bytes(b"mode: \xff\xfe\n")
     with pytest.raises(ConfigError, match="not a UTF-8 text file"):
         load_preset(f, "pretrain")
+
+
+@pytest.mark.parametrize(
+    "over,match",
+    [
+        ("train.steps=-1", "train.steps must be >= 1, or 0"),
+        ("train.device=tpu", "train.device must be auto, cpu, cuda or cuda:N"),
+        ("data.resolution=[50,66]", "multiples of 4"),
+        ("train.keep_checkpoints=0", "keep_checkpoints"),
+    ],
+)
+def test_finetune_values_are_range_checked(over, match):
+    from pri3d.downstream import finetune_config
+
+    with pytest.raises(ConfigError, match=match):
+        finetune_config("tiny-semseg", [over], path="somewhere")
+
+
+@pytest.mark.parametrize(
+    "over,match",
+    [
+        ("train.device=tpu", "train.device must be"),
+        ("train.steps=-1", "train.steps >= 0"),
+        ("data.resolution=[50,66]", "multiples of 4"),
+        ("train.eval_points=0", "eval_points"),
+    ],
+)
+def test_pretrain_values_are_range_checked(over, match):
+    with pytest.raises(ConfigError, match=match):
+        resolve(PretrainConfig, "cpu-tiny", [over], "pretrain")
+    assert resolve(PretrainConfig, "cpu-tiny", ["train.device=cuda:1", "train.steps=0"], "pretrain").train.steps == 0
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["eval-matching", "--points", "0"], "--points and --max-pairs must be >= 1"),
+        (["eval-matching", "--max-pairs", "0"], "--points and --max-pairs must be >= 1"),
+        (["eval-matching", "--resolution", "-48", "64"], "positive multiples of 4"),
+        (["eval-matching", "--device", "tpu"], "device must be auto, cpu, cuda or cuda:N"),
+        (["evaluate", "--max-images", "0"], "--max-images and --batch-size must be >= 1"),
+        (["evaluate", "--batch-size", "0"], "--max-images and --batch-size must be >= 1"),
+        (["evaluate", "--device", "tpu"], "--device must be auto, cpu, cuda or cuda:N"),
+    ],
+)
+def test_evaluation_options_are_range_checked_in_one_line(tmp_path, capsys, args, match):
+    from pri3d.cli import main
+
+    data = ["--data", str(tmp_path)] if args[0] == "eval-matching" else []
+    assert main([args[0], "--checkpoint", str(tmp_path / "x.pt"), *data, *args[1:]]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0], err
+
+
+def test_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
+    import torch
+
+    from pri3d.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["eval-matching", "--checkpoint", "x.pt", "--data", str(tmp_path), "--device", "cuda"]) == 1
+    assert "CUDA is not available" in capsys.readouterr().err

@@ -191,6 +191,19 @@ def test_resume_with_other_data_and_output_into_a_prepared_folder_are_refused(
     assert "not this run's outputs" in _one_error_line(capsys)
 
 
+def test_a_named_split_that_is_not_there_is_an_error_not_all_pairs(reference_run, prepared_dir, tiny, tmp_path, capsys):
+    """Issue 24: `eval-matching --split nosuch` and `pretrain data.train_split=nope` used every pair."""
+    bb = str(reference_run / "backbone.pth")
+    capsys.readouterr()
+    assert main(["eval-matching", "--checkpoint", bb, "--data", str(prepared_dir), "--split", "nosuch"]) == 1
+    assert "split 'nosuch' not found" in _one_error_line(capsys)
+    assert main(["pretrain", "--config", "cpu-tiny", *tiny(tmp_path / "r", *VIEW), "data.train_split=nope"]) == 1
+    assert "split 'nope' not found" in _one_error_line(capsys)
+    args = ["eval-matching", "--checkpoint", bb, "--data", str(prepared_dir), "--split", "all", "--points", "16"]
+    assert main(args) == 0
+    assert "all " in capsys.readouterr().out
+
+
 def test_schedules_are_pure_functions_of_the_step():
     paper = load_config("paper").optim
     assert lr_at(0, 60000, paper) == pytest.approx(0.1)

@@ -534,6 +534,9 @@ def evaluate_checkpoint(
 ) -> dict:
     """Evaluate a fine-tuned checkpoint on ``split`` ("val", "train" or a split file) of its dataset or
     of ``data``. Returns ``{"task", "split", "checkpoint", "step", "scores", "images", "data"}``."""
+    if (max_images is not None and max_images < 1) or (batch_size is not None and batch_size < 1):
+        raise ConfigError(f"--max-images and --batch-size must be >= 1, got {max_images} and {batch_size}")
+    D.check_device(device, "--device")
     model, task, cfg, state = load_finetuned_model(path)
     if data is not None:
         cfg.data.path = str(data)

@@ -40,6 +40,24 @@ class SynthSpec:
     workers: int = 2
     materials: str = "shared"  # object colours/textures: one palette for all classes, or class-typical
 
+    def check(self, where: str) -> None:
+        """The generator's own limits, for a dataset that will be generated (``scenes > 0``)."""
+        from pri3d.data.synth.writer import parse_resolution
+
+        if self.scenes < 0:
+            raise ConfigError(f"{where}.scenes must be >= 0 (0 = not generated), got {self.scenes}")
+        if self.scenes == 0:
+            return
+        if self.frames_per_scene < 1 or self.workers < 1 or self.seed < 0:
+            raise ConfigError(
+                f"{where}: frames_per_scene and workers must be >= 1 and seed >= 0, got "
+                f"{self.frames_per_scene}, {self.workers}, {self.seed}"
+            )
+        try:
+            parse_resolution(self.resolution)
+        except ConfigError as e:
+            raise ConfigError(f"{where}.{e}") from e
+
 
 @dataclass
 class DataSpec:
@@ -122,6 +140,15 @@ class ExperimentConfig:
             m = getattr(self.data, what).materials
             if m not in MATERIAL_MODES:
                 raise ConfigError(f"data.{what}.materials must be one of {', '.join(MATERIAL_MODES)}, got {m!r}")
+            getattr(self.data, what).check(f"data.{what}")
+        for spec in ("pretrain", "finetune"):
+            per = getattr(self, spec).per_method
+            bad = sorted(set(per) - set(ALL_METHODS if spec == "finetune" else PRETRAIN_METHODS))
+            if bad:
+                raise ConfigError(f"{spec}.per_method names unknown method(s) {bad}; methods: {', '.join(ALL_METHODS)}")
+            for m, over in per.items():
+                if not isinstance(over, list) or not all(isinstance(o, str) for o in over):
+                    raise ConfigError(f"{spec}.per_method.{m} must be a list of key=value overrides, got {over!r}")
         if self.test and self.data.test_synth.scenes <= 0 and not self.data.test_path:
             raise ConfigError("test: true needs a test set (data.test_synth.scenes > 0 or data.test_path)")
 
