@@ -24,7 +24,7 @@ def test_classify_new_resumable_finished_foreign(tmp_path):
     _touch(tmp_path / "metrics.jsonl")
     assert classify(tmp_path)[0] == "new"  # died before its first checkpoint
     _touch(tmp_path / "checkpoints" / "ckpt_00000004.pt")
-    assert classify(tmp_path) == ("resumable", "checkpoints of an unfinished run (newest ckpt_00000004.pt)")
+    assert classify(tmp_path) == ("resumable", "holds checkpoints of an unfinished run (newest ckpt_00000004.pt)")
     mark_done(tmp_path)
     assert classify(tmp_path)[0] == "finished" and is_finished(tmp_path)
     _touch(tmp_path / "pairs.csv")

@@ -188,7 +188,7 @@ def test_resume_with_other_data_and_output_into_a_prepared_folder_are_refused(
     assert f"trained on {prepared_dir}" in _one_error_line(capsys)
     assert (run / "done").is_file()  # refused before anything changed
     assert main(["pretrain", "--config", "cpu-tiny", *tiny(other, *VIEW)]) == 1
-    assert "not this run's outputs" in _one_error_line(capsys)
+    assert "not a run's outputs" in _one_error_line(capsys)
 
 
 def test_a_named_split_that_is_not_there_is_an_error_not_all_pairs(reference_run, prepared_dir, tiny, tmp_path, capsys):

@@ -64,15 +64,15 @@ def classify(out, outputs=END_PRODUCTS + _WORKING) -> tuple[str, str]:
     foreign = [n for n in names if n not in outputs and n != DONE]
     if foreign:
         more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
-        return "foreign", f"holds files that are not this run's outputs ({', '.join(foreign[:3])}{more})"
+        return "foreign", f"holds files that are not a run's outputs ({', '.join(foreign[:3])}{more})"
     if DONE in names:
-        return "finished", "a finished run (its 'done' marker)"
+        return "finished", "holds a finished run (its 'done' marker)"
     ckpts = _checkpoints(out)
     if ckpts:
-        return "resumable", f"checkpoints of an unfinished run (newest {ckpts[-1]})"
+        return "resumable", f"holds checkpoints of an unfinished run (newest {ckpts[-1]})"
     ends = [n for n in END_PRODUCTS if n in names]
     if ends:
-        return "finished", f"the results of an earlier run ({', '.join(ends)})"
+        return "finished", f"holds the results of an earlier run ({', '.join(ends)})"
     return "new", "no results" if names else "empty"
 
 
@@ -88,7 +88,8 @@ def check_run_dir(out, *, resume: bool, overwrite: bool = False, outputs=END_PRO
             raise ConfigError(f"{out} {detail}; --resume continues only a run's own folder")
     elif state != "new" and not overwrite:
         hint = "pass --resume to continue it, " if _checkpoints(out) and state != "foreign" else ""
-        raise ConfigError(f"{out} {detail}; {hint}choose another --out, or pass --overwrite to replace it")
+        what = "to write into it anyway (its files are kept)" if state == "foreign" else "to replace it"
+        raise ConfigError(f"{out} {detail}; {hint}choose another --out, or pass --overwrite {what}")
     return state
 
 
