@@ -118,9 +118,30 @@ def open_scenes(path: Path) -> list[Scene]:
     path = Path(path)
     if _is_scene_dir(path):
         return [ScanNetScene(path)]
+    _refuse_unfinished_synth(path)
     # hidden folders are never scenes (pri3d synth writes unfinished scenes to .tmp-<scene>)
     children = [c for c in sorted(path.iterdir()) if c.is_dir() and not c.name.startswith(".")]
     scenes = [ScanNetScene(c) for c in children if _is_scene_dir(c)]
     if not scenes:
         raise DataError(f"{path}: no ScanNet-layout scene folders (color/, depth/, pose/) found")
     return scenes
+
+
+def _refuse_unfinished_synth(path: Path) -> None:
+    """A ``pri3d synth`` output writes its ``meta.json`` last: scenes of the generator (their own
+    ``meta.json`` says ``pri3d-synth``) or ``.tmp-scene*`` folders without it are a run that was killed
+    mid-way, whose data (and splits) are partial."""
+    if (path / "meta.json").is_file():
+        return
+    unfinished = sorted(p.name for p in path.glob(".tmp-scene*"))
+    ours = []
+    for c in sorted(path.glob("scene*"))[:3]:
+        try:
+            ours += [c.name] if '"pri3d-synth"' in (c / "meta.json").read_text() else []
+        except OSError:
+            continue
+    if unfinished or ours:
+        raise DataError(
+            f"{path}: an unfinished 'pri3d synth' output (no meta.json{'; ' + unfinished[0] if unfinished else ''}): "
+            "it was stopped mid-way; run the same 'pri3d synth' command again to finish it"
+        )
