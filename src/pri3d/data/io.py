@@ -10,6 +10,7 @@ import numpy as np
 from pri3d.errors import DataError
 
 __all__ = [
+    "fits",
     "check_fits",
     "check_shared_k",
     "intrinsics3",
@@ -106,13 +107,20 @@ def intrinsics3(M: np.ndarray, path) -> np.ndarray:
     return M
 
 
+def fits(K: np.ndarray, shape) -> bool:
+    """Whether ``K`` plausibly describes an image of ``shape`` ``(H, W, ...)``: its principal point lies
+    in the middle half of the image."""
+    H, W = int(shape[0]), int(shape[1])
+    return abs(float(K[0, 2]) - (W - 1) / 2) <= 0.25 * W and abs(float(K[1, 2]) - (H - 1) / 2) <= 0.25 * H
+
+
 def check_fits(K: np.ndarray, shape, path, what: str = "image") -> None:
     """:class:`DataError` naming ``path`` unless ``K`` plausibly describes an image of ``shape`` ``(H, W,
     ...)``: its principal point in the middle half of the image (a half-size image with a full-size K
     puts it at the border)."""
     H, W = int(shape[0]), int(shape[1])
     cx, cy = float(K[0, 2]), float(K[1, 2])
-    if abs(cx - (W - 1) / 2) > 0.25 * W or abs(cy - (H - 1) / 2) > 0.25 * H:
+    if not fits(K, shape):
         raise DataError(
             f"{path}: the {W}x{H} {what} does not fit the intrinsics (principal point cx={cx:.1f}, cy={cy:.1f}; "
             "they describe another image size)"
