@@ -83,4 +83,26 @@ def test_info_flags_intrinsics_for_another_resolution(tmp_path, capsys):
     seq = _sequence(tmp_path / "kitchen")
     write_matrix(seq / "camera-intrinsics.txt", [[585.0, 0, 320], [0, 585.0, 240], [0, 0, 1]])  # for 640x480
     assert main(["info", str(seq), "--no-progress"]) == 0
-    assert "principal point (320.0, 240.0) lies outside the 16x12 image" in capsys.readouterr().out
+    out = capsys.readouterr().out  # every frame is refused by the reader: counted skips, with the reason
+    assert "4 unreadable frame" in out and "does not fit the intrinsics" in out
+    assert main(["info", str(seq), "--no-progress", "--strict"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "frame-000000.color.png: the 16x12 colour image does not fit the intrinsics" in err[0]
+
+
+def test_prepare_counts_refused_frames_and_strict_makes_them_an_error(tmp_path, capsys):
+    """Issue 24: a half-size depth PNG in a 7-Scenes sequence went through prepare with 0 skips."""
+    import cv2
+
+    seq = _sequence(tmp_path / "kitchen", n=5)
+    f = seq / "frame-000003.depth.png"
+    cv2.imwrite(str(f), cv2.resize(cv2.imread(str(f), cv2.IMREAD_UNCHANGED), (8, 6), interpolation=cv2.INTER_NEAREST))
+    args = ["prepare", "--input", str(seq), "--no-progress", "--no-geometry", "--min-overlap", "0"]
+    assert main([*args, "--output", str(tmp_path / "p")]) == 0
+    out = capsys.readouterr().out
+    assert "1 unreadable frame" in out
+    summary = json.loads((tmp_path / "p" / "summary.json").read_text())
+    assert summary["skipped_frames"]["counts"]["unreadable frame"] == 1
+    assert main([*args, "--output", str(tmp_path / "q"), "--strict"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "frame-000003.depth.png: the 8x6 depth image does not fit the intrinsics" in err[-1]

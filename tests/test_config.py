@@ -159,3 +159,105 @@ def test_a_saved_config_with_old_names_builds_silently_and_compares_under_new_on
     assert config_changes(saved, to_dict(PretrainConfig())) == new_fields
     assert config_changes(saved_as_current(PretrainConfig, saved), to_dict(PretrainConfig())) == []
     assert saved_as_current(PretrainConfig, {"no_such_key": 1}) == {"no_such_key": 1}  # unbuildable: as saved
+
+
+# ------------------------------------------------------------------ config files and values (issue 24)
+
+
+def test_exponent_numbers_are_numbers_in_files_and_overrides(tmp_path):
+    """YAML 1.1 reads 1e-3 as a string; users type 1e-3."""
+    f = tmp_path / "c.yaml"
+    f.write_text("optim:\n  lr: 1e-3\n  weight_decay: 1E-4\n")
+    cfg = resolve(PretrainConfig, f, ["optim.clip_grad=1e30"], "pretrain")
+    assert (cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.clip_grad) == (1e-3, 1e-4, 1e30)
+    d = apply_overrides({}, ["a=1e-3", "b=-2.5e+2", "c=.5e1", "d=1_000", "e=e3", "f=1e", "g=abc"])
+    assert d == {"a": 1e-3, "b": -250.0, "c": 5.0, "d": 1000, "e": "e3", "f": "1e", "g": "abc"}
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("", "empty config file"),
+        ("# only a comment\n", "empty config file"),
+        ("- a\n- b\n", "mapping of settings, got a list"),
+        ("just a string\n", "mapping of settings, got a str"),
+        ("optim:\n  lr: 0.1\n  lr: 0.2\n", "duplicate key 'lr'"),
+        ("mode: view\nmode: geo\n", "duplicate key 'mode'"),
+    ],
+)
+def test_empty_non_mapping_and_duplicate_key_files_are_errors(tmp_path, text, match):
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=match) as e:
+        load_preset(f, "pretrain")
+    assert str(f) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_non_utf8_config_is_a_config_error(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_bytes(b"mode: \xff\xfe\n")
+    with pytest.raises(ConfigError, match="not a UTF-8 text file"):
+        load_preset(f, "pretrain")
+
+
+@pytest.mark.parametrize(
+    "over,match",
+    [
+        ("train.steps=-1", "train.steps must be >= 1, or 0"),
+        ("train.device=tpu", "train.device must be auto, cpu, cuda or cuda:N"),
+        ("data.resolution=[50,66]", "multiples of 4"),
+        ("train.keep_checkpoints=0", "keep_checkpoints"),
+    ],
+)
+def test_finetune_values_are_range_checked(over, match):
+    from pri3d.downstream import finetune_config
+
+    with pytest.raises(ConfigError, match=match):
+        finetune_config("tiny-semseg", [over], path="somewhere")
+
+
+@pytest.mark.parametrize(
+    "over,match",
+    [
+        ("train.device=tpu", "train.device must be"),
+        ("train.steps=-1", "train.steps >= 0"),
+        ("data.resolution=[50,66]", "multiples of 4"),
+        ("train.eval_points=0", "eval_points"),
+    ],
+)
+def test_pretrain_values_are_range_checked(over, match):
+    with pytest.raises(ConfigError, match=match):
+        resolve(PretrainConfig, "cpu-tiny", [over], "pretrain")
+    assert resolve(PretrainConfig, "cpu-tiny", ["train.device=cuda:1", "train.steps=0"], "pretrain").train.steps == 0
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["eval-matching", "--points", "0"], "--points and --max-pairs must be >= 1"),
+        (["eval-matching", "--max-pairs", "0"], "--points and --max-pairs must be >= 1"),
+        (["eval-matching", "--resolution", "-48", "64"], "positive multiples of 4"),
+        (["eval-matching", "--device", "tpu"], "device must be auto, cpu, cuda or cuda:N"),
+        (["evaluate", "--max-images", "0"], "--max-images and --batch-size must be >= 1"),
+        (["evaluate", "--batch-size", "0"], "--max-images and --batch-size must be >= 1"),
+        (["evaluate", "--device", "tpu"], "--device must be auto, cpu, cuda or cuda:N"),
+    ],
+)
+def test_evaluation_options_are_range_checked_in_one_line(tmp_path, capsys, args, match):
+    from pri3d.cli import main
+
+    data = ["--data", str(tmp_path)] if args[0] == "eval-matching" else []
+    assert main([args[0], "--checkpoint", str(tmp_path / "x.pt"), *data, *args[1:]]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0], err
+
+
+def test_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
+    import torch
+
+    from pri3d.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["eval-matching", "--checkpoint", "x.pt", "--data", str(tmp_path), "--device", "cuda"]) == 1
+    assert "CUDA is not available" in capsys.readouterr().err

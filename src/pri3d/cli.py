@@ -47,6 +47,24 @@ def _top_parser() -> argparse.ArgumentParser:
     return p
 
 
+def os_error_line(e: OSError) -> str:
+    """``PATH: cause`` for an :class:`OSError` (``PermissionError``, ``ENOSPC``, ``IsADirectoryError``, ...)."""
+    cause = e.strerror or one_line(e) or type(e).__name__
+    if e.filename is None:
+        return f"{cause} ({type(e).__name__})"
+    return f"{e.filename}: {cause}" + (f" (-> {e.filename2})" if e.filename2 is not None else "")
+
+
+def one_line(e: BaseException) -> str:
+    """The message of ``e`` on one line. An error raised in a DataLoader worker arrives as "Caught X in
+    DataLoader worker process N. Original Traceback ... X: message": keep its last line's message."""
+    text = str(e)
+    if "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].endswith("Error") else last
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     top = _top_parser()
@@ -68,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except Pri3dError as e:  # every error pri3d raises on purpose; anything else is a bug (traceback)
-        print(f"pri3d {name}: error: {e}", file=sys.stderr)
+        print(f"pri3d {name}: error: {one_line(e)}", file=sys.stderr)
+        return 1
+    except OSError as e:  # the machine's answer (permissions, a full disk, a path of the wrong type)
+        print(f"pri3d {name}: error: {os_error_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"pri3d {name}: interrupted", file=sys.stderr)

@@ -12,6 +12,7 @@ the resolved config next to outputs and inside checkpoints.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 import warnings
@@ -32,9 +33,56 @@ __all__ = [
     "flatten",
     "resolve",
     "preset_names",
+    "yaml_load",
+    "read_yaml_mapping",
 ]
 
 PRESETS_DIR = Path(__file__).parent / "presets"
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load`` with two fixes for configs: ``1e-3`` and ``1e30`` are numbers (YAML 1.1 wants
+    ``1.0e-3`` and reads ``1e-3`` as a string), and a key given twice in one mapping is an error."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark, f"found duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def yaml_load(text: str):
+    """Parse config YAML (see :class:`_Loader`); raises ``yaml.YAMLError``."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def read_yaml_mapping(path) -> dict:
+    """A config file's YAML mapping; empty, non-mapping, non-UTF-8 or invalid YAML (a duplicate key
+    included) is a :class:`ConfigError` naming the file."""
+    p = Path(path)
+    try:
+        d = yaml_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not a UTF-8 text file (byte {e.start}: {e.reason}); a config is YAML text") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: invalid YAML: {' '.join(str(e).split())}") from e
+    if d is None:
+        raise ConfigError(f"{p}: empty config file (a config is a YAML mapping of settings)")
+    if not isinstance(d, dict):
+        raise ConfigError(f"{p}: a config must be a YAML mapping of settings, got a {type(d).__name__}")
+    return d
 
 
 def preset_names(group: str) -> list[str]:
@@ -64,12 +112,7 @@ def load_preset(name_or_path: str | Path, group: str, _seen: tuple = ()) -> dict
         )
     if str(p.resolve()) in _seen:
         raise ConfigError(f"{p}: circular 'base:' chain")
-    try:
-        d = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: invalid YAML: {e}") from e
-    if not isinstance(d, dict):
-        raise ConfigError(f"{p}: a config must be a mapping")
+    d = read_yaml_mapping(p)
     base = d.pop("base", None)
     if base is not None:
         base_ref = base if not str(base).endswith(".yaml") else str((p.parent / base).resolve())
@@ -85,7 +128,7 @@ def apply_overrides(d: dict, overrides: list[str]) -> dict:
             raise ConfigError(f"override {item!r} must look like key=value")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            value = yaml_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
         set_dotted(d, key.strip(), value, f"override {item!r}")

@@ -49,8 +49,10 @@ def test_dataset_layouts_and_intrinsics(tmp_path):
     write_7scenes(root / "chess" / "seq-02", make_frames(2), intrinsics_file=False)
     scenes = open_dataset(root)
     assert [s.scene_id for s in scenes] == ["chess_seq-02", "redkitchen_seq-01"]
-    np.testing.assert_array_equal(scenes[0].load_frame(0).depth_intrinsics, DEFAULT_K)
+    np.testing.assert_array_equal(scenes[0].load_frame(0, color=False, depth=False).depth_intrinsics, DEFAULT_K)
     assert any("585" in n for n in scenes[0].notes)
+    with pytest.raises(DataError, match="the 32x24 colour image does not fit the intrinsics"):
+        scenes[0].load_frame(0)  # the published K describes 640x480 images, not these
     # Override when no file is present.
     K = np.array([[100.0, 0, 10], [0, 100, 8], [0, 0, 1]])
     s = open_dataset(root / "chess", format="7scenes", intrinsics=K)[0]
@@ -99,3 +101,40 @@ def test_real_7scenes_sample():
     dist, _ = cKDTree(p151).query(p150, k=1, distance_upper_bound=0.02, workers=1)
     frac = float(np.isfinite(dist).mean())
     assert frac >= 0.8, f"only {frac:.3f} of frame 150's points lie within 2 cm of frame 151's"
+
+
+# ------------------------------------------------------------- geometry checked at the reader (issue 24)
+
+
+def _b7(tmp_path):
+    """A 7-Scenes-like sequence at 480x640 with the published K in camera-intrinsics.txt."""
+    frames = make_frames(3, color_hw=(480, 640), depth_hw=(480, 640))
+    for fr in frames:
+        fr.depth_intrinsics = DEFAULT_K.copy()
+    return write_7scenes(tmp_path / "b7", frames)
+
+
+@pytest.mark.parametrize("which", ["depth", "color"])
+def test_a_half_size_image_is_a_data_error_naming_it(tmp_path, which):
+    seq = _b7(tmp_path)
+    f = seq / f"frame-000001.{which}.png"
+    img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(f), cv2.resize(img, (320, 240), interpolation=cv2.INTER_NEAREST))
+    scene = open_dataset(seq)[0]
+    scene.load_frame(0)
+    with pytest.raises(DataError, match=rf"frame-000001\.{which}\.png: the 320x240 .* does not fit the intrinsics"):
+        scene.load_frame(1)
+
+
+def test_8_bit_depth_and_bad_intrinsics_are_data_errors(tmp_path):
+    seq = _b7(tmp_path)
+    f = seq / "frame-000002.depth.png"
+    cv2.imwrite(str(f), (cv2.imread(str(f), cv2.IMREAD_UNCHANGED) // 20).astype(np.uint8))
+    with pytest.raises(
+        DataError, match=r"frame-000002\.depth\.png: expected a single-channel 16-bit depth PNG, got 8-bit"
+    ):
+        open_dataset(seq)[0].load_frame(2)
+    for fx in ("0", "nan"):
+        (seq / "camera-intrinsics.txt").write_text(f"{fx} 0 320\n0 585 240\n0 0 1\n")
+        with pytest.raises(DataError, match="camera-intrinsics.txt: intrinsics must be finite with positive focal"):
+            open_dataset(seq)

@@ -103,4 +103,17 @@ def test_pretrain_and_finetune_resolve_split_names_to_the_same_scenes(tmp_path):
     write_split(out / "splits" / "val.txt", Split({"scene0001_00": ((0, 0),)}))
     assert resolve_split("val", [out, root]).scenes == {"scene0001_00": ((0, 0),)}
     assert resolve_split(str(root / "scannetv2_train.txt"), [out]).scene_ids() == ["scene0000_00", "scene0002_00"]
-    assert resolve_split("all", [root]) is None and resolve_split("nosuch", [root]) is None
+    assert resolve_split("all", [root]) is None and resolve_split("nosuch", [root], missing_ok=True) is None
+    # issue 24: a named split that resolves to nothing is an error, in both phases, never "all pairs"
+    with pytest.raises(DataError, match="split 'nosuch' not found"):
+        resolve_split("nosuch", [root])
+    from pri3d.pretrain.data import split_pairs
+
+    with pytest.raises(DataError, match="split 'nope' not found"):
+        split_pairs(prepared, "nope", "val")
+    with pytest.raises(DataError, match="split 'nosuch' not found"):
+        split_pairs(prepared, "train", "nosuch")
+    for f in [*root.glob("scannetv2_*.txt"), *(out / "splits").glob("*.txt")]:
+        f.unlink()
+    train, val, note = split_pairs(prepared)  # the default names may be missing: said in the note
+    assert len(train) == 3 and val == [] and "no train split 'train' found" in note

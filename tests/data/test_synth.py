@@ -480,3 +480,27 @@ def test_materials_recorded_and_checked(tmp_path):
         == 0
     )
     assert json.loads((tmp_path / "y" / "meta.json").read_text())["materials"] == "shared"
+
+
+def test_info_and_prepare_refuse_a_synth_output_that_was_stopped_mid_way(tmp_path, capsys):
+    """Issue 24: a synth output killed mid-way (finished scenes, no dataset meta.json) was accepted."""
+    from pri3d.cli import main
+
+    out = tmp_path / "sy"
+    generate(out, scenes=2, frames_per_scene=2, seed=0, resolution=(24, 32), progress=False)
+    (out / "meta.json").unlink()  # the dataset's meta.json is written last
+    assert main(["info", str(out), "--no-progress"]) == 1
+    assert "an unfinished 'pri3d synth' output" in capsys.readouterr().err
+    assert main(["prepare", "--input", str(out), "--output", str(tmp_path / "p"), "--no-progress"]) == 1
+    assert "an unfinished 'pri3d synth' output" in capsys.readouterr().err
+    generate(out, scenes=2, frames_per_scene=2, seed=0, resolution=(24, 32), progress=False)  # finishes it
+    assert main(["info", str(out), "--no-progress"]) == 0
+
+
+def test_synth_refuses_an_output_folder_holding_something_else(tmp_path):
+    other = tmp_path / "seven"
+    other.mkdir()
+    (other / "camera-intrinsics.txt").write_text("585 0 320\n0 585 240\n0 0 1\n")
+    with pytest.raises(DataError, match="holds files that are not a pri3d-synth dataset"):
+        generate(other, scenes=1, frames_per_scene=2, seed=0, resolution=(24, 32), progress=False)
+    assert sorted(p.name for p in other.iterdir()) == ["camera-intrinsics.txt"]

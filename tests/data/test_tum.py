@@ -51,7 +51,7 @@ def test_freiburg_intrinsics_by_name():
 def _write_sequence(root, n=6, with_gt=True):
     """n colour frames at 30 Hz; depth jittered by 4 ms and missing for frame 3; ground truth at
     100 Hz starting after the first colour frame."""
-    frames = make_frames(n, seed=3)
+    frames = make_frames(n, seed=3, color_hw=(480, 640), depth_hw=(480, 640))  # the size Freiburg K describes
     (root / "rgb").mkdir(parents=True)
     (root / "depth").mkdir()
     t0 = 1305031102.175304
@@ -93,7 +93,7 @@ def test_sequence(tmp_path):
     assert fr.pose_valid
     assert fr.color_intrinsics[0, 0] == 517.3 and np.array_equal(fr.color_intrinsics, fr.depth_intrinsics)
 
-    K = np.diag([400.0, 400.0, 1.0])
+    K = np.array([[400.0, 0, 319.5], [0, 400.0, 239.5], [0, 0, 1]])
     assert open_dataset(root, intrinsics=K)[0].load_frame(0).color_intrinsics[0, 0] == 400.0
     # A looser tolerance associates colour 0 with a pose too.
     assert len(open_dataset(root, max_dt=0.06)[0]) == 5
@@ -113,3 +113,28 @@ def test_missing_groundtruth_and_files(tmp_path):
     (root / "depth.txt").write_text("1.0\n")
     with pytest.raises(DataError, match=r"depth\.txt:1: expected 2 columns"):
         open_dataset(root)
+
+
+def test_images_that_do_not_fit_the_shared_k_are_refused(tmp_path):
+    """Depth is registered to colour (one K): a half-size depth or colour image is a DataError naming it."""
+    import cv2
+
+    root = tmp_path / "rgbd_dataset_freiburg1_desk"
+    _write_sequence(root)
+    (scene,) = open_dataset(root)
+    depth_file = sorted((root / "depth").iterdir())[2]
+    d = cv2.imread(str(depth_file), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(depth_file), cv2.resize(d, (320, 240), interpolation=cv2.INTER_NEAREST))
+    bad = [fid for fid in scene.frame_ids if _refused(scene, fid)]
+    assert len(bad) == 1
+    with pytest.raises(DataError, match=rf"{depth_file.name}: the 320x240 depth image does not fit the intrinsics"):
+        scene.load_frame(bad[0])
+    assert scene.load_frame(bad[0], depth=False).color.shape == (480, 640, 3)
+
+
+def _refused(scene, fid) -> bool:
+    try:
+        scene.load_frame(fid)
+    except DataError:
+        return True
+    return False

@@ -115,3 +115,16 @@ def test_nyu_mat_instances_per_class_numbering(tmp_path):
     assert ds.stats.instances > 0
     _, t = ds[0]
     assert set(t["labels"].tolist()) <= {1, 3, 7}  # bed, chair, table (toilet is "objects" in NYU-13)
+
+
+def test_a_label_map_of_another_size_than_its_frame_is_a_data_error(tmp_path):
+    """Issue 24: a 24x32 label PNG beside a 48x64 colour image was accepted (and stretched)."""
+    root = write_scannet_like(tmp_path / "s", frames=2)
+    bad = root / "scene0001_00" / "label" / "000100.png"
+    write_png(bad, np.ones((24, 32), np.uint8))
+    scene = [s for s in open_dataset(root) if s.scene_id == "scene0001_00"][0]
+    scene.load_frame(0, color=False, depth=False, labels=True)
+    with pytest.raises(DataError, match=r"000100\.png: a 32x24 label map fits neither the colour nor the depth"):
+        scene.load_frame(100, color=False, depth=False, labels=True)
+    with pytest.raises(DataError, match="000100.png"):
+        SemSegDataset(open_dataset(root), get_label_set("scannet20"), (24, 32), progress=False)

@@ -118,6 +118,45 @@ def test_semseg_resume_is_exact(tmp_path):
     assert steps == [1, 2, 3, 4]
 
 
+def test_a_finished_finetune_folder_is_not_replaced_and_resume_needs_a_checkpoint(tmp_path, capsys):
+    """Issue 24: `finetune semseg --out D` replaced a D holding best.pt and results.json (the check
+    looked only for checkpoints/); --resume without a checkpoint started from scratch."""
+    root = write_scannet_like(tmp_path / "d", frames=2)
+    out = tmp_path / "ft"
+    out.mkdir()
+    (out / "best.pt").write_bytes(b"best weights")
+    (out / "results.json").write_text("{}\n")
+    args = ["finetune", "semseg", "--config", "tiny-semseg", "--data", str(root), "--out", str(out), "--no-progress"]
+    assert main([*args, "train.steps=1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite" in err[0], err
+    assert (out / "best.pt").read_bytes() == b"best weights" and (out / "results.json").read_text() == "{}\n"
+    assert main([*args, "--resume", "train.steps=1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no readable checkpoint" in err[0], err
+    assert (out / "best.pt").read_bytes() == b"best weights"
+    assert main([*args, "--overwrite", "train.steps=1"]) == 0
+    assert (out / "done").is_file() and json.loads((out / "results.json").read_text())["iterations"] == 1
+
+
+def test_unfinished_run_folder_is_not_evaluated_and_other_checkpoints_do_not_resume(tmp_path):
+    from pri3d.engine.run_dir import mark_done
+    from pri3d.errors import CheckpointError
+
+    root = write_scannet_like(tmp_path / "d", frames=2)
+    run_finetune(_cfg("tiny-semseg", root, tmp_path / "a", "train.steps=2"), progress=False)
+    (tmp_path / "a" / "done").unlink()  # as a run that died after writing best.pt
+    with pytest.raises(CheckpointError, match="has not finished"):
+        evaluate_checkpoint(tmp_path / "a", progress=False)
+    assert evaluate_checkpoint(tmp_path / "a" / "checkpoints" / "ckpt_00000002.pt", progress=False)["step"] == 2
+    mark_done(tmp_path / "a")
+    assert evaluate_checkpoint(tmp_path / "a", progress=False)["step"] == 2
+    ck = tmp_path / "a" / "checkpoints" / "ckpt_00000002.pt"
+    torch.save({**load_checkpoint(ck), "format": "pri3d-pretrain"}, ck)  # a pre-training run's folder
+    with pytest.raises(CheckpointError, match="cannot resume"):
+        run_finetune(_cfg("tiny-semseg", root, tmp_path / "a", "train.steps=4"), resume=True, progress=False)
+
+
 def test_earlier_semseg_layout_evaluates_but_does_not_resume(tmp_path):
     """Fine-tuned checkpoints of the earlier layout (classifier stacked on decoder.conv0) still evaluate
     (the two 1x1 convs are folded into one), and refuse to resume with a clear message."""

@@ -13,7 +13,7 @@ from pri3d.experiment import check_experiment, load_experiment
 def test_shipped_configs_validate(name):
     cfg = load_experiment(ROOT / "configs" / f"{name}.yaml")
     lines = check_experiment(cfg)
-    assert lines[-1] == "config OK"
+    assert lines[-1].startswith("config OK")  # (with the datasets it names when they are not here)
     assert set(cfg.methods) >= {"scratch", "view", "geo", "view+geo"}
 
 
@@ -43,3 +43,31 @@ def test_check_reports_the_stage1_method_even_without_its_row(tmp_path):
     lines = check_experiment(load_experiment(p, ["pretrain.stage1=mocov2"]))
     assert any(line.startswith("  pretrain mocov2: preset cpu-tiny") for line in lines)
     assert any("pretrain view:" in line and "from the mocov2 (Stage I) weights" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    "over,match",
+    [
+        ("data.synth.resolution=[0,0]", "data.synth.resolution 0x0"),
+        ("data.synth.frames_per_scene=0", "frames_per_scene"),
+        ("finetune.per_method={bogus: [model.transfer=encoder]}", "finetune.per_method names unknown method"),
+        ("pretrain.per_method={view: model.transfer=encoder}", "must be a list"),
+    ],
+)
+def test_check_reports_bad_values(tmp_path, over, match):
+    """Issue 24: `experiment --check` said "config OK" for these."""
+    p = tmp_path / "c.yaml"
+    p.write_text(TINY.format(out=tmp_path / "o"))
+    with pytest.raises(ConfigError, match=match):
+        check_experiment(load_experiment(p, [over]))
+
+
+def test_check_says_when_a_test_set_is_not_here(tmp_path, capsys):
+    from pri3d.cli import main
+
+    p = tmp_path / "c.yaml"
+    p.write_text(TINY.format(out=tmp_path / "o"))
+    over = ["test=true", "data.test_path=/nonexistent"]
+    assert check_experiment(load_experiment(p, over))[-1].startswith("config OK, but data.test_path not found")
+    assert main(["experiment", "--config", str(p), "--check", "--require-data", *over]) == 1
+    assert "/nonexistent does not exist" in capsys.readouterr().err

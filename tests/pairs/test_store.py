@@ -60,3 +60,18 @@ def test_prepared_data_errors(tmp_path):
     (tmp_path / "pairs.csv").write_text("a,b\n")
     with pytest.raises(DataError, match="header"):
         PreparedData(tmp_path)
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.95])
+def test_a_truncated_geometry_file_is_a_data_error_naming_it(tmp_path, keep):
+    """Issue 24: a truncated geometry/*.npz under mode=geo raised BadZipFile (a traceback)."""
+    from pri3d.pairs.store import load_scene_voxels
+
+    out = tmp_path / "out"
+    out.mkdir()
+    _write(out, tmp_path)
+    npz = out / "geometry" / "s0.npz"
+    data = npz.read_bytes()
+    npz.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(DataError, match="s0.npz: unreadable or truncated geometry file"):
+        load_scene_voxels(npz)

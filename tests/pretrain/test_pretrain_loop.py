@@ -113,6 +113,105 @@ def test_existing_run_needs_resume(reference_run, tiny):
         train(load_config("cpu-tiny", tiny(reference_run, *VIEW)))
 
 
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    return err[0]
+
+
+def test_a_finished_backbone_without_checkpoints_is_not_replaced(tiny, tmp_path, capsys):
+    """Issue 24: a folder holding only a finished backbone.pth was replaced (the check looked only for
+    checkpoints/). Now it is refused with one line, and --overwrite is the way to replace it."""
+    (tmp_path / "backbone.pth").write_bytes(b"finished weights")
+    (tmp_path / "report.md").write_text("old report\n")
+    args = ["pretrain", "--config", "cpu-tiny", *tiny(tmp_path, "mode=view", "train.steps=1", "train.eval_every=0")]
+    assert main(args) == 1
+    assert "--overwrite" in _one_error_line(capsys)
+    assert (tmp_path / "backbone.pth").read_bytes() == b"finished weights"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backbone.pth", "report.md"]
+    assert main([*args, "--overwrite"]) == 0
+    assert (tmp_path / "done").is_file() and load_checkpoint(tmp_path / "backbone.pth")["step"] == 1
+
+
+def test_resume_without_a_readable_checkpoint_is_an_error_and_changes_nothing(reference_run, tiny, tmp_path, capsys):
+    """Issue 24: --resume with no readable checkpoint restarted at step 0 and replaced backbone.pth and
+    metrics.jsonl."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(reference_run, run)
+    for p in (run / "checkpoints").iterdir():
+        p.write_bytes(b"truncated")
+    before = {p: p.read_bytes() for p in (run / "backbone.pth", run / "metrics.jsonl", run / "done")}
+    with pytest.warns(UserWarning, match="truncated"):
+        assert main(["pretrain", "--config", "cpu-tiny", "--resume", *tiny(run, *VIEW)]) == 1
+    assert "no readable checkpoint" in _one_error_line(capsys)
+    assert all(p.read_bytes() == b for p, b in before.items())
+    assert main(["pretrain", "--config", "cpu-tiny", "--resume", *tiny(tmp_path / "new", *VIEW)]) == 1
+    assert "no readable checkpoint" in _one_error_line(capsys)
+
+
+def test_a_run_that_dies_in_a_reused_folder_does_not_look_finished(reference_run, prepared_dir, tiny, tmp_path, capsys):
+    """Issue 24: kill -9 of a run in a folder holding an older backbone.pth left the old weights and
+    report beside the new config, and eval-matching used them. Now a fresh start (--overwrite) removes
+    the earlier run's outputs and the done marker first; a dead run leaves no end product."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(reference_run, run)
+    real, calls = Pri3D.forward, {"n": 0}
+
+    def dies(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # the run stops mid-way, as under kill -9: no cleanup of its own
+        return real(self, batch)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(Pri3D, "forward", dies)
+        with pytest.raises(KeyboardInterrupt):
+            train(load_config("cpu-tiny", tiny(run, *VIEW)), overwrite=True)
+    names = sorted(p.name for p in run.iterdir())
+    assert "done" not in names and "backbone.pth" not in names and "report.md" not in names, names
+    # what an earlier version left: an old backbone.pth beside a newer run's config and log
+    (run / "backbone.pth").write_bytes((reference_run / "backbone.pth").read_bytes())
+    capsys.readouterr()
+    assert main(["eval-matching", "--checkpoint", str(run / "backbone.pth"), "--data", str(prepared_dir)]) == 1
+    assert "has not finished" in _one_error_line(capsys)
+    assert main(["pretrain", "--config", "cpu-tiny", *tiny(run, *VIEW)]) == 1  # and it is not overwritten
+    assert "--overwrite" in _one_error_line(capsys)
+
+
+def test_resume_with_other_data_and_output_into_a_prepared_folder_are_refused(
+    reference_run, prepared_dir, tiny, tmp_path, capsys
+):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(reference_run, run)
+    other = tmp_path / "other"
+    shutil.copytree(prepared_dir, other)
+    args = ["pretrain", "--config", "cpu-tiny", "--resume", *tiny(run, *VIEW), f"data.path={other}"]
+    assert main(args) == 1
+    assert f"trained on {prepared_dir}" in _one_error_line(capsys)
+    assert (run / "done").is_file()  # refused before anything changed
+    assert main(["pretrain", "--config", "cpu-tiny", *tiny(other, *VIEW)]) == 1
+    assert "not a run's outputs" in _one_error_line(capsys)
+
+
+def test_a_named_split_that_is_not_there_is_an_error_not_all_pairs(reference_run, prepared_dir, tiny, tmp_path, capsys):
+    """Issue 24: `eval-matching --split nosuch` and `pretrain data.train_split=nope` used every pair."""
+    bb = str(reference_run / "backbone.pth")
+    capsys.readouterr()
+    assert main(["eval-matching", "--checkpoint", bb, "--data", str(prepared_dir), "--split", "nosuch"]) == 1
+    assert "split 'nosuch' not found" in _one_error_line(capsys)
+    assert main(["pretrain", "--config", "cpu-tiny", *tiny(tmp_path / "r", *VIEW), "data.train_split=nope"]) == 1
+    assert "split 'nope' not found" in _one_error_line(capsys)
+    args = ["eval-matching", "--checkpoint", bb, "--data", str(prepared_dir), "--split", "all", "--points", "16"]
+    assert main(args) == 0
+    assert "all " in capsys.readouterr().out
+
+
 def test_schedules_are_pure_functions_of_the_step():
     paper = load_config("paper").optim
     assert lr_at(0, 60000, paper) == pytest.approx(0.1)

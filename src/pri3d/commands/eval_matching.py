@@ -28,7 +28,7 @@ def add_arguments(p) -> None:
     p.add_argument("--arch", default=None, help="backbone for 'scratch'/'imagenet' (default resnet50)")
     p.add_argument("--feature-dim", type=int, default=None, help="feature width for 'scratch'/'imagenet'")
     p.add_argument("--depth-threshold", type=float, default=0.05, help="metres, correspondence depth test")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument(
         "--baseline",
         choices=["scratch", "imagenet"],

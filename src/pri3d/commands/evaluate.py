@@ -13,7 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="val", help="val | train | a split file (one scene id per line)")
     p.add_argument("--max-images", type=int, default=None, help="evaluate at most this many images (evenly spaced)")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument(
         "--out", default=None, help="JSON file for the scores (default: eval-<split>.json beside the checkpoint)"
     )

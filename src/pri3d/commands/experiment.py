@@ -15,6 +15,11 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--check", action="store_true", help="only load and validate the config (paths, presets, options), run nothing"
     )
+    p.add_argument(
+        "--require-data",
+        action="store_true",
+        help="with --check: a dataset path that does not exist on this machine is an error",
+    )
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. seeds=[0,1,2]")
 
 
@@ -28,7 +33,7 @@ def run(args) -> int:
     )
     cfg = load_experiment(args.config, overrides)
     if args.check:
-        for line in check_experiment(cfg):
+        for line in check_experiment(cfg, require_data=args.require_data):
             print(line)
         return 0
     run_experiment(cfg)

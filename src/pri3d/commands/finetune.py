@@ -34,6 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed for the subset, init and data order")
     p.add_argument("--out", default=None, help="output folder (default: runs/finetune-<task>)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace what --out holds (a finished run, checkpoints, or files of something else); "
+        "without it such a folder is refused",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
         "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.lr=0.02 train.epochs=10"
@@ -78,5 +84,5 @@ def run(args) -> int:
             f"pri3d finetune {args.task}: config {args.config or 'paper-' + args.task}, data {cfg.data.path}, "
             f"init {cfg.init}, out {cfg.out}"
         )
-    run_finetune(cfg, resume=args.resume, progress=not args.no_progress)
+    run_finetune(cfg, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
     return 0

@@ -19,6 +19,12 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--max-frames", type=int, default=100, help="load at most this many frames for image and depth statistics"
     )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="a frame or pose that cannot be read (corrupt, truncated, wrong size for the intrinsics, "
+        "8-bit depth) is an error instead of a counted skip",
+    )
     p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
@@ -40,6 +46,7 @@ def run(args) -> int:
         max_frames=args.max_frames,
         reader_kwargs=reader_kwargs,
         progress=not args.no_progress,
+        strict=args.strict,
     )
     if args.json:
         print(json.dumps(info, indent=2))

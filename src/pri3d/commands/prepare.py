@@ -55,6 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--workers", type=int, default=1, help="scenes processed in parallel")
     p.add_argument("--overwrite", action="store_true", help="replace an output made with other parameters")
+    p.add_argument("--strict", action="store_true", help="a frame the reader refuses is an error, not a skip")
     g = p.add_argument_group("speed/accuracy (defaults are faithful to the exact definition)")
     g.add_argument(
         "--query-stride",
@@ -122,6 +123,7 @@ def run(args) -> int:
         workers=args.workers,
         overwrite=args.overwrite,
         progress=not args.no_progress,
+        strict=args.strict,
     )
     skipped = summary["skipped_frames"]
     if skipped["total"]:

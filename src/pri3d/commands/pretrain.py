@@ -1,4 +1,4 @@
-"""``pri3d pretrain --config PRESET [--data DIR] [--out DIR] [--resume] [key=value ...]``."""
+"""``pri3d pretrain --config PRESET [--data DIR] [--out DIR] [--resume | --overwrite] [key=value ...]``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,12 @@ def add_arguments(p) -> None:
         "--resume",
         action="store_true",
         help="continue from the newest loadable checkpoint in OUT/checkpoints at its exact step",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace what OUT holds (a finished run, checkpoints, or files of something else); "
+        "without it such a folder is refused",
     )
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument(
@@ -42,5 +48,5 @@ def run(args) -> int:
     if args.print_config:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
         return 0
-    train(cfg, resume=args.resume)
+    train(cfg, resume=args.resume, overwrite=args.overwrite)
     return 0

@@ -94,6 +94,7 @@ def dataset_info(
     max_frames: int = 100,
     reader_kwargs: dict | None = None,
     progress: bool = True,
+    strict: bool = False,
 ) -> dict:
     """Scan a dataset and return its statistics as a JSON-serialisable dict.
 
@@ -104,6 +105,8 @@ def dataset_info(
         max_frames: at most this many frames are loaded for image statistics.
         reader_kwargs: passed to the format's reader (e.g. ``{"split_file": "splits.mat"}`` for NYUv2).
         progress: show tqdm bars on stderr.
+        strict: a pose or frame the reader refuses (unreadable, truncated, images that do not fit the
+            intrinsics) raises its :class:`DataError` instead of being a counted skip.
     """
     path = Path(path)
     fmt = format or detect_format(path)
@@ -127,6 +130,8 @@ def dataset_info(
                 try:
                     ok = pose_is_valid(s.load_pose(fid))
                 except DataError as e:
+                    if strict:
+                        raise
                     skips.add("unreadable pose", str(e))
                     ok = None
                 if ok is False:
@@ -170,6 +175,8 @@ def dataset_info(
                 try:
                     fr = s.load_frame(fid, labels=False)
                 except DataError as e:
+                    if strict:
+                        raise
                     skips.add("unreadable frame", str(e))
                     continue
                 entry["color_size"] = entry["color_size"] or _size(fr.color_size)
@@ -307,6 +314,12 @@ def format_info(info: dict, max_scenes: int = 20) -> str:
     sk = info["skips"]
     counts = ", ".join(f"{n} {r}" for r, n in sorted(sk["counts"].items()))
     L.append(f"skipped:   {sk['total']}" + (f" ({counts})" if counts else ""))
+    for reason, examples in sorted(sk.get("examples", {}).items()):
+        if examples and reason not in ("invalid pose", "all-zero depth"):  # those are listed by frame above
+            L.append(
+                f"  {reason}: {examples[0]}"
+                + (f" (and {sk['counts'][reason] - 1} more)" if sk["counts"][reason] > 1 else "")
+            )
     return "\n".join(L)
 
 

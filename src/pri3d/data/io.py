@@ -10,6 +10,10 @@ import numpy as np
 from pri3d.errors import DataError
 
 __all__ = [
+    "fits",
+    "check_fits",
+    "check_shared_k",
+    "intrinsics3",
     "read_color",
     "read_depth",
     "read_label_png",
@@ -30,9 +34,13 @@ def _check(path: Path) -> Path:
 
 
 def read_color(path) -> np.ndarray:
-    """Read a colour image as ``(H, W, 3)`` uint8 RGB."""
+    """Read a colour image as ``(H, W, 3)`` uint8 RGB. A JPEG without its end marker (a truncated
+    file, which OpenCV would decode with grey rows and only a warning) is a :class:`DataError`."""
     path = _check(path)
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    data = path.read_bytes()
+    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-4096:]:
+        raise DataError(f"{path}: truncated JPEG (no end-of-image marker)")
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if data else None
     if img is None:
         raise DataError(f"{path}: unreadable image")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -47,8 +55,9 @@ def read_depth(path, scale: float) -> np.ndarray:
     d = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if d is None:
         raise DataError(f"{path}: unreadable depth image")
-    if d.ndim != 2 or d.dtype not in (np.uint16, np.uint8):
-        raise DataError(f"{path}: expected a single-channel 16-bit depth PNG, got {d.dtype} {d.shape}")
+    if d.ndim != 2 or d.dtype != np.uint16:
+        what = "8-bit" if d.dtype == np.uint8 else str(d.dtype)
+        raise DataError(f"{path}: expected a single-channel 16-bit depth PNG, got {what} {d.shape}")
     out = d.astype(np.float32) / np.float32(scale)
     # 7-Scenes marks invalid depth with 65535.
     out[d == 65535] = 0
@@ -82,12 +91,54 @@ def read_matrix(path, shape=None) -> np.ndarray:
 
 
 def intrinsics3(M: np.ndarray, path) -> np.ndarray:
-    """Accept a 3x3 or 4x4 intrinsics matrix (ScanNet writes 4x4) and return 3x3 float64."""
+    """Accept a 3x3 or 4x4 intrinsics matrix (ScanNet writes 4x4) and return 3x3 float64. Non-finite
+    entries or a focal length <= 0 are a :class:`DataError` naming ``path``."""
+    M = np.asarray(M)
     if M.shape == (4, 4):
         M = M[:3, :3]
     if M.shape != (3, 3):
         raise DataError(f"{path}: expected 3x3 or 4x4 intrinsics, got {M.shape}")
-    return M.astype(np.float64)
+    M = M.astype(np.float64)
+    if not np.isfinite(M).all() or not (M[0, 0] > 0 and M[1, 1] > 0):
+        raise DataError(
+            f"{path}: intrinsics must be finite with positive focal lengths, got fx={M[0, 0]:g}, fy={M[1, 1]:g}, "
+            f"cx={M[0, 2]:g}, cy={M[1, 2]:g}"
+        )
+    return M
+
+
+def fits(K: np.ndarray, shape) -> bool:
+    """Whether ``K`` plausibly describes an image of ``shape`` ``(H, W, ...)``: its principal point lies
+    in the middle half of the image."""
+    H, W = int(shape[0]), int(shape[1])
+    return abs(float(K[0, 2]) - (W - 1) / 2) <= 0.25 * W and abs(float(K[1, 2]) - (H - 1) / 2) <= 0.25 * H
+
+
+def check_fits(K: np.ndarray, shape, path, what: str = "image") -> None:
+    """:class:`DataError` naming ``path`` unless ``K`` plausibly describes an image of ``shape`` ``(H, W,
+    ...)``: its principal point in the middle half of the image (a half-size image with a full-size K
+    puts it at the border)."""
+    H, W = int(shape[0]), int(shape[1])
+    cx, cy = float(K[0, 2]), float(K[1, 2])
+    if not fits(K, shape):
+        raise DataError(
+            f"{path}: the {W}x{H} {what} does not fit the intrinsics (principal point cx={cx:.1f}, cy={cy:.1f}; "
+            "they describe another image size)"
+        )
+
+
+def check_shared_k(K: np.ndarray, color, depth, color_path, depth_path) -> None:
+    """Colour and depth registered to one ``K`` (7-Scenes, TUM): each loaded image must fit ``K``
+    (:func:`check_fits`) and the two must have the same size. :class:`DataError` naming the file."""
+    if color is not None:
+        check_fits(K, color.shape, color_path, "colour image")
+    if depth is not None:
+        check_fits(K, depth.shape, depth_path, "depth image")
+    if color is not None and depth is not None and color.shape[:2] != depth.shape[:2]:
+        raise DataError(
+            f"{color_path}: colour {color.shape[1]}x{color.shape[0]} and depth {depth.shape[1]}x{depth.shape[0]} "
+            "differ; they share one K, so they must have one size"
+        )
 
 
 def write_color(path, rgb: np.ndarray, quality: int = 95) -> None:

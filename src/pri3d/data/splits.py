@@ -162,7 +162,7 @@ def find_split_file(name: str, roots) -> Path | None:
     return None
 
 
-def resolve_split(spec: str | None, roots) -> Split | None:
+def resolve_split(spec: str | None, roots, *, missing_ok: bool = False) -> Split | None:
     """The split ``spec`` names, for every phase (pre-training pairs and fine-tuning scenes alike).
 
     The rule:
@@ -173,7 +173,9 @@ def resolve_split(spec: str | None, roots) -> Split | None:
     * Otherwise a split name (``"train"``, ``"val"``): its file under ``roots``, in order, found by
       :func:`find_split_file`: ``splits/<name>.txt`` then ``scannetv2_<name>.txt``, so ScanNet's
       ``scannetv2_train.txt`` / ``scannetv2_val.txt`` are honoured; ``"val"`` falls back to the
-      ``test`` files (:data:`SPLIT_ALIASES`). ``None`` when no root has one.
+      ``test`` files (:data:`SPLIT_ALIASES`). A name that no root has is a :class:`DataError` naming
+      where it was looked for, never "everything"; ``missing_ok`` (for a caller's default name, whose
+      absence it handles and reports) returns ``None`` instead.
 
     Frame ranges in the file (``scene 0-98,180-248``) are kept in the returned :class:`Split`; a phase
     that selects whole scenes uses :meth:`Split.scene_ids`.
@@ -184,7 +186,12 @@ def resolve_split(spec: str | None, roots) -> Split | None:
     if p.suffix or p.is_file() or len(p.parts) > 1:
         return read_split(p)
     f = find_split_file(spec, roots)
-    return read_split(f) if f is not None else None
+    if f is not None:
+        return read_split(f)
+    if missing_ok:
+        return None
+    looked = ", ".join(f"{Path(r) / 'splits' / (n + '.txt')}" for n in split_names(spec) for r in roots)
+    raise DataError(f"split {spec!r} not found (looked for {looked} and scannetv2_{spec}.txt there)")
 
 
 def write_split(path, split: Split, header: str = "", all_frames: dict[str, list[int]] | None = None) -> Path:

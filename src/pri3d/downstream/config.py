@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from pri3d.downstream.fractions import FRACTION_BY, check_fraction
 from pri3d.engine.amp import AMP_MODES
+from pri3d.engine.distributed import check_device
 from pri3d.engine.optim import OptimConfig
 from pri3d.errors import ConfigError
 
@@ -57,8 +58,8 @@ class DataConfig:
         check_fraction(self.fraction)
         if self.fraction_by not in FRACTION_BY:
             raise ConfigError(f"data.fraction_by must be one of {', '.join(FRACTION_BY)}, got {self.fraction_by!r}")
-        if len(self.resolution) != 2 or min(self.resolution) < 16:
-            raise ConfigError(f"data.resolution must be [H, W] with H, W >= 16, got {self.resolution}")
+        if len(self.resolution) != 2 or min(self.resolution) < 16 or any(v % 4 for v in self.resolution):
+            raise ConfigError(f"data.resolution must be [H, W], multiples of 4 and >= 16, got {self.resolution}")
         if self.instance_format not in ("separate", "combined"):
             raise ConfigError(f"data.instance_format must be separate or combined, got {self.instance_format!r}")
 
@@ -126,8 +127,16 @@ class TrainConfig:
         return d
 
     def validate(self) -> None:
-        if self.epochs < 1 and self.steps < 1:
-            raise ConfigError("train.epochs or train.steps must be >= 1")
+        if self.steps < 0 or self.epochs < 0 or (self.epochs < 1 and self.steps < 1):
+            raise ConfigError(
+                f"train.steps must be >= 1, or 0 to train train.epochs (>= 1) epochs; got steps={self.steps}, "
+                f"epochs={self.epochs}"
+            )
+        if self.eval_every < 0 or self.ckpt_every < 0 or self.keep_checkpoints < 1 or self.log_every < 1:
+            raise ConfigError(
+                "train.eval_every and train.ckpt_every must be >= 0, train.keep_checkpoints and train.log_every >= 1"
+            )
+        check_device(self.device, "train.device")
         if self.amp not in AMP_MODES:
             raise ConfigError(f"train.amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if self.batch_size < 1:

@@ -59,7 +59,7 @@ def open_split(root, which: str, *, format: str | None = None, split=None) -> li
     fmt = format or detect_format(root)
     if split is not None:
         return open_dataset(root, fmt, split=split)
-    found = resolve_split(which, [root])  # the rule pre-training uses too (splits/, scannetv2_*.txt)
+    found = resolve_split(which, [root], missing_ok=True)  # the rule pre-training uses too (splits/, scannetv2_*.txt)
     if found is not None:
         return open_dataset(root, fmt, split=found.scene_ids())
     names = split_names(which)

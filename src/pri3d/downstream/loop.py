@@ -12,7 +12,12 @@ Outputs in ``cfg.out``:
 * ``metrics.jsonl``: training losses / lr every ``train.log_every`` iterations and every evaluation;
 * ``checkpoints/ckpt_<step>.pt``: ``{"format": "pri3d-finetune", "task", "model", "optimizer", "step",
   "rng", "config", "backbone", ...}`` (the newest ``train.keep_checkpoints``); ``best.pt``: the best-on-val weights;
-* ``results.json``: the **final** (last iteration) and **best-on-val** scores, labelled as such.
+* ``results.json``: the **final** (last iteration) and **best-on-val** scores, labelled as such;
+* ``done``: written last, after ``results.json``: the run finished.
+
+The folder is checked before anything is written (:mod:`pri3d.engine.run_dir`): a finished or foreign
+folder, or one with checkpoints, is refused unless ``overwrite=True`` (which replaces the run's own
+outputs); ``resume=True`` needs a readable checkpoint trained on the same data.
 """
 
 from __future__ import annotations
@@ -35,8 +40,9 @@ from pri3d.engine.checkpoint import CheckpointManager, capture_rng, config_chang
 from pri3d.engine.io import atomic_save, atomic_write_text, write_json
 from pri3d.engine.logging import MetricLogger
 from pri3d.engine.optim import build_optimizer, lr_at, set_lr
+from pri3d.engine.run_dir import check_resume_data, check_run_dir, mark_done, require_finished, start_run
 from pri3d.engine.seed import derive_seed, seed_everything, worker_init_fn
-from pri3d.errors import ConfigError, TrainingError
+from pri3d.errors import CheckpointError, ConfigError, TrainingError
 
 __all__ = [
     "make_task",
@@ -204,12 +210,15 @@ class Run:
         }
 
 
-def run_finetune(cfg: FinetuneConfig, *, resume: bool = False, progress: bool = True, log=print) -> dict:
+def run_finetune(
+    cfg: FinetuneConfig, *, resume: bool = False, progress: bool = True, log=print, overwrite: bool = False
+) -> dict:
     """Fine-tune ``cfg.task`` on ``cfg.data`` and return the results dict (also written to
-    ``cfg.out/results.json``). Launch under torchrun for DDP; a single process otherwise."""
+    ``cfg.out/results.json``). Launch under torchrun for DDP; a single process otherwise. See the module
+    docstring for what ``resume`` and ``overwrite`` allow."""
     if not cfg.data.path:
         raise ConfigError("no dataset: set data.path (--data DIR)")
-    run = _setup(cfg, resume, progress, log)
+    run = _setup(cfg, resume, progress, log, overwrite)
     run.model.train()
     bar = tqdm(
         total=run.total,
@@ -281,7 +290,7 @@ def _train_step(run: Run, batch, lr: float) -> dict:
     return losses
 
 
-def _setup(cfg: FinetuneConfig, resume: bool, progress: bool, log) -> Run:
+def _setup(cfg: FinetuneConfig, resume: bool, progress: bool, log, overwrite: bool = False) -> Run:
     """Datasets, model, optimizer (restored on resume), DDP and logger, in this order (it fixes the
     random streams, so a run repeats exactly)."""
     t_start = time.time()
@@ -291,8 +300,7 @@ def _setup(cfg: FinetuneConfig, resume: bool, progress: bool, log) -> Run:
     seed_everything(derive_seed(cfg.seed, dist.rank))
     out = Path(cfg.out)
     ckpts = CheckpointManager(out / "checkpoints", keep=cfg.train.keep_checkpoints)
-    if ckpts.paths() and not resume:
-        raise ConfigError(f"{out} already holds checkpoints; pass --resume to continue, or choose another --out")
+    check_run_dir(out, resume=resume, overwrite=overwrite)
 
     task = make_task(cfg)
     train_ds, val_ds = _datasets(cfg, task, progress, say)
@@ -312,6 +320,7 @@ def _setup(cfg: FinetuneConfig, resume: bool, progress: bool, log) -> Run:
     )  # fmt: skip
     if resume:
         _resume(run)
+    start_run(out, resume=resume, is_main=dist.is_main)
     if dist.distributed:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -350,9 +359,17 @@ def _resume(run: Run) -> None:
     """Continue from the newest loadable checkpoint (weights, optimizer, scaler, step, history, RNG)."""
     found = run.ckpts.latest()
     if found is None:
-        run.say(f"--resume: no checkpoint in {run.ckpts.dir}; starting from scratch")
-        return
+        raise CheckpointError(
+            f"--resume: {run.ckpts.dir} holds no readable checkpoint; start without --resume "
+            "(with --overwrite if the folder holds an earlier run)"
+        )
     state, path = found
+    if state.get("format") != CKPT_FORMAT or state.get("task") != run.task.name:
+        raise CheckpointError(
+            f"{path}: a {state.get('format')} checkpoint (task {state.get('task')!r}) cannot resume a "
+            f"{run.task.name!r} fine-tuning run"
+        )
+    check_resume_data(state.get("config"), run.cfg.data.path, path)
     model = run.model
     if hasattr(model, "upgrade_state_dict") and model.upgrade_state_dict(state["model"]) is not state["model"]:
         raise ConfigError(
@@ -439,6 +456,7 @@ def _finish(run: Run) -> dict:
     res = run.results()
     if run.dist.is_main:
         write_json(run.out / "results.json", res)
+        mark_done(run.out, {"task": run.task.name, "step": run.step})  # last: the folder holds a finished run
         run.say(run.task.format_scores(run.final["scores"]))
         b, f, key = run.best, run.final, run.best_key
         run.say(
@@ -465,6 +483,7 @@ def load_finetuned(path) -> tuple[dict, FinetuneConfig]:
     from pri3d.errors import DataError
 
     p = Path(path)
+    require_finished(p)
     if p.is_dir():
         found = ckpt_path = None
         if (p / "best.pt").is_file():
@@ -515,6 +534,9 @@ def evaluate_checkpoint(
 ) -> dict:
     """Evaluate a fine-tuned checkpoint on ``split`` ("val", "train" or a split file) of its dataset or
     of ``data``. Returns ``{"task", "split", "checkpoint", "step", "scores", "images", "data"}``."""
+    if (max_images is not None and max_images < 1) or (batch_size is not None and batch_size < 1):
+        raise ConfigError(f"--max-images and --batch-size must be >= 1, got {max_images} and {batch_size}")
+    D.check_device(device, "--device")
     model, task, cfg, state = load_finetuned_model(path)
     if data is not None:
         cfg.data.path = str(data)

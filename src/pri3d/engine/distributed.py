@@ -17,6 +17,8 @@ import torch.distributed as dist
 from pri3d.errors import ConfigError
 
 __all__ = [
+    "DEVICES",
+    "check_device",
     "DistInfo",
     "init_distributed",
     "is_main",
@@ -27,6 +29,18 @@ __all__ = [
     "rank0_flag",
     "cleanup",
 ]
+
+
+DEVICES = "auto, cpu, cuda or cuda:N"
+
+
+def check_device(device, where: str = "device") -> str:
+    """``device`` if it is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; :class:`ConfigError` otherwise
+    (whether CUDA is there is checked when the device is opened, by :func:`init_distributed`)."""
+    d = str(device)
+    if d in ("auto", "cpu", "cuda") or (d.startswith("cuda:") and d[5:].isdigit()):
+        return d
+    raise ConfigError(f"{where} must be {DEVICES}, got {device!r}")
 
 
 @dataclass(frozen=True)
@@ -48,15 +62,20 @@ class DistInfo:
 def init_distributed(device: str = "auto") -> DistInfo:
     """Initialise the process group when launched by torchrun; pick the device.
 
-    ``device``: "auto" (cuda:LOCAL_RANK when CUDA is available, else cpu), "cpu" or "cuda".
+    ``device``: "auto" (cuda:LOCAL_RANK when CUDA is available, else cpu), "cpu", "cuda" (cuda:LOCAL_RANK)
+    or "cuda:N" (that GPU, in a single process).
     """
+    check_device(device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     if use_cuda and not torch.cuda.is_available():
-        raise ConfigError("device=cuda requested but CUDA is not available")
-    dev = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
+        raise ConfigError(f"device={device} requested but CUDA is not available on this machine")
+    index = int(device[5:]) if device.startswith("cuda:") and world == 1 else local
+    if use_cuda and index >= torch.cuda.device_count():
+        raise ConfigError(f"device={device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    dev = torch.device(f"cuda:{index}") if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():

@@ -27,13 +27,17 @@ def atomic_open(path, mode: str = "wb"):
     """Open a temp file beside ``path``; on clean exit fsync it and rename it over ``path``.
 
     A crash or exception leaves ``path`` untouched (the old file, or nothing) and no temp file. The
-    result gets the usual permissions (0666 minus the umask), not mkstemp's 0600.
+    result gets the usual permissions (0666 minus the umask), not mkstemp's 0600. An ``OSError`` that
+    names no file (a full disk while writing) or the temp file is raised again naming ``path``.
     """
     if mode not in ("wb", "w"):
         raise ValueError("atomic_open supports modes 'wb' and 'w'")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # name the file asked for, not the temp file beside it
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -41,9 +45,11 @@ def atomic_open(path, mode: str = "wb"):
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename in (None, tmp):  # a failed write (ENOSPC, EIO): name the file
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
 
 

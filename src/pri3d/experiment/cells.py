@@ -276,7 +276,7 @@ def pretrain_cell(
             f"{cell.dir / 'run'}"
         )
         t0 = time.time()
-        summary = train(pcfg, resume=(cell.dir / "run" / "checkpoints").is_dir())
+        summary = train(pcfg, resume=_has_checkpoints(cell.dir / "run"))
         if summary.get("stopped_early"):
             log(
                 f"[pretrain] {method}: CUT SHORT by the wall-clock guard train.max_minutes at step "
@@ -329,9 +329,16 @@ def finetune_cell(
         fcfg.data.path, fcfg.data.format = str(data_path), data_format
         log(f"[finetune] {method} fraction={fraction:g} seed={seed} -> {cell.dir / 'run'}")
         t0 = time.time()
-        res = run_finetune(fcfg, resume=(cell.dir / "run" / "checkpoints").is_dir(), progress=progress, log=log)
+        res = run_finetune(fcfg, resume=_has_checkpoints(cell.dir / "run"), progress=progress, log=log)
         cell.finish({"results": res, "seconds": time.time() - t0})
     return cell.result() | {"dir": str(cell.dir)}
+
+
+def _has_checkpoints(run_dir: Path) -> bool:
+    """Resume a cell's run only from a checkpoint (a run killed before its first one starts again)."""
+    from pri3d.engine.checkpoint import CheckpointManager
+
+    return bool(CheckpointManager(run_dir / "checkpoints").paths())
 
 
 def metric_value(res: dict, name: str, which: str) -> float | None:

@@ -25,8 +25,16 @@ def check_experiment(cfg: ExperimentConfig, *, require_data: bool = False) -> li
     lines += _check_pretrain(cfg)
     lines += _check_finetune(cfg)
     _check_prepare(cfg)
-    lines += _check_paths(cfg, require_data)
-    lines.append("config OK")
+    path_lines = _check_paths(cfg, require_data)
+    lines += path_lines
+    missing = [ln.split(":")[0].strip() for ln in path_lines if ln.endswith("(not on this machine)")]
+    if missing:  # the settings are valid; the run needs these paths on the machine that runs it
+        lines.append(
+            f"config OK, but {', '.join(missing)} not found on this machine: a run here would fail "
+            "(--require-data makes this an error)"
+        )
+    else:
+        lines.append("config OK")
     return lines
 
 

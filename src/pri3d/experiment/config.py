@@ -42,6 +42,24 @@ class SynthSpec:
     workers: int = 2
     materials: str = "shared"  # object colours/textures: one palette for all classes, or class-typical
 
+    def check(self, where: str) -> None:
+        """The generator's own limits, for a dataset that will be generated (``scenes > 0``)."""
+        from pri3d.data.synth.writer import parse_resolution
+
+        if self.scenes < 0:
+            raise ConfigError(f"{where}.scenes must be >= 0 (0 = not generated), got {self.scenes}")
+        if self.scenes == 0:
+            return
+        if self.frames_per_scene < 1 or self.workers < 1 or self.seed < 0:
+            raise ConfigError(
+                f"{where}: frames_per_scene and workers must be >= 1 and seed >= 0, got "
+                f"{self.frames_per_scene}, {self.workers}, {self.seed}"
+            )
+        try:
+            parse_resolution(self.resolution)
+        except ConfigError as e:
+            raise ConfigError(f"{where}.{e}") from e
+
 
 @dataclass
 class DataSpec:
@@ -153,24 +171,27 @@ class ExperimentConfig:
             m = getattr(self.data, what).materials
             if m not in MATERIAL_MODES:
                 raise ConfigError(f"data.{what}.materials must be one of {', '.join(MATERIAL_MODES)}, got {m!r}")
+            getattr(self.data, what).check(f"data.{what}")
+        for spec in ("pretrain", "finetune"):
+            per = getattr(self, spec).per_method
+            bad = sorted(set(per) - set(ALL_METHODS if spec == "finetune" else PRETRAIN_METHODS))
+            if bad:
+                raise ConfigError(f"{spec}.per_method names unknown method(s) {bad}; methods: {', '.join(ALL_METHODS)}")
+            for m, over in per.items():
+                if not isinstance(over, list) or not all(isinstance(o, str) for o in over):
+                    raise ConfigError(f"{spec}.per_method.{m} must be a list of key=value overrides, got {over!r}")
         if self.test and self.data.test_synth.scenes <= 0 and not self.data.test_path:
             raise ConfigError("test: true needs a test set (data.test_synth.scenes > 0 or data.test_path)")
 
 
 def load_experiment(path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Load an experiment YAML (+ ``key=value`` overrides) into a validated config."""
-    import yaml
-
-    from pri3d.config import apply_overrides
+    from pri3d.config import apply_overrides, read_yaml_mapping
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: experiment config not found")
-    try:
-        d = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from e
-    d = apply_overrides(d, overrides or [])
+    d = apply_overrides(read_yaml_mapping(path), overrides or [])
     return build(ExperimentConfig, d)
 
 

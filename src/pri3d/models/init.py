@@ -24,6 +24,7 @@ import torch
 import torchvision
 from torch import nn
 
+from pri3d.engine.run_dir import require_finished
 from pri3d.errors import InitError
 
 __all__ = ["InitError", "read_weights", "init_encoder", "load_backbone", "load_state_strict"]
@@ -48,6 +49,7 @@ def read_weights(path) -> tuple[dict, dict, str]:
     path = Path(path)
     if not path.is_file():
         raise InitError(f"{path}: weights file not found")
+    require_finished(path)  # a run folder's backbone.pth / best.pt only once that run finished
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:

@@ -27,6 +27,7 @@ def load_unet(
     whole UNet.
     """
     from pri3d.engine.checkpoint import load_checkpoint
+    from pri3d.engine.run_dir import require_finished
     from pri3d.engine.seed import seed_everything
     from pri3d.errors import CheckpointError, DataError, InitError
     from pri3d.models.init import init_encoder, load_backbone
@@ -44,6 +45,7 @@ def load_unet(
             raise DataError(str(e)) from e
         return model, None, f"{arch} at initialisation ({desc}, random decoder)"
     try:
+        require_finished(checkpoint)  # never an earlier run's backbone.pth beside a newer run that died
         obj = load_checkpoint(checkpoint)
     except CheckpointError as e:
         raise DataError(str(e)) from e

@@ -205,10 +205,12 @@ def _depth_intrinsics(K: np.ndarray, size, ref_size, what: str) -> tuple[np.ndar
 
 
 def load_scene_frames(
-    scene: Scene, params: PrepareParams, *, want_fusion: bool = False, frame_ranges=None
+    scene: Scene, params: PrepareParams, *, want_fusion: bool = False, frame_ranges=None, strict: bool = False
 ) -> SceneFrames:
     """Load the kept frames of a scene (every ``frame_skip``-th, valid pose, some valid depth; within
-    ``frame_ranges``, inclusive ``(start, end)`` frame ids, when given)."""
+    ``frame_ranges``, inclusive ``(start, end)`` frame ids, when given). A frame the reader refuses
+    (unreadable, truncated, or images that do not fit the intrinsics) is a counted skip ("unreadable
+    frame"), or with ``strict`` the reader's :class:`DataError`."""
     skips = SkipCounter()
     notes = SkipCounter()
     ids, depths, poses = [], [], []
@@ -225,6 +227,8 @@ def load_scene_frames(
         try:
             frame = scene.load_frame(fid, color=want_fusion, depth=True, labels=False)
         except DataError as e:
+            if strict:
+                raise
             skips.add("unreadable frame", f"{what}: {e}")
             continue
         d = np.asarray(frame.depth, dtype=np.float32)
@@ -460,7 +464,7 @@ def _pairs_csv(pairs: list[Pair]) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def prepare_scene(scene: Scene, params: PrepareParams, out_dir, frame_ranges=None) -> SceneResult:
+def prepare_scene(scene: Scene, params: PrepareParams, out_dir, frame_ranges=None, strict: bool = False) -> SceneResult:
     """Mine and voxelize one scene and write its files atomically (``frames.json`` last). ``frame_ranges``:
     only frames in these inclusive ``(start, end)`` id ranges (from a split file with ranges)."""
     t0 = time.perf_counter()
@@ -473,7 +477,7 @@ def prepare_scene(scene: Scene, params: PrepareParams, out_dir, frame_ranges=Non
         if surface is None and params.surface == "mesh":
             raise DataError(f"{scene.root}: scene {scene.scene_id} has no mesh/point cloud (surface='mesh')")
     want_fusion = params.geometry and surface is None
-    frames = load_scene_frames(scene, params, want_fusion=want_fusion, frame_ranges=frame_ranges)
+    frames = load_scene_frames(scene, params, want_fusion=want_fusion, frame_ranges=frame_ranges, strict=strict)
     F = len(frames.frame_ids)
     info = {
         "scene": scene.scene_id,
@@ -594,14 +598,14 @@ def _params_record(params: PrepareParams, input_path: Path, fmt: str, out_dir: P
 
 
 def _worker(args):
-    scene, params, out_dir, ranges = args
+    scene, params, out_dir, ranges, strict = args
     try:
         import torch
 
         torch.set_num_threads(1)
     except ImportError:  # pragma: no cover
         pass
-    return prepare_scene(scene, params, out_dir, ranges)
+    return prepare_scene(scene, params, out_dir, ranges, strict)
 
 
 def prepare(
@@ -614,8 +618,10 @@ def prepare(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    strict: bool = False,
 ) -> dict:
     """Run ``pri3d prepare`` and return the summary dict (also written to ``OUT/summary.json``).
+    Frames the reader refuses are counted skips; ``strict`` makes the first one an error.
 
     Raises:
         DataError: unreadable dataset, or ``output`` holds a run with other parameters (unless
@@ -643,7 +649,7 @@ def prepare(
         from tqdm import tqdm
 
         bar = tqdm(total=len(scenes), initial=done_before, desc="prepare", unit="scene")
-    _run_scenes(todo, ranges, params, out, workers, bar)
+    _run_scenes(todo, ranges, params, out, workers, bar, strict)
     if bar:
         bar.close()
     summary = _rebuild_outputs(out, [s.scene_id for s in scenes], params)
@@ -684,7 +690,9 @@ def _claim_output(out: Path, record: dict, overwrite: bool) -> None:
     atomic_write_text(pfile, json.dumps(record, indent=1))
 
 
-def _run_scenes(todo: list[Scene], ranges, params: PrepareParams, out: Path, workers: int, bar) -> list[SceneResult]:
+def _run_scenes(
+    todo: list[Scene], ranges, params: PrepareParams, out: Path, workers: int, bar, strict: bool = False
+) -> list[SceneResult]:
     """:func:`prepare_scene` on every scene of ``todo`` (with its frame ``ranges``), in ``workers``
     processes when > 1; ``bar`` (a progress bar or None) advances once per scene."""
     results: list[SceneResult] = []
@@ -693,13 +701,13 @@ def _run_scenes(todo: list[Scene], ranges, params: PrepareParams, out: Path, wor
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
-            for res in ex.map(_worker, [(s, params, out, r) for s, r in zip(todo, ranges)]):
+            for res in ex.map(_worker, [(s, params, out, r, strict) for s, r in zip(todo, ranges)]):
                 results.append(res)
                 if bar:
                     bar.update(1)
     else:
         for s, r in zip(todo, ranges):
-            results.append(prepare_scene(s, params, out, r))
+            results.append(prepare_scene(s, params, out, r, strict))
             if bar:
                 bar.update(1)
     return results

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import csv
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -109,8 +111,8 @@ def load_scene_voxels(path) -> SceneVoxels:
                 bbox_max=z["bbox_max"].astype(np.float64),
                 source=str(z["source"]) if "source" in z else "",
             )
-    except (KeyError, ValueError, OSError) as e:
-        raise DataError(f"{path}: unreadable geometry file ({e})") from e
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise DataError(f"{path}: unreadable or truncated geometry file ({type(e).__name__}: {e})") from e
 
 
 class PreparedData:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pri3d.engine.distributed import check_device
 from pri3d.engine.optim import OptimConfig
 from pri3d.errors import ConfigError
 from pri3d.models.resnet_unet import ARCHS, OFFICIAL_FEATURE_DIM
@@ -131,7 +132,7 @@ class PretrainOptimConfig(OptimConfig):
 
 @dataclass
 class TrainConfig:
-    steps: int = 60000  # optimizer steps
+    steps: int = 60000  # optimizer steps (0: no training; backbone.pth holds the network at initialisation)
     max_minutes: float = 0.0  # stop (evaluate, checkpoint, export) after this much wall time (0 = no limit)
     batch_size: int = 64  # pairs per optimizer step, over all processes and accumulation
     accumulate: int = 1  # gradient accumulation: micro-batch = batch_size / (world * accumulate)
@@ -158,6 +159,13 @@ class TrainConfig:
             raise ConfigError(f"train.amp must be auto, bf16 or off, got {self.amp!r}")
         if self.log_every < 1 or self.ckpt_every < 1:
             raise ConfigError("train.log_every and train.ckpt_every must be >= 1")
+        check_device(self.device, "train.device")
+        if self.keep_checkpoints < 1 or self.eval_pairs < 1 or self.eval_points < 1:
+            raise ConfigError("train.keep_checkpoints, train.eval_pairs and train.eval_points must be >= 1")
+        if self.eval_every < 0 or self.max_minutes < 0 or self.threads < 0 or not self.eval_radius > 0:
+            raise ConfigError(
+                "train.eval_every, train.max_minutes and train.threads must be >= 0, train.eval_radius > 0"
+            )
 
 
 @dataclass

@@ -58,20 +58,25 @@ def resize_color(color: np.ndarray, size) -> np.ndarray:
     return cv2.resize(color, (W, H), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def _resolve_split(prepared: PreparedData, split: str) -> Split | None:
+def _resolve_split(prepared: PreparedData, split: str, missing_ok: bool) -> Split | None:
     """A split by name (``<prepared>/splits/<name>.txt`` as written by ``prepare --holdout``, then the
     dataset's ``splits/<name>.txt`` or ``scannetv2_<name>.txt``) or by path; None = no split. The rule
     is :func:`pri3d.data.splits.resolve_split`, the one fine-tuning uses."""
-    return resolve_split(split, [prepared.root, prepared.input_path])
+    return resolve_split(split, [prepared.root, prepared.input_path], missing_ok=missing_ok)
 
 
-def split_pairs(prepared: PreparedData, train_split: str = "train", val_split: str = "val"):
+def split_pairs(
+    prepared: PreparedData, train_split: str = "train", val_split: str = "val", *, optional=("train", "val")
+):
     """Training and held-out pairs. Splits may name whole scenes or frame ranges of scenes
     (:mod:`pri3d.data.splits`). A held-out pair has both frames in the held-out split; a training pair
     has neither frame there (held-out frames never reach training, even when the train split is
-    missing or overlaps it) and both in the train split. Returns ``(train_pairs, val_pairs, note)``."""
-    val = _resolve_split(prepared, val_split)
-    train = _resolve_split(prepared, train_split)
+    missing or overlaps it) and both in the train split. A split name that is not found is a
+    :class:`DataError`, except the names in ``optional`` (the defaults ``train`` and ``val``, for data
+    without splits: then training uses every pair that is not held out, and no recall is measured, both
+    said in the note). Returns ``(train_pairs, val_pairs, note)``."""
+    val = _resolve_split(prepared, val_split, val_split in optional)
+    train = _resolve_split(prepared, train_split, train_split in optional)
     notes = []
     if train_split and train_split != "all" and train is None:
         notes.append(f"no train split {train_split!r} found: training on all mined pairs except held-out ones")

@@ -9,7 +9,12 @@ into ``cfg.out``:
 * ``checkpoints/ckpt_<step>.pt``: ``{"format": "pri3d-pretrain", "arch", "feature_dim", "mode",
   "backbone", "model", "optimizer", "scheduler", "step", "rng", "config"}``, written atomically,
   the newest ``train.keep_checkpoints`` kept;
-* ``backbone.pth``: ``{"format": "pri3d-unet", "arch", "feature_dim", "backbone"}`` at the end.
+* ``backbone.pth``: ``{"format": "pri3d-unet", "arch", "feature_dim", "backbone"}`` at the end;
+* ``done``: written last, after ``backbone.pth`` and ``report.md``: the run finished.
+
+The folder is checked before anything is written (:mod:`pri3d.engine.run_dir`): a finished or foreign
+folder, or one with checkpoints, is refused unless ``overwrite=True`` (which replaces the run's own
+outputs); ``resume=True`` needs a readable checkpoint of the same mode trained on the same data.
 
 Exact resume: batches are a pure function of the step (:class:`~pri3d.pretrain.data.StepBatchSampler`)
 and per-sample randomness is seeded from (seed, sample index), so ``resume=True`` continues from the
@@ -47,8 +52,9 @@ from pri3d.engine.distributed import (
 from pri3d.engine.io import atomic_save, atomic_write_text
 from pri3d.engine.logging import MetricLogger
 from pri3d.engine.optim import build_optimizer, lr_at, set_lr
+from pri3d.engine.run_dir import check_resume_data, check_run_dir, mark_done, start_run
 from pri3d.engine.seed import seed_everything, worker_init_fn
-from pri3d.errors import ConfigError, InitError, TrainingError
+from pri3d.errors import CheckpointError, ConfigError, InitError, TrainingError
 from pri3d.models.init import init_encoder
 from pri3d.pairs.store import PreparedData
 from pri3d.pretrain.config import PretrainConfig
@@ -67,8 +73,9 @@ def load_config(preset: str, overrides: list[str] | None = None) -> PretrainConf
     return resolve(PretrainConfig, preset, overrides, "pretrain")
 
 
-def train(cfg: PretrainConfig, *, resume: bool = False) -> dict:
-    """Run pre-training; returns a summary dict (see the module docstring for the outputs)."""
+def train(cfg: PretrainConfig, *, resume: bool = False, overwrite: bool = False) -> dict:
+    """Run pre-training; returns a summary dict (see the module docstring for the outputs and for what
+    ``resume`` and ``overwrite`` allow)."""
     if not cfg.data.path:
         raise ConfigError(
             "no data: pass --data PREPARED_DIR (or data.path=...), a directory written by 'pri3d prepare'"
@@ -78,7 +85,7 @@ def train(cfg: PretrainConfig, *, resume: bool = False) -> dict:
         torch.set_num_threads(cfg.train.threads)
     info = init_distributed(cfg.train.device)
     try:
-        return _loop(_setup(cfg, info, resume))
+        return _loop(_setup(cfg, info, resume, overwrite))
     finally:
         cleanup()
         torch.set_num_threads(threads_before)  # callers (the experiment runner) go on in this process
@@ -206,13 +213,15 @@ def _optimizer_step(run: Run, step: int, skips: dict[str, int]) -> dict[str, flo
     return parts
 
 
-def _setup(cfg: PretrainConfig, info: DistInfo, resume: bool) -> Run:
+def _setup(cfg: PretrainConfig, info: DistInfo, resume: bool, overwrite: bool = False) -> Run:
     """Data, model, optimizer (restored from the newest checkpoint on resume), DDP, logger and loader."""
     T, main, dev = cfg.train, info.is_main, info.device
     out = Path(cfg.out)
     manager = CheckpointManager(out / "checkpoints", keep=T.keep_checkpoints)
     spec = MODES[cfg.mode]
-    state, ckpt_path = _resume_state(cfg, manager, resume, main)
+    check_run_dir(out, resume=resume, overwrite=overwrite)
+    state, ckpt_path = _resume_state(cfg, manager, resume)
+    start_run(out, resume=resume, is_main=main)
 
     prepared = PreparedData(cfg.data.path)
     train_pairs, val_pairs, note = split_pairs(prepared, cfg.data.train_split, cfg.data.val_split)
@@ -291,25 +300,22 @@ def _loader(cfg: PretrainConfig, info: DistInfo, dataset, collate, start: int) -
     )
 
 
-def _resume_state(cfg: PretrainConfig, manager: CheckpointManager, resume: bool, main: bool):
+def _resume_state(cfg: PretrainConfig, manager: CheckpointManager, resume: bool):
     """``(checkpoint dict, path)`` to resume from, or ``(None, None)`` for a fresh start."""
     if not resume:
-        if manager.paths():
-            raise ConfigError(
-                f"{cfg.out} already holds checkpoints ({manager.paths()[-1].name}); pass --resume to continue "
-                "that run, or choose another --out"
-            )
         return None, None
     found = manager.latest()
     if found is None:
-        if main:
-            print(f"pretrain: --resume given but {manager.dir} holds no checkpoint; starting from step 0")
-        return None, None
+        raise CheckpointError(
+            f"--resume: {manager.dir} holds no readable checkpoint; start without --resume "
+            "(with --overwrite if the folder holds an earlier run)"
+        )
     state, path = found
     if state.get("format") != CHECKPOINT_FORMAT or state.get("mode") != cfg.mode:
         raise ConfigError(
             f"{path}: a {state.get('format')} checkpoint of mode {state.get('mode')!r} cannot resume a {cfg.mode!r} run"
         )
+    check_resume_data(state.get("config"), cfg.data.path, path)
     return state, path
 
 
@@ -395,6 +401,7 @@ def _finish(run: Run, summary: dict, last_eval: dict | None, init_eval: dict | N
         f"{sum(summary['skips'].values())} pair/chunk skips; weights in {out / 'backbone.pth'}"
     )
     write_report(out, summary, T.eval_radius)
+    mark_done(out, {"mode": cfg.mode, "step": summary["steps"]})  # last: the folder now holds a finished run
 
 
 def _check_weights(module: torch.nn.Module, where: str) -> None:

@@ -129,31 +129,35 @@ def evaluate_checkpoint(
     evaluates an untrained network of the same arch and feature width, seeded by ``seed``, at the same
     resolution on the same pairs and points; the result then has ``baseline`` (its recalls) and
     ``delta`` (checkpoint minus baseline)."""
-    from pri3d.errors import DataError
+    from pri3d.engine.distributed import init_distributed
+    from pri3d.errors import ConfigError, DataError
     from pri3d.pairs.store import PreparedData, read_pairs_csv
     from pri3d.pretrain.data import PairDataset, fixed_sample, split_pairs
 
+    if points < 1 or (max_pairs is not None and max_pairs < 1):
+        raise ConfigError(f"--points and --max-pairs must be >= 1, got {points} and {max_pairs}")
+    if resolution and (len(resolution) != 2 or any(int(v) <= 0 or int(v) % 4 for v in resolution)):
+        raise ConfigError(f"--resolution {resolution}: height and width must be positive multiples of 4")
+    device = init_distributed(device).device  # auto / cpu / cuda / cuda:N, and CUDA must be there
     model, ckpt_res, desc = _load_model(str(checkpoint), arch, feature_dim, seed)
     res = tuple(resolution) if resolution else (ckpt_res or (240, 320))
-    if any(int(v) % 4 for v in res):
-        raise DataError(f"resolution {res}: both sides must be multiples of 4")
+    if any(int(v) <= 0 or int(v) % 4 for v in res):
+        raise DataError(f"resolution {res}: both sides must be positive multiples of 4")
     prepared = PreparedData(data)
     if pairs_csv:
         pairs = read_pairs_csv(pairs_csv)
         source = f"{len(pairs)} pairs from {pairs_csv}"
-    else:
-        _, pairs, _ = split_pairs(prepared, "all", split)
+    elif split == "all":  # asked for by name: every mined pair, training pairs included
+        pairs = prepared.pairs
+        source = f"all {len(pairs)} pairs (--split all)"
+    else:  # a split that is not found is an error, never every pair (training pairs would be scored)
+        _, pairs, _ = split_pairs(prepared, "all", split, optional=())
         source = f"{len(pairs)} held-out pairs (split {split!r})"
-        if not pairs:
-            pairs = prepared.pairs
-            source = f"no held-out split {split!r}: all {len(pairs)} pairs"
     if not pairs:
         raise DataError(f"{data}: no pairs to evaluate")
     if max_pairs is not None and max_pairs < len(pairs):  # a fixed random sample, not the first (sorted) pairs
         pairs = fixed_sample(pairs, int(max_pairs), seed)
         source += f", a fixed sample of {len(pairs)}"
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     ds = PairDataset(
         prepared, pairs, resolution=res, view=True, num_matches=points, depth_threshold=depth_threshold, augment=False
     )

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pri3d.data.io import intrinsics3, read_color, read_depth, read_label_png, read_matrix
+from pri3d.data.io import fits, intrinsics3, read_color, read_depth, read_label_png, read_matrix
 from pri3d.data.scene import Frame, Scene
 from pri3d.errors import DataError
 
@@ -93,14 +93,25 @@ class ScanNetScene(Scene):
     def load_pose(self, frame_id: int) -> np.ndarray:
         return read_matrix(self._pose[frame_id], (4, 4))
 
+    def _read_labels(self, path: Path) -> np.ndarray:
+        """A label / instance map; it must be an image the colour or the depth intrinsics describe
+        (ScanNet's exports put labels at the depth resolution, scannet_frames_25k at both)."""
+        lab = read_label_png(path)
+        if not (fits(self.K_color, lab.shape) or fits(self.K_depth, lab.shape)):
+            raise DataError(
+                f"{path}: a {lab.shape[1]}x{lab.shape[0]} label map fits neither the colour nor the depth "
+                f"intrinsics (cx={self.K_color[0, 2]:.1f} / {self.K_depth[0, 2]:.1f}): it is not this frame's size"
+            )
+        return lab
+
     def load_frame(self, frame_id: int, *, color: bool = True, depth: bool = True, labels: bool = True) -> Frame:
         if frame_id not in self._pose:
             raise DataError(f"{self.root}: no frame {frame_id}")
         lab = inst = None
         if labels and frame_id in self._label:
-            lab = read_label_png(self._label[frame_id])
+            lab = self._read_labels(self._label[frame_id])
         if labels and frame_id in self._inst:
-            inst = read_label_png(self._inst[frame_id])
+            inst = self._read_labels(self._inst[frame_id])
         return Frame(
             scene_id=self.scene_id,
             frame_id=frame_id,
@@ -118,9 +129,30 @@ def open_scenes(path: Path) -> list[Scene]:
     path = Path(path)
     if _is_scene_dir(path):
         return [ScanNetScene(path)]
+    _refuse_unfinished_synth(path)
     # hidden folders are never scenes (pri3d synth writes unfinished scenes to .tmp-<scene>)
     children = [c for c in sorted(path.iterdir()) if c.is_dir() and not c.name.startswith(".")]
     scenes = [ScanNetScene(c) for c in children if _is_scene_dir(c)]
     if not scenes:
         raise DataError(f"{path}: no ScanNet-layout scene folders (color/, depth/, pose/) found")
     return scenes
+
+
+def _refuse_unfinished_synth(path: Path) -> None:
+    """A ``pri3d synth`` output writes its ``meta.json`` last: scenes of the generator (their own
+    ``meta.json`` says ``pri3d-synth``) or ``.tmp-scene*`` folders without it are a run that was killed
+    mid-way, whose data (and splits) are partial."""
+    if (path / "meta.json").is_file():
+        return
+    unfinished = sorted(p.name for p in path.glob(".tmp-scene*"))
+    ours = []
+    for c in sorted(path.glob("scene*"))[:3]:
+        try:
+            ours += [c.name] if '"pri3d-synth"' in (c / "meta.json").read_text() else []
+        except OSError:
+            continue
+    if unfinished or ours:
+        raise DataError(
+            f"{path}: an unfinished 'pri3d synth' output (no meta.json{'; ' + unfinished[0] if unfinished else ''}): "
+            "it was stopped mid-way; run the same 'pri3d synth' command again to finish it"
+        )

@@ -6,8 +6,10 @@ OpenCV camera axes). Frame id = ``int(XXXXXX)``.
 
 Intrinsics come from ``camera-intrinsics.txt`` (3x3) in the sequence folder or its parent (3DMatch
 keeps it one level up). It is the depth camera's K and is used for colour too (7-Scenes gives no
-colour calibration, so colour is slightly misaligned with depth). Without the file, the ``intrinsics``
-argument is used, else 7-Scenes' published K (fx = fy = 585, cx = 320, cy = 240) with a note.
+colour calibration, so colour is slightly misaligned with depth); so colour and depth must both be the
+size K describes (640x480), else reading the frame is a :class:`DataError` naming the file. Without
+the file, the ``intrinsics`` argument is used, else 7-Scenes' published K (fx = fy = 585, cx = 320,
+cy = 240) with a note.
 
 The dataset path may be one sequence, a folder of sequences (``redkitchen/seq-01 ...``) or a folder
 of such folders (the 7-Scenes root). Scene ids are the sequence folder's name, prefixed with its
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pri3d.data.io import intrinsics3, read_color, read_depth, read_matrix
+from pri3d.data.io import check_shared_k, intrinsics3, read_color, read_depth, read_matrix
 from pri3d.data.scene import Frame, Scene
 from pri3d.errors import DataError
 
@@ -112,11 +114,14 @@ class SevenScenesSequence(Scene):
 
     def load_frame(self, frame_id: int, *, color: bool = True, depth: bool = True, labels: bool = True) -> Frame:
         pose = self.load_pose(frame_id)
+        c = read_color(self._color[frame_id]) if color else None
+        d = read_depth(self._depth[frame_id], DEPTH_SCALE) if depth else None
+        check_shared_k(self.K, c, d, self._color[frame_id], self._depth[frame_id])  # 640x480 both
         return Frame(
             scene_id=self.scene_id,
             frame_id=frame_id,
-            color=read_color(self._color[frame_id]) if color else None,
-            depth=read_depth(self._depth[frame_id], DEPTH_SCALE) if depth else None,
+            color=c,
+            depth=d,
             color_intrinsics=self.K.copy(),
             depth_intrinsics=self.K.copy(),
             pose=pose,

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pri3d.data.io import read_color, read_depth
+from pri3d.data.io import check_shared_k, intrinsics3, read_color, read_depth
 from pri3d.data.scene import Frame, Scene, SkipCounter
 from pri3d.errors import DataError
 
@@ -216,7 +216,7 @@ class TUMSequence(Scene):
         self.timestamps = np.array(stamps)  # colour timestamp of each frame id
         self.frame_ids = list(range(len(self._rgb)))
         if intrinsics is not None:
-            self.K = np.asarray(intrinsics, dtype=np.float64).reshape(3, 3)
+            self.K = intrinsics3(np.asarray(intrinsics, dtype=np.float64).reshape(3, 3), "intrinsics argument")
             self.calibration = "override"
         else:
             self.K, self.calibration = freiburg_intrinsics(self.scene_id)
@@ -230,11 +230,14 @@ class TUMSequence(Scene):
 
     def load_frame(self, frame_id: int, *, color: bool = True, depth: bool = True, labels: bool = True) -> Frame:
         pose = self.load_pose(frame_id)
+        c = read_color(self._rgb[frame_id]) if color else None
+        d = read_depth(self._depth[frame_id], DEPTH_SCALE) if depth else None
+        check_shared_k(self.K, c, d, self._rgb[frame_id], self._depth[frame_id])  # depth registered to colour
         return Frame(
             scene_id=self.scene_id,
             frame_id=frame_id,
-            color=read_color(self._rgb[frame_id]) if color else None,
-            depth=read_depth(self._depth[frame_id], DEPTH_SCALE) if depth else None,
+            color=c,
+            depth=d,
             color_intrinsics=self.K.copy(),
             depth_intrinsics=self.K.copy(),
             pose=pose,

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -120,6 +121,22 @@ def _prepare_out_dir(out_dir) -> Path:
     except OSError as e:
         raise DataError(f"{out}: output directory is not writable ({e.strerror or e})") from None
     return out
+
+
+def _refuse_foreign(out: Path) -> None:
+    """Refuse an output folder that holds something else than a (finished or unfinished) synth dataset:
+    another dataset, a prepared folder, a run. Dot-files are ignored."""
+    ours = {"meta.json", "splits", "preview.png"}
+    foreign = sorted(
+        p.name
+        for p in out.iterdir()
+        if not p.name.startswith(".") and p.name not in ours and not re.fullmatch(r"scene\d{4}_00", p.name)
+    )
+    if foreign:
+        raise DataError(
+            f"{out}: holds files that are not a {GENERATOR} dataset ({', '.join(foreign[:3])}"
+            f"{f' and {len(foreign) - 3} more' if len(foreign) > 3 else ''}); choose another --out"
+        )
 
 
 def _settings(seed: int, resolution, frames: int, params: RenderParams, materials: str) -> dict:
@@ -381,6 +398,7 @@ def generate(
         msg = _mismatch(meta_path, _read_json(meta_path), wanted)
         if msg:
             raise DataError(msg)
+    _refuse_foreign(out)
     ids = scene_ids(n_scenes)
     todo, kept = [], []
     for i, sid in enumerate(ids):
