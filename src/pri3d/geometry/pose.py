@@ -105,7 +105,8 @@ def estimate_relative_pose(
 
     Returns:
         ``(R (3, 3), t (3,) unit vector, inliers (N,) bool)`` with ``X_1 = R X_0 + s t`` for some
-        scale ``s``, or None when there are fewer than 5 matches or no solution.
+        scale ``s``, or None when there are fewer than 5 matches or no solution (OpenCV errors on
+        degenerate matches included).
     """
     import cv2
 
@@ -122,19 +123,22 @@ def estimate_relative_pose(
     n0 = (kpts0 - K0[[0, 1], [2, 2]][None]) / K0[[0, 1], [0, 1]][None]
     n1 = (kpts1 - K1[[0, 1], [2, 2]][None]) / K1[[0, 1], [0, 1]][None]
     cv2.setRNGSeed(int(seed))
-    E, mask = cv2.findEssentialMat(n0, n1, np.eye(3), threshold=norm_thresh, prob=confidence, method=cv2.RANSAC)
-    if E is None or E.shape[0] < 3 or E.shape[0] % 3:
+    try:
+        E, mask = cv2.findEssentialMat(n0, n1, np.eye(3), threshold=norm_thresh, prob=confidence, method=cv2.RANSAC)
+        if E is None or E.shape[0] < 3 or E.shape[0] % 3:
+            return None
+        best, ret = 0, None
+        for _E in np.split(E, len(E) // 3):
+            # keywords pick the overload with a distance threshold (SuperGlue's call); positional
+            # arguments select another overload in OpenCV 5
+            n, R, t, _, _ = cv2.recoverPose(
+                E=_E, points1=n0, points2=n1, cameraMatrix=np.eye(3), distanceThresh=1e9, mask=mask.copy()
+            )
+            if n > best:
+                best = n
+                ret = (R, t[:, 0], mask.ravel() > 0)
+    except cv2.error:  # degenerate samples (e.g. coincident points) fail OpenCV's polynomial solver
         return None
-    best, ret = 0, None
-    for _E in np.split(E, len(E) // 3):
-        # keywords pick the overload with a distance threshold (SuperGlue's call); positional
-        # arguments select another overload in OpenCV 5
-        n, R, t, _, _ = cv2.recoverPose(
-            E=_E, points1=n0, points2=n1, cameraMatrix=np.eye(3), distanceThresh=1e9, mask=mask.copy()
-        )
-        if n > best:
-            best = n
-            ret = (R, t[:, 0], mask.ravel() > 0)
     return ret
 
 
