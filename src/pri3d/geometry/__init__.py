@@ -1,4 +1,4 @@
-"""Pure geometry functions (cameras, training correspondences, pair overlap, voxels). See each module's
+"""Pure geometry functions (cameras, training correspondences, pair overlap, voxels, relative pose). See each module's
 docstring for shapes. Imports nothing from pri3d outside this package."""
 
 from pri3d.geometry.camera import (
@@ -14,6 +14,13 @@ from pri3d.geometry.camera import (
 )
 from pri3d.geometry.correspondences import resample_depth, view_correspondences
 from pri3d.geometry.overlap import overlap_fast, overlap_reference
+from pri3d.geometry.pose import (
+    estimate_relative_pose,
+    pose_auc,
+    pose_errors,
+    relative_pose,
+    relative_rotation_deg,
+)
 from pri3d.geometry.voxels import (
     crop_voxels,
     frustum_aabb,
@@ -45,4 +52,9 @@ __all__ = [
     "project_points",
     "scale_intrinsics",
     "transform_points",
+    "estimate_relative_pose",
+    "pose_auc",
+    "pose_errors",
+    "relative_pose",
+    "relative_rotation_deg",
 ]
