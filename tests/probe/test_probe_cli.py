@@ -125,7 +125,7 @@ def test_frames_split_and_max_frames(synth):
     assert [s.scene_id for s, _ in open_frames(synth, split="val").refs] == ["scene0001_00"] * 3
     few = open_frames(synth, max_frames=2)
     assert len(few) == 2 and {s.scene_id for s, _ in few.refs} == {"scene0000_00", "scene0001_00"}
-    with pytest.raises(DataError, match="no split 'test2'"):
+    with pytest.raises(DataError, match="split 'test2' not found"):
         open_frames(synth, split="test2")
 
 
