@@ -20,7 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("pri3d.commands.synth", "generate the embedded synthetic indoor RGB-D dataset"),
     "prepare": ("pri3d.commands.prepare", "mine overlapping frame pairs and voxel geometry for pre-training"),
     "pretrain": ("pri3d.commands.pretrain", "pre-train a 2D backbone with Pri3D (view / geo / view+geo) or a baseline"),
-    "eval-matching": ("pri3d.commands.eval_matching", "feature-matching recall of a checkpoint on held-out pairs"),
+    "eval-matching": (
+        "pri3d.commands.eval_matching",
+        "matching recall by viewpoint change and relative-pose AUC (prepared pairs or a ScanNet pair list)",
+    ),
     "probe": (
         "pri3d.commands.probe",
         "frozen-feature probes of a backbone: linear semseg, depth and surface normals",

@@ -149,3 +149,14 @@ def test_pose_auc_matches_the_superglue_definition():
         np.testing.assert_allclose(
             pose_auc(errors, [5, 10, 20]), _superglue_pose_auc(errors, [5, 10, 20]), rtol=0, atol=1e-12
         )
+
+
+def test_degenerate_matches_are_a_failed_solve_not_an_exception():
+    # most matches at the same point in both views (no motion): OpenCV 5's five-point solver raises on
+    # such samples; the solve reports a failure (an infinite pose error) instead
+    rng = np.random.default_rng(0)
+    k = rng.uniform(0, 300, (400, 2))
+    k1 = k.copy()
+    k1[:100] = rng.uniform(0, 300, (100, 2))
+    K = np.array([[300.0, 0, 150], [0, 300, 150], [0, 0, 1]])
+    assert estimate_relative_pose(k, k1, K, K) is None

@@ -137,7 +137,10 @@ def estimate_relative_pose(
             if n > best:
                 best = n
                 ret = (R, t[:, 0], mask.ravel() > 0)
-    except cv2.error:  # degenerate samples (e.g. coincident points) fail OpenCV's polynomial solver
+    except cv2.error:
+        # OpenCV 5's five-point solver raises on degenerate minimal samples ("solvePoly" assertion), e.g.
+        # when most matches sit at the same pixel in both views (an untrained network's features are
+        # dominated by position); retrying with other seeds does not help there: a failed solve
         return None
     return ret
 
