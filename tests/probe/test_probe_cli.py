@@ -159,8 +159,8 @@ def test_bad_input_is_one_line(synth, tmp_path, capsys):
     import shutil
 
     nodepth = tmp_path / "nodepth"
-    shutil.copytree(synth / "scene0001_00", nodepth / "scene0001_00")
-    for p in (nodepth / "scene0001_00" / "depth").glob("*.png"):
+    shutil.copytree(synth, nodepth)  # the whole finished dataset (a lone scene folder is an unfinished one)
+    for p in nodepth.glob("scene*/depth/*.png"):
         write_depth(p, np.zeros((48, 64), np.float32))
     e = err("depth", *SCRATCH, "--fit", str(synth), "--test", str(nodepth))
     assert f"{nodepth}: no valid sensor depth" in e
