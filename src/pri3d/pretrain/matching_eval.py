@@ -341,15 +341,7 @@ def evaluate_checkpoint(
     out.update(checkpoint=desc, data=str(data), pairs_source=source, resolution=list(res))
     if pose:
         out.update(grid_stride=int(stride), ransac_px=float(threshold_px))
-    if baseline:
-        if baseline not in ("scratch", "imagenet"):
-            raise DataError(f"baseline must be 'scratch' or 'imagenet', got {baseline!r}")
-        base, _, base_desc = _load_model(baseline, model.arch, model.feature_dim, seed)
-        b = run(base)
-        b["checkpoint"] = base_desc
-        out["baseline"] = b
-        out["delta"] = delta(out, b)
-    return out
+    return _with_baseline(out, baseline, model, seed, run)
 
 
 def _read_image(path: Path, size) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -467,6 +459,14 @@ def evaluate_pose_pairs(
         grid_stride=int(stride),
         ransac_px=float(threshold_px),
     )
+    return _with_baseline(out, baseline, model, seed, run)
+
+
+def _with_baseline(out: dict, baseline: str | None, model, seed: int, run) -> dict:
+    """``out`` plus, with ``baseline`` (``scratch`` / ``imagenet``), the same evaluation ``run`` of an
+    untrained network of ``model``'s arch and width (``baseline``) and the paired difference (``delta``)."""
+    from pri3d.errors import DataError
+
     if baseline:
         if baseline not in ("scratch", "imagenet"):
             raise DataError(f"baseline must be 'scratch' or 'imagenet', got {baseline!r}")
