@@ -261,3 +261,18 @@ def test_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
         pytest.skip("this machine has CUDA")
     assert main(["eval-matching", "--checkpoint", "x.pt", "--data", str(tmp_path), "--device", "cuda"]) == 1
     assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_paper_presets_hold_the_values_the_paper_states():
+    """Pri3D (ICCV 2021), Sec. 4 "Implementation details": "SGD optimizer with learning rate 0.1 and
+    batch-size of 64. The learning rate is decreased by a factor of 0.99 every 1000 steps, [...] trained
+    for 60,000 iterations"; fine-tuning "with a batch size of 64 for 80 epochs. The initial learning rate
+    is 0.01, with polynomial decay with power 0.9" (docs/fidelity.md, Sec. 5 and 6)."""
+    pre = resolve(PretrainConfig, "paper", None, "pretrain")
+    assert (pre.optim.name, pre.optim.lr, pre.train.batch_size, pre.train.steps) == ("sgd", 0.1, 64, 60000)
+    assert (pre.optim.schedule, pre.optim.gamma, pre.optim.step_size) == ("step", 0.99, 1000)
+    assert (pre.model.init, pre.model3d.input, pre.model.depth_head) == ("imagenet", "occupancy", False)
+    ft = resolve(FinetuneConfig, "paper-semseg", None, "finetune")
+    assert (ft.optim.name, ft.optim.lr, ft.optim.schedule, ft.optim.poly_power) == ("sgd", 0.01, "poly", 0.9)
+    assert (ft.train.batch_size, ft.train.epochs, ft.train.steps) == (64, 80, 0)
+    assert ft.model.transfer in ("auto", "encoder+decoder")  # "The encoder and decoder networks are both pre-trained"
