@@ -77,10 +77,17 @@ def depth_to_rgb(depth: np.ndarray, max_depth: float | None = None) -> np.ndarra
 
 
 def match_overlay(
-    img_a: np.ndarray, img_b: np.ndarray, uv_a: np.ndarray, uv_b: np.ndarray, max_lines: int = 60, seed: int = 0
+    img_a: np.ndarray,
+    img_b: np.ndarray,
+    uv_a: np.ndarray,
+    uv_b: np.ndarray,
+    max_lines: int = 60,
+    seed: int = 0,
+    colors: np.ndarray | None = None,
 ) -> np.ndarray:
     """Side-by-side images with lines joining matched pixels ``uv_a[i] <-> uv_b[i]`` (``(N, 2)``,
-    column/row in each image's own pixels). A random subset of ``max_lines`` matches is drawn."""
+    column/row in each image's own pixels). A random subset of ``max_lines`` matches is drawn, each in its
+    own colour, or in ``colors[i]`` (``(N, 3)`` uint8 RGB) when given."""
     import cv2
 
     ha, wa = img_a.shape[:2]
@@ -92,7 +99,7 @@ def match_overlay(
     n = len(uv_a)
     if n:
         idx = np.random.default_rng(seed).choice(n, size=min(n, max_lines), replace=False)
-        pal = _palette(len(idx) + 1, seed=7)[1:]
+        pal = colors[idx] if colors is not None else _palette(len(idx) + 1, seed=7)[1:]
         for c, i in zip(pal, idx):
             pa = (int(round(uv_a[i, 0])), int(round(uv_a[i, 1])))
             pb = (int(round(uv_b[i, 0])) + wa, int(round(uv_b[i, 1])))

@@ -23,7 +23,8 @@ def check_experiment(cfg: ExperimentConfig, *, require_data: bool = False) -> li
     :class:`ConfigError` on the first problem."""
     lines = [f"experiment {cfg.name!r}: methods {cfg.methods}, fractions {cfg.fractions}, seeds {cfg.seeds}"]
     lines += _check_pretrain(cfg)
-    lines += _check_finetune(cfg)
+    if not cfg.awareness.captures:  # the awareness experiment fine-tunes nothing
+        lines += _check_finetune(cfg)
     _check_prepare(cfg)
     path_lines = _check_paths(cfg, require_data)
     lines += path_lines
@@ -44,8 +45,10 @@ def _check_pretrain(cfg: ExperimentConfig) -> list[str]:
     if st and methods and st not in methods:
         methods.append(st)  # a run pre-trains the Stage-I method even when its own row is not asked for
     lines = []
-    for m in methods:
-        init = STAGE1_PLACEHOLDER if st and m != st else None
+    aware = bool(cfg.awareness.captures)  # there, `methods` start from random weights
+    todo = [(m, STAGE1_PLACEHOLDER if st and m != st and not aware else None) for m in methods]
+    todo += [(m, STAGE1_PLACEHOLDER) for m in cfg.awareness.stage1_methods] if aware else []
+    for m, init in todo:
         p = build_pretrain_config(cfg, m, init)
         lines.append(
             f"  pretrain {m}: preset {pretrain_preset(cfg, m)} -> {p.model.arch}, {p.train.steps} steps, "
@@ -87,8 +90,10 @@ def _check_prepare(cfg: ExperimentConfig) -> None:
 
 
 def _check_paths(cfg: ExperimentConfig, require_data: bool) -> list[str]:
-    paths = []
-    if cfg.data.synth.scenes <= 0:
+    paths = [(f"awareness.captures.{n}", resolve_path(cfg.base_dir, p)) for n, p in cfg.awareness.captures.items()]
+    if cfg.awareness.captures:
+        pass
+    elif cfg.data.synth.scenes <= 0:
         paths.append(("data.path", resolve_path(cfg.base_dir, cfg.data.path)))
     if cfg.data.test_path and cfg.data.test_synth.scenes <= 0:
         paths.append(("data.test_path", resolve_path(cfg.base_dir, cfg.data.test_path)))

@@ -20,6 +20,7 @@ __all__ = [
     "PretrainSpec",
     "FinetuneSpec",
     "ProbeSpec",
+    "AwarenessSpec",
     "ExperimentConfig",
     "load_experiment",
     "resolve_path",
@@ -117,6 +118,56 @@ class ProbeSpec:
 
 
 @dataclass
+class AwarenessSpec:
+    """The real-capture 3D-awareness experiment (:mod:`pri3d.experiment.awareness`): pre-train on one
+    capture, read the frozen features out on another that pre-training never saw. Set ``captures`` to run
+    it instead of the semantic-segmentation protocol (the ``data``, ``finetune`` and ``probe`` sections are
+    then not used)."""
+
+    captures: dict = field(default_factory=dict)  # name -> RGB-D dataset path (any format `pri3d info` reads)
+    directions: list = field(default_factory=list)  # [pre-training capture, probed capture] name pairs
+    # methods pre-trained a second time from the Stage-I weights (pretrain.stage1): the rows "X on Stage I".
+    # The methods of `methods` start from random weights here.
+    stage1_methods: list = field(default_factory=list)
+    fit_part: list = field(default_factory=lambda: [0.0, 0.5])  # the probed capture's frames the heads fit on
+    test_part: list = field(default_factory=lambda: [0.6, 1.0])  # ... and score on (a gap between the two)
+    max_frames: int = 48  # fit and test frames each, evenly spaced over their part
+    pixels_per_frame: int = 512  # fit pixels drawn per fit frame (depth and normal probes)
+    pairs_per_bin: int = 60  # matching: at most this many of the probed capture's pairs per rotation bin
+    points: int = 1024  # matching: ground-truth correspondences sampled per pair
+
+    def check(self, methods: list[str], stage1: str) -> None:
+        for name, path in self.captures.items():
+            if not isinstance(name, str) or not isinstance(path, str) or not path:
+                raise ConfigError(f"awareness.captures: name -> dataset path, got {name!r}: {path!r}")
+        if not self.directions:
+            raise ConfigError("awareness.directions: give at least one [pre-training, probed] pair of capture names")
+        for d in self.directions:
+            if not isinstance(d, list) or len(d) != 2 or any(c not in self.captures for c in d) or d[0] == d[1]:
+                raise ConfigError(
+                    f"awareness.directions: each must be [pre-training, probed], two different names of "
+                    f"awareness.captures ({', '.join(self.captures)}), got {d!r}"
+                )
+        for part in ("fit_part", "test_part"):
+            lo_hi = getattr(self, part)
+            if len(lo_hi) != 2 or not 0 <= lo_hi[0] < lo_hi[1] <= 1:
+                raise ConfigError(f"awareness.{part} must be [lo, hi] with 0 <= lo < hi <= 1, got {lo_hi}")
+        if self.fit_part[1] > self.test_part[0] and self.test_part[1] > self.fit_part[0]:
+            raise ConfigError(f"awareness.fit_part {self.fit_part} and test_part {self.test_part} overlap")
+        for k in ("max_frames", "pixels_per_frame", "pairs_per_bin", "points"):
+            if getattr(self, k) < 1:
+                raise ConfigError(f"awareness.{k} must be >= 1, got {getattr(self, k)}")
+        bad = [m for m in self.stage1_methods if m not in PRETRAIN_METHODS or m == stage1]
+        if bad or (self.stage1_methods and not stage1):
+            raise ConfigError(
+                f"awareness.stage1_methods {self.stage1_methods}: needs pretrain.stage1 and pre-training methods "
+                "other than it"
+            )
+        if not set(methods) <= {"scratch", *PRETRAIN_METHODS}:
+            raise ConfigError(f"the awareness experiment runs scratch and pre-training methods, got {methods}")
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "experiment"
     out: str = "runs/experiment"
@@ -125,6 +176,7 @@ class ExperimentConfig:
     pretrain: PretrainSpec = field(default_factory=PretrainSpec)
     finetune: FinetuneSpec = field(default_factory=FinetuneSpec)
     probe: ProbeSpec = field(default_factory=ProbeSpec)
+    awareness: AwarenessSpec = field(default_factory=AwarenessSpec)
     methods: list[str] = field(default_factory=lambda: list(ALL_METHODS))
     fractions: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8, 1.0])
     seeds: list[int] = field(default_factory=lambda: [0, 1])
@@ -146,7 +198,9 @@ class ExperimentConfig:
             raise ConfigError("seeds must not be empty")
         if self.reference not in self.methods:
             raise ConfigError(f"reference method {self.reference!r} is not in methods")
-        if self.data.synth.scenes <= 0 and not self.data.path:
+        if self.awareness.captures:
+            self.awareness.check(self.methods, self.pretrain.stage1)
+        elif self.data.synth.scenes <= 0 and not self.data.path:
             raise ConfigError("data: set synth.scenes > 0 or a dataset path")
         st = self.pretrain.stage1
         if st and st not in PRETRAIN_METHODS:

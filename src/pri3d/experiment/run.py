@@ -69,7 +69,12 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
 
     The returned dict holds the cells' folders (``cell_dirs``: ``data``, ``pretrain_data``, ``prepared``,
     ``pretrain`` per method, ``finetune`` and ``test`` per (method, fraction, seed)) so callers never
-    search the disk."""
+    search the disk. An experiment with ``awareness.captures`` is the real-capture 3D-awareness experiment
+    (:func:`pri3d.experiment.awareness.run_awareness`)."""
+    if cfg.awareness.captures:
+        from pri3d.experiment.awareness import run_awareness
+
+        return run_awareness(cfg, log)
     out = out_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
