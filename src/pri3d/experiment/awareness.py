@@ -35,7 +35,6 @@ are the semantic-segmentation experiment's own (:func:`~pri3d.experiment.cells.p
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 
