@@ -150,3 +150,17 @@ def test_paired_deltas_and_the_spread(tmp_path, captures):
 def test_bad_awareness_settings_are_one_line_errors(tmp_path, captures, override, message):
     with pytest.raises(ConfigError, match=message):
         _config(tmp_path, captures, [override])
+
+
+def test_check_names_the_captures_and_the_stage1_rows(tmp_path, captures):
+    from pri3d.experiment import check_experiment
+
+    lines = check_experiment(_config(tmp_path, captures), require_data=True)
+    assert "(3D awareness)" in lines[0] and "a -> b" in lines[0]
+    assert any("pretrain view:" in ln and "Stage I" not in ln for ln in lines)  # a plain row: random weights
+    assert any("pretrain view:" in ln and "from the mocov2 (Stage I) weights" in ln for ln in lines)
+    assert not any("finetune" in ln for ln in lines)  # nothing is fine-tuned
+    assert sum("awareness.captures" in ln and "(found)" in ln for ln in lines) == 2
+    assert lines[-1] == "config OK"
+    with pytest.raises(Exception, match="does not exist"):
+        check_experiment(_config(tmp_path, captures, [f"awareness.captures.b={tmp_path / 'nope'}"]), require_data=True)

@@ -21,7 +21,14 @@ def check_experiment(cfg: ExperimentConfig, *, require_data: bool = False) -> li
     valid pre-training / fine-tuning config for every cell, and every path it names is reported
     (missing datasets are an error only with ``require_data``). Returns report lines; raises
     :class:`ConfigError` on the first problem."""
-    lines = [f"experiment {cfg.name!r}: methods {cfg.methods}, fractions {cfg.fractions}, seeds {cfg.seeds}"]
+    if cfg.awareness.captures:
+        a = cfg.awareness
+        lines = [
+            f"experiment {cfg.name!r} (3D awareness): methods {cfg.methods}, on Stage I {a.stage1_methods}, "
+            f"pre-training seeds {cfg.pretrain.seeds}, directions {[f'{p} -> {q}' for p, q in a.directions]}"
+        ]
+    else:
+        lines = [f"experiment {cfg.name!r}: methods {cfg.methods}, fractions {cfg.fractions}, seeds {cfg.seeds}"]
     lines += _check_pretrain(cfg)
     if not cfg.awareness.captures:  # the awareness experiment fine-tunes nothing
         lines += _check_finetune(cfg)
