@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pri3d.errors import DataError
+from pri3d.errors import DataError, InitError
 from pri3d.models.load import load_unet
 from pri3d.models.resnet_unet import OFFICIAL_FEATURE_DIM, ResNetUNet
 
@@ -47,3 +47,18 @@ def test_bad_files_are_data_errors_naming_the_file_and_the_reader(tmp_path):
         load_unet(str(tmp_path / "missing.pth"))
     with pytest.raises(DataError, match="unknown arch"):
         load_unet("scratch", "resnet7")
+
+
+def test_weights_that_do_not_fit_stay_an_init_error_and_are_one_line_in_the_cli(tmp_path, capsys):
+    """Issue 23: load_unet re-wrapped InitError as DataError, which hid the class."""
+    from pri3d.cli import main
+
+    backbone = ResNetUNet("resnet18", 8).state_dict()
+    backbone.pop("decoder.conv0.weight")
+    path = tmp_path / "partial.pth"
+    torch.save({"format": "pri3d-unet", "arch": "resnet18", "feature_dim": 8, "backbone": backbone}, path)
+    with pytest.raises(InitError, match=r"decoder does not match the model.*1 missing: conv0.weight"):
+        load_unet(str(path))
+    assert main(["eval-matching", "--checkpoint", str(path), "--data", str(tmp_path / "prepared")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"pri3d eval-matching: error: {path} (pri3d-unet) decoder"), err
