@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pri3d.errors import DataError, InitError
+from pri3d.errors import CheckpointError, DataError, InitError
 from pri3d.models.load import load_unet
 from pri3d.models.resnet_unet import OFFICIAL_FEATURE_DIM, ResNetUNet
 
@@ -34,7 +34,7 @@ def test_a_backbone_file_with_its_resolution(tmp_path):
     assert torch.equal(loaded.decoder.conv0.weight, model.decoder.conv0.weight)
 
 
-def test_bad_files_are_data_errors_naming_the_file_and_the_reader(tmp_path):
+def test_bad_files_raise_errors_naming_the_file_and_the_reader(tmp_path):
     other = tmp_path / "other.pth"
     torch.save({"format": "something"}, other)
     with pytest.raises(DataError, match=rf"{other}: not a pri3d checkpoint.*the probe needs the whole UNet"):
@@ -43,7 +43,7 @@ def test_bad_files_are_data_errors_naming_the_file_and_the_reader(tmp_path):
     torch.save({"format": "pri3d-unet", "backbone": {}}, bare)
     with pytest.raises(DataError, match="pass --arch and --feature-dim"):
         load_unet(str(bare))
-    with pytest.raises(DataError, match="checkpoint not found"):
+    with pytest.raises(CheckpointError, match="checkpoint not found"):  # its own class (issue 23)
         load_unet(str(tmp_path / "missing.pth"))
     with pytest.raises(DataError, match="unknown arch"):
         load_unet("scratch", "resnet7")
