@@ -262,12 +262,7 @@ def export_weights(ckpt, target: str, out) -> ExportResult:
     an unreadable or non-ResNet checkpoint, a ``unet`` export of an encoder-only file, a detectron2
     output not named ``*.pkl``, or ``out`` being the input file."""
     ckpt, out = Path(ckpt), Path(out)
-    if target not in TARGETS:
-        raise ExportError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
-    if target == "detectron2" and out.suffix != ".pkl":
-        raise ExportError(f"{out}: detectron2 reads pickled weights only from a '.pkl' file; name the output *.pkl")
-    if out.exists() and ckpt.exists() and out.resolve() == ckpt.resolve():
-        raise ExportError(f"{out}: output is the input checkpoint; choose another output path")
+    _check_request(ckpt, target, out)
     enc, dec, kind = read_weights(ckpt)  # InitError (a Pri3dError) names the unreadable file
     if not enc:
         raise ExportError(f"{ckpt} ({kind}): no encoder weights")
@@ -276,42 +271,63 @@ def export_weights(ckpt, target: str, out) -> ExportResult:
         check_encoder(enc, arch)
     except ExportError as e:
         raise ExportError(f"{ckpt} ({kind}): {e}") from e
-
     if target in ("torchvision", "timm"):
-        sd = to_torchvision(enc)
-        checked = f"torchvision {arch}"
-        if target == "timm":
-            try:
-                expected = _model_shapes(arch, "timm")
-                checked = f"timm {arch}"
-            except ImportError:
-                expected = _model_shapes(arch)  # timm's plain ResNets share torchvision's names
-                checked = f"torchvision {arch} (timm not installed; its ResNet names are the same)"
-        else:
-            expected = _model_shapes(arch)
-        missing, extra, _ = _compare(sd, expected)
-        atomic_save(sd, out)
-        return ExportResult(target, out, arch, kind, len(sd), missing, extra, checked_against=checked)
-
+        return _export_torchvision(enc, arch, kind, target, out)
     if target == "detectron2":
-        obj, dropped = to_detectron2(enc)
-        expected = detectron2_resnet_keys(arch)
-        missing = [k for k in expected if k not in obj["model"]]
-        extra = [k for k in obj["model"] if k not in set(expected)]
-        write_pickle(obj, out)
-        return ExportResult(
-            target,
-            out,
-            arch,
-            kind,
-            len(obj["model"]),
-            missing,
-            extra,
-            dropped,
-            checked_against=f"detectron2 ResNet-{arch[6:]} backbone",
-        )
+        return _export_detectron2(enc, arch, kind, out)
+    return _export_unet(enc, dec, arch, kind, ckpt, out)
 
-    # unet
+
+def _check_request(ckpt: Path, target: str, out: Path) -> None:
+    """Refuse an unknown target, a detectron2 output not named ``*.pkl`` and an output that is the input."""
+    if target not in TARGETS:
+        raise ExportError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
+    if target == "detectron2" and out.suffix != ".pkl":
+        raise ExportError(f"{out}: detectron2 reads pickled weights only from a '.pkl' file; name the output *.pkl")
+    if out.exists() and ckpt.exists() and out.resolve() == ckpt.resolve():
+        raise ExportError(f"{out}: output is the input checkpoint; choose another output path")
+
+
+def _export_torchvision(enc: dict, arch: str, kind: str, target: str, out: Path) -> ExportResult:
+    """torchvision (or timm: the same names) ResNet weights, checked against the library's model."""
+    sd = to_torchvision(enc)
+    checked = f"torchvision {arch}"
+    if target == "timm":
+        try:
+            expected = _model_shapes(arch, "timm")
+            checked = f"timm {arch}"
+        except ImportError:
+            expected = _model_shapes(arch)  # timm's plain ResNets share torchvision's names
+            checked = f"torchvision {arch} (timm not installed; its ResNet names are the same)"
+    else:
+        expected = _model_shapes(arch)
+    missing, extra, _ = _compare(sd, expected)
+    atomic_save(sd, out)
+    return ExportResult(target, out, arch, kind, len(sd), missing, extra, checked_against=checked)
+
+
+def _export_detectron2(enc: dict, arch: str, kind: str, out: Path) -> ExportResult:
+    """A detectron2 ``.pkl`` (numpy arrays under detectron2's ResNet names), checked against its key list."""
+    obj, dropped = to_detectron2(enc)
+    expected = detectron2_resnet_keys(arch)
+    missing = [k for k in expected if k not in obj["model"]]
+    extra = [k for k in obj["model"] if k not in set(expected)]
+    write_pickle(obj, out)
+    return ExportResult(
+        "detectron2",
+        out,
+        arch,
+        kind,
+        len(obj["model"]),
+        missing,
+        extra,
+        dropped,
+        checked_against=f"detectron2 ResNet-{arch[6:]} backbone",
+    )
+
+
+def _export_unet(enc: dict, dec: dict, arch: str, kind: str, ckpt: Path, out: Path) -> ExportResult:
+    """The whole pri3d UNet (encoder and decoder); refused unless it loads into a ``ResNetUNet`` exactly."""
     try:
         obj = to_unet(enc, dec, arch)
     except ExportError as e:
@@ -329,7 +345,7 @@ def export_weights(ckpt, target: str, out) -> ExportResult:
         )
     atomic_save(obj, out)
     return ExportResult(
-        target,
+        "unet",
         out,
         arch,
         kind,

@@ -268,5 +268,11 @@ def test_cli_bad_inputs(tmp_path, capsys):
     assert rc == 1 and "does not match the model (different backbone?)" in err and "layer" in err
     rc = main(["finetune", "detect", "--config", "tiny-semseg", "--data", str(root)])
     assert rc == 1 and "semseg preset" in capsys.readouterr().err
+    # issue 23: an unknown arch was a plain ValueError from the model builder (a traceback)
+    rc = main(["finetune", "semseg", "--config", "tiny-semseg", "--data", str(root), "model.arch=resnet7"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and err == [
+        "pri3d finetune: error: model.arch must be one of resnet18, resnet34, resnet50, resnet101, got 'resnet7'"
+    ]
     rc = main(["evaluate", "--checkpoint", str(tmp_path / "r34.pt")])
     assert rc == 1 and "not a fine-tuned checkpoint" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from pri3d.cli import main
 from pri3d.engine.checkpoint import CheckpointManager, load_checkpoint
 from pri3d.engine.logging import read_jsonl
 from pri3d.engine.optim import lr_at
-from pri3d.errors import ConfigError, TrainingError
+from pri3d.errors import ConfigError, InitError, TrainingError
 from pri3d.pretrain.loop import load_config, train
 from pri3d.pretrain.method import Pri3D
 
@@ -210,6 +210,27 @@ def test_a_named_split_that_is_not_there_is_an_error_not_all_pairs(reference_run
     args = ["eval-matching", "--checkpoint", bb, "--data", str(prepared_dir), "--split", "all", "--points", "16"]
     assert main(args) == 0
     assert "all " in capsys.readouterr().out
+
+
+def test_bad_settings_found_in_setup_are_one_line_and_keep_their_class(tiny, tmp_path, capsys):
+    """Issue 23: a batch that does not split into micro-batches raised a plain ValueError (a traceback), and
+    an init that cannot be loaded was re-wrapped as ConfigError (its class hidden)."""
+    capsys.readouterr()
+    args = [
+        "pretrain",
+        "--config",
+        "cpu-tiny",
+        *tiny(tmp_path / "a", *VIEW),
+        "train.batch_size=6",
+        "train.accumulate=4",
+    ]
+    assert main(args) == 1
+    assert "train.batch_size 6 does not split" in _one_error_line(capsys)
+    missing = tmp_path / "nosuch.pth"
+    with pytest.raises(InitError, match="weights file not found"):
+        train(load_config("cpu-tiny", tiny(tmp_path / "b", *VIEW, f"model.init={missing}")))
+    assert main(["pretrain", "--config", "cpu-tiny", *tiny(tmp_path / "c", *VIEW), f"model.init={missing}"]) == 1
+    assert _one_error_line(capsys) == f"pri3d pretrain: error: {missing}: weights file not found"
 
 
 def test_schedules_are_pure_functions_of_the_step():

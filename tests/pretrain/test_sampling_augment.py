@@ -1,8 +1,19 @@
+import pytest
 import torch
 
+from pri3d.errors import ConfigError, DataError
 from pri3d.models.imagenet import denormalize
 from pri3d.pretrain.augment import ColorAugment
 from pri3d.pretrain.data import StepBatchSampler, collate_pairs
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_a_config_error():
+    """Issue 23: under torchrun, a batch that does not split into processes x accumulation micro-batches
+    raised a plain ValueError (a traceback instead of one line)."""
+    with pytest.raises(ConfigError, match=r"batch_size 6 does not split into 4 process\(es\) x .* multiple of 4$"):
+        StepBatchSampler(10, batch_size=6, world_size=4, rank=1)
+    with pytest.raises(DataError, match="no training pairs"):
+        StepBatchSampler(0, batch_size=4)
 
 
 def test_step_sampler_is_a_pure_function_of_the_step():

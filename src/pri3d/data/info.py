@@ -116,8 +116,38 @@ def dataset_info(
         if getattr(s, "skips", None) is not None:
             skips.merge(s.skips)
     total = sum(len(s) for s in scenes)
+    poses = _check_poses(scenes, total, skips, strict, progress)
 
-    # Poses: all frames.
+    # Images: a sample of frames.
+    plan = sample_frames([len(s) for s in scenes], max_frames)
+    n_sampled = sum(len(p) for p in plan)
+    depth = _DepthStats()
+    per_scene = []
+    with tqdm(total=n_sampled, desc="frames", unit="frame", disable=not progress, leave=False) as bar:
+        for s, positions in zip(scenes, plan):
+            per_scene.append(_scene_entry(s, positions, depth, skips, strict, bar))
+
+    mod = importlib.import_module(FORMAT_MODULES[fmt])
+    surfaces = sum(1 for s in scenes if s.surface_path is not None)
+    return {
+        "path": str(path),
+        "format": fmt,
+        "format_description": getattr(mod, "DESCRIPTION", ""),
+        "num_scenes": len(scenes),
+        "num_frames": total,
+        "scenes": per_scene,
+        "cameras": _cameras(per_scene),
+        "depth": depth.summary(n_sampled, max_frames),
+        "poses": poses,
+        "all_zero_depth_frames": depth.all_zero,
+        "surface": {"scenes_with_surface": surfaces, "num_scenes": len(scenes)},
+        "skips": skips.to_dict(),
+    }
+
+
+def _check_poses(scenes: list[Scene], total: int, skips: SkipCounter, strict: bool, progress: bool) -> dict:
+    """Every frame's pose checked with :func:`pose_is_valid`; invalid and unreadable ones counted in
+    ``skips``. Returns the report's ``poses`` entry."""
     invalid_poses: dict[str, list[int]] = {}
     n_checked = 0
     scenes_without_poses = [s.scene_id for s in scenes if not getattr(s, "has_poses", True)]
@@ -139,113 +169,113 @@ def dataset_info(
                     skips.add("invalid pose", f"{s.scene_id}:{fid}")
                 n_checked += 1
                 bar.update(1)
-
-    # Images: a sample of frames.
-    plan = sample_frames([len(s) for s in scenes], max_frames)
-    n_sampled = sum(len(p) for p in plan)
-    hist = np.zeros(_MM_BINS, dtype=np.int64)
-    dmin, dmax = np.inf, -np.inf
-    n_pix = n_invalid = 0
-    all_zero: dict[str, list[int]] = {}
-    per_scene = []
-    cameras: dict[tuple, dict] = {}
-    with tqdm(total=n_sampled, desc="frames", unit="frame", disable=not progress, leave=False) as bar:
-        for s, positions in zip(scenes, plan):
-            entry = {
-                "scene_id": s.scene_id,
-                "frames": len(s),
-                "color_size": None,
-                "depth_size": None,
-                "color_intrinsics": None,
-                "depth_intrinsics": None,
-                "surface": str(s.surface_path) if s.surface_path is not None else None,
-                "label_space": getattr(s, "label_space", None),
-                "notes": list(getattr(s, "notes", [])),
-            }
-            if len(s):
-                try:
-                    f0 = s.load_frame(s.frame_ids[0], color=False, depth=False, labels=False)
-                    entry["color_intrinsics"] = _k4(f0.color_intrinsics)
-                    entry["depth_intrinsics"] = _k4(f0.depth_intrinsics)
-                except DataError as e:
-                    skips.add("unreadable frame", str(e))
-            for pos in positions:
-                fid = s.frame_ids[pos]
-                bar.update(1)
-                try:
-                    fr = s.load_frame(fid, labels=False)
-                except DataError as e:
-                    if strict:
-                        raise
-                    skips.add("unreadable frame", str(e))
-                    continue
-                entry["color_size"] = entry["color_size"] or _size(fr.color_size)
-                entry["depth_size"] = entry["depth_size"] or _size(fr.depth_size)
-                d = fr.depth
-                valid = np.isfinite(d) & (d > 0)
-                n_pix += d.size
-                n_valid = int(valid.sum())
-                n_invalid += d.size - n_valid
-                if n_valid == 0:
-                    all_zero.setdefault(s.scene_id, []).append(fid)
-                    skips.add("all-zero depth", f"{s.scene_id}:{fid}")
-                    continue
-                v = d[valid]
-                dmin, dmax = min(dmin, float(v.min())), max(dmax, float(v.max()))
-                hist += np.bincount(np.minimum((v * 1000).astype(np.int64), _MM_BINS - 1), minlength=_MM_BINS)
-            for which in ("color", "depth"):
-                sz, k = entry[f"{which}_size"], entry[f"{which}_intrinsics"]
-                if sz and k and not (0 <= k["cx"] <= sz["width"] and 0 <= k["cy"] <= sz["height"]):
-                    entry["notes"].append(
-                        f"{which} principal point ({k['cx']:.1f}, {k['cy']:.1f}) lies outside the "
-                        f"{sz['width']}x{sz['height']} image: intrinsics for another resolution?"
-                    )
-            per_scene.append(entry)
-            key = (
-                _fmt_size(entry["color_size"]),
-                _fmt_k(entry["color_intrinsics"]),
-                _fmt_size(entry["depth_size"]),
-                _fmt_k(entry["depth_intrinsics"]),
-            )
-            cam = cameras.setdefault(
-                key,
-                {k: entry[k] for k in ("color_size", "color_intrinsics", "depth_size", "depth_intrinsics")}
-                | {"scenes": 0},
-            )
-            cam["scenes"] += 1
-
-    median = None
-    if hist.sum():
-        k = int(np.searchsorted(np.cumsum(hist), (hist.sum() + 1) // 2))
-        median = (k + 0.5) / 1000.0
-    mod = importlib.import_module(FORMAT_MODULES[fmt])
-    surfaces = sum(1 for s in scenes if s.surface_path is not None)
     return {
-        "path": str(path),
-        "format": fmt,
-        "format_description": getattr(mod, "DESCRIPTION", ""),
-        "num_scenes": len(scenes),
-        "num_frames": total,
-        "scenes": per_scene,
-        "cameras": list(cameras.values()),
-        "depth": {
-            "sampled_frames": n_sampled,
-            "max_frames": max_frames,
-            "min_m": None if median is None else dmin,
-            "median_m": median,
-            "max_m": None if median is None else dmax,
-            "invalid_ratio": (n_invalid / n_pix) if n_pix else None,
-        },
-        "poses": {
-            "checked": n_checked,
-            "invalid": sum(len(v) for v in invalid_poses.values()),
-            "invalid_frames": invalid_poses,
-            "scenes_without_poses": scenes_without_poses,
-        },
-        "all_zero_depth_frames": all_zero,
-        "surface": {"scenes_with_surface": surfaces, "num_scenes": len(scenes)},
-        "skips": skips.to_dict(),
+        "checked": n_checked,
+        "invalid": sum(len(v) for v in invalid_poses.values()),
+        "invalid_frames": invalid_poses,
+        "scenes_without_poses": scenes_without_poses,
     }
+
+
+class _DepthStats:
+    """Depth statistics over the sampled frames: range, median (1 mm histogram), invalid pixels, and the
+    frames whose depth is all zero."""
+
+    def __init__(self):
+        self.hist = np.zeros(_MM_BINS, dtype=np.int64)
+        self.dmin, self.dmax = np.inf, -np.inf
+        self.n_pix = self.n_invalid = 0
+        self.all_zero: dict[str, list[int]] = {}
+
+    def add(self, scene_id: str, fid: int, d: np.ndarray, skips: SkipCounter) -> None:
+        valid = np.isfinite(d) & (d > 0)
+        self.n_pix += d.size
+        n_valid = int(valid.sum())
+        self.n_invalid += d.size - n_valid
+        if n_valid == 0:
+            self.all_zero.setdefault(scene_id, []).append(fid)
+            skips.add("all-zero depth", f"{scene_id}:{fid}")
+            return
+        v = d[valid]
+        self.dmin, self.dmax = min(self.dmin, float(v.min())), max(self.dmax, float(v.max()))
+        self.hist += np.bincount(np.minimum((v * 1000).astype(np.int64), _MM_BINS - 1), minlength=_MM_BINS)
+
+    def summary(self, sampled_frames: int, max_frames: int) -> dict:
+        """The report's ``depth`` entry."""
+        median = None
+        if self.hist.sum():
+            k = int(np.searchsorted(np.cumsum(self.hist), (self.hist.sum() + 1) // 2))
+            median = (k + 0.5) / 1000.0
+        return {
+            "sampled_frames": sampled_frames,
+            "max_frames": max_frames,
+            "min_m": None if median is None else self.dmin,
+            "median_m": median,
+            "max_m": None if median is None else self.dmax,
+            "invalid_ratio": (self.n_invalid / self.n_pix) if self.n_pix else None,
+        }
+
+
+def _scene_entry(s: Scene, positions: list[int], depth: _DepthStats, skips: SkipCounter, strict: bool, bar) -> dict:
+    """One scene's entry of the report: intrinsics from its first frame, image sizes from its sampled
+    frames (whose depth goes into ``depth``), and notes."""
+    entry = {
+        "scene_id": s.scene_id,
+        "frames": len(s),
+        "color_size": None,
+        "depth_size": None,
+        "color_intrinsics": None,
+        "depth_intrinsics": None,
+        "surface": str(s.surface_path) if s.surface_path is not None else None,
+        "label_space": getattr(s, "label_space", None),
+        "notes": list(getattr(s, "notes", [])),
+    }
+    if len(s):
+        try:
+            f0 = s.load_frame(s.frame_ids[0], color=False, depth=False, labels=False)
+            entry["color_intrinsics"] = _k4(f0.color_intrinsics)
+            entry["depth_intrinsics"] = _k4(f0.depth_intrinsics)
+        except DataError as e:
+            skips.add("unreadable frame", str(e))
+    for pos in positions:
+        fid = s.frame_ids[pos]
+        bar.update(1)
+        try:
+            fr = s.load_frame(fid, labels=False)
+        except DataError as e:
+            if strict:
+                raise
+            skips.add("unreadable frame", str(e))
+            continue
+        entry["color_size"] = entry["color_size"] or _size(fr.color_size)
+        entry["depth_size"] = entry["depth_size"] or _size(fr.depth_size)
+        depth.add(s.scene_id, fid, fr.depth, skips)
+    for which in ("color", "depth"):
+        sz, k = entry[f"{which}_size"], entry[f"{which}_intrinsics"]
+        if sz and k and not (0 <= k["cx"] <= sz["width"] and 0 <= k["cy"] <= sz["height"]):
+            entry["notes"].append(
+                f"{which} principal point ({k['cx']:.1f}, {k['cy']:.1f}) lies outside the "
+                f"{sz['width']}x{sz['height']} image: intrinsics for another resolution?"
+            )
+    return entry
+
+
+def _cameras(per_scene: list[dict]) -> list[dict]:
+    """The distinct cameras (image sizes and intrinsics) of the scenes, each with its number of scenes."""
+    cameras: dict[tuple, dict] = {}
+    for entry in per_scene:
+        key = (
+            _fmt_size(entry["color_size"]),
+            _fmt_k(entry["color_intrinsics"]),
+            _fmt_size(entry["depth_size"]),
+            _fmt_k(entry["depth_intrinsics"]),
+        )
+        cam = cameras.setdefault(
+            key,
+            {k: entry[k] for k in ("color_size", "color_intrinsics", "depth_size", "depth_intrinsics")} | {"scenes": 0},
+        )
+        cam["scenes"] += 1
+    return list(cameras.values())
 
 
 def _fmt_size(sz: dict | None) -> str:

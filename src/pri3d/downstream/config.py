@@ -14,6 +14,7 @@ from pri3d.engine.amp import AMP_MODES
 from pri3d.engine.distributed import check_device
 from pri3d.engine.optim import OptimConfig
 from pri3d.errors import ConfigError
+from pri3d.models.resnet_unet import ARCHS
 
 __all__ = ["DataConfig", "ModelConfig", "OptimConfig", "TrainConfig", "FinetuneConfig", "TASKS"]
 
@@ -157,6 +158,8 @@ class FinetuneConfig:
     def validate(self) -> None:
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.model.arch not in ARCHS:
+            raise ConfigError(f"model.arch must be one of {', '.join(ARCHS)}, got {self.model.arch!r}")
         heads = {"semseg": ("unet", "deeplabv3"), "detect": ("maskrcnn",)}[self.task]
         if self.model.head == "":
             self.model.head = heads[0]

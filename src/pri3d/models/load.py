@@ -23,13 +23,15 @@ def load_unet(
         arch, feature_dim: needed for a file only when it does not record them.
         what: the read-out's name, for error messages (e.g. ``"eval-matching"``).
 
-    Raises :class:`~pri3d.errors.DataError` naming the file when it is missing, unreadable or not a
-    whole UNet.
+    Raises (each naming the file, none re-wrapped as another class) :class:`~pri3d.errors.CheckpointError`
+    when it is missing, unreadable or from a run that has not finished; :class:`~pri3d.errors.DataError`
+    when it is not a whole UNet; :class:`~pri3d.errors.InitError` when its weights do not fit the network
+    or a baseline's weights cannot be had (``imagenet`` offline).
     """
     from pri3d.engine.checkpoint import load_checkpoint
     from pri3d.engine.run_dir import require_finished
     from pri3d.engine.seed import seed_everything
-    from pri3d.errors import CheckpointError, DataError, InitError
+    from pri3d.errors import DataError
     from pri3d.models.init import init_encoder, load_backbone
     from pri3d.models.resnet_unet import ARCHS, OFFICIAL_FEATURE_DIM, ResNetUNet
 
@@ -39,16 +41,10 @@ def load_unet(
         arch = arch or "resnet50"
         seed_everything(seed)
         model = ResNetUNet(arch, feature_dim or OFFICIAL_FEATURE_DIM[arch])
-        try:
-            desc = init_encoder(model.encoder, checkpoint, arch)
-        except InitError as e:
-            raise DataError(str(e)) from e
+        desc = init_encoder(model.encoder, checkpoint, arch)  # InitError: e.g. imagenet weights offline
         return model, None, f"{arch} at initialisation ({desc}, random decoder)"
-    try:
-        require_finished(checkpoint)  # never an earlier run's backbone.pth beside a newer run that died
-        obj = load_checkpoint(checkpoint)
-    except CheckpointError as e:
-        raise DataError(str(e)) from e
+    require_finished(checkpoint)  # never an earlier run's backbone.pth beside a newer run that died
+    obj = load_checkpoint(checkpoint)  # CheckpointError: missing, unreadable
     if obj.get("format") not in ("pri3d-pretrain", "pri3d-unet", "pri3d-finetune") or "backbone" not in obj:
         raise DataError(
             f"{checkpoint}: not a pri3d checkpoint or backbone file (format {obj.get('format')!r}); "
@@ -59,10 +55,7 @@ def load_unet(
     if not arch or not fd:
         raise DataError(f"{checkpoint}: the file does not say its arch/feature_dim; pass --arch and --feature-dim")
     model = ResNetUNet(arch, int(fd))
-    try:
-        load_backbone(model, checkpoint)
-    except InitError as e:
-        raise DataError(str(e)) from e
+    load_backbone(model, checkpoint)  # InitError names the file and the keys that do not fit
     res = None
     cfg = obj.get("config") or {}
     if obj.get("resolution"):  # backbone.pth records the training resolution

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 
 from pri3d.data.splits import Split, resolve_split
 from pri3d.engine.seed import derive_seed
-from pri3d.errors import DataError
+from pri3d.errors import ConfigError, DataError
 from pri3d.geometry.camera import backproject_depth, scale_intrinsics
 from pri3d.geometry.correspondences import resample_depth, view_correspondences
 from pri3d.geometry.voxels import crop_voxels, pixel_voxel_correspondences
@@ -395,10 +395,11 @@ class StepBatchSampler:
         steps: int = 1,
     ):
         if num_items < 1:
-            raise ValueError("no items to sample from")
+            raise DataError("no training pairs to sample from")
         if batch_size % (world_size * accumulate):
-            raise ValueError(
-                f"batch size {batch_size} is not divisible by world size {world_size} x accumulation {accumulate}"
+            raise ConfigError(
+                f"train.batch_size {batch_size} does not split into {world_size} process(es) x train.accumulate "
+                f"{accumulate} equal micro-batches: use a multiple of {world_size * accumulate}"
             )
         self.n = num_items
         self.batch_size = batch_size

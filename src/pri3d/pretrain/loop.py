@@ -54,7 +54,7 @@ from pri3d.engine.logging import MetricLogger
 from pri3d.engine.optim import build_optimizer, lr_at, set_lr
 from pri3d.engine.run_dir import check_resume_data, check_run_dir, mark_done, start_run
 from pri3d.engine.seed import seed_everything, worker_init_fn
-from pri3d.errors import CheckpointError, ConfigError, InitError, TrainingError
+from pri3d.errors import CheckpointError, ConfigError, TrainingError
 from pri3d.models.init import init_encoder
 from pri3d.pairs.store import PreparedData
 from pri3d.pretrain.config import PretrainConfig
@@ -232,11 +232,8 @@ def _setup(cfg: PretrainConfig, info: DistInfo, resume: bool, overwrite: bool = 
     seed_everything(T.seed)  # same initial weights on every rank
     method = spec.build_method(cfg)
     init_desc = "resumed"
-    if state is None:
-        try:
-            init_desc = init_encoder(method.backbone.encoder, cfg.model.init, cfg.model.arch)
-        except InitError as e:
-            raise ConfigError(str(e)) from e
+    if state is None:  # an InitError (a Pri3dError: one line in the CLI) names the init that failed
+        init_desc = init_encoder(method.backbone.encoder, cfg.model.init, cfg.model.arch)
     method.to(dev)
     if cfg.model.channels_last:
         method.backbone.to(memory_format=torch.channels_last)

@@ -307,8 +307,22 @@ def render_frame(
     flat_pid = pid.reshape(-1)
     ao = _screen_ao(t, p.ao_strength).reshape(-1) if p.ao_strength > 0 else np.ones(t.size, f32)
     rad = _shade(cs, X, normal, alb, ks, shin, emis, view, flat_pid == 4, ao).reshape(H, W, 3)
+    color = _camera(rad, rng, p)
+    z = _depth_sensor(t, normal, view, alb, ks, drop, rng, p)
+    return FrameRender(
+        color=color,
+        depth=z.astype(np.float32),
+        depth_true=t,
+        label=cs.labels[pid],
+        instance=cs.instances[pid],
+    )
 
-    # --- camera: auto-exposure (with jitter), white balance, vignetting, noise, sRGB
+
+def _camera(rad: np.ndarray, rng: np.random.Generator, p: RenderParams) -> np.ndarray:
+    """``(H, W, 3)`` linear radiance -> ``(H, W, 3)`` uint8 sRGB: auto-exposure (with jitter), white
+    balance, vignetting, lens blur, shot and read noise, a soft highlight shoulder."""
+    H, W = rad.shape[:2]
+    f32 = np.float32
     lum = f32(0.2126) * rad[..., 0] + f32(0.7152) * rad[..., 1] + f32(0.0722) * rad[..., 2]
     key = f32(0.2)
     exposure = key / max(float(np.mean(np.clip(lum, 0, 4))), 1e-3)
@@ -329,9 +343,15 @@ def render_frame(
         img = img + std * rng.standard_normal(img.shape, dtype=f32)
     # soft shoulder so highlights roll off instead of clipping hard
     img = np.where(img > 0.8, f32(0.8) + f32(0.2) * np.tanh((img - f32(0.8)) / f32(0.2)), img)
-    color = np.round(linear_to_srgb(img) * 255).astype(np.uint8)
+    return np.round(linear_to_srgb(img) * 255).astype(np.uint8)
 
-    # --- depth sensor
+
+def _depth_sensor(t, normal, view, alb, ks, drop, rng: np.random.Generator, p: RenderParams) -> np.ndarray:
+    """``(H, W)`` true depth -> ``(H, W)`` sensor depth (metres, 0 = no reading): noise growing
+    with distance and incidence, holes (grazing angles, dark or shiny surfaces, glass, depth edges,
+    speckle), the range cut-off and mm quantisation."""
+    H, W = t.shape
+    f32 = np.float32
     z = t.copy()
     if p.noise:
         cos_inc = np.abs(normal[:, 0] * view[0] + normal[:, 1] * view[1] + normal[:, 2] * view[2]).reshape(H, W)
@@ -356,10 +376,4 @@ def render_frame(
     z[(t < p.min_depth) | (t > p.max_depth)] = 0
     z = np.round(z * 1000.0) / 1000.0
     z[(z < p.min_depth) | (z > p.max_depth) | ~np.isfinite(z)] = 0
-    return FrameRender(
-        color=color,
-        depth=z.astype(np.float32),
-        depth_true=t,
-        label=cs.labels[pid],
-        instance=cs.instances[pid],
-    )
+    return z

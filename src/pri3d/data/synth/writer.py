@@ -392,14 +392,34 @@ def generate(
     if materials not in MATERIAL_MODES:
         raise ConfigError(f"materials must be one of {', '.join(MATERIAL_MODES)}, got {materials!r}")
     wanted = _settings(seed, (H, W), n_frames, params, materials)
+    ids = scene_ids(n_scenes)
+    todo, kept = _scenes_to_write(out, ids, wanted)
 
+    # --- all checks passed: clean up unfinished scenes and go
+    tasks = _start_scenes(out, ids, todo, seed, n_frames, (H, W), params, materials)
+
+    def finish(index: int) -> None:
+        tmp = out / f".tmp-{ids[index]}"
+        meta = _scene_meta(seed, index, n_frames, (H, W), params, materials)
+        atomic_write_text(tmp / "meta.json", _dumps(meta) + "\n")
+        os.rename(tmp, out / ids[index])
+
+    _run_tasks(tasks, workers, len(todo) * n_frames, progress, finish)
+    _write_dataset_meta(out, ids, wanted)
+    preview_path = write_preview(out, ids, n_frames, out / "preview.png", params.max_depth) if preview else None
+    return _summary(out, ids, len(todo), len(kept), n_frames, (H, W), workers, t_start, preview_path)
+
+
+def _scenes_to_write(out: Path, ids: list[str], wanted: dict) -> tuple[list[int], list[str]]:
+    """``(indices of the scenes to generate, ids of the finished scenes kept)``. Raises :class:`DataError`
+    when the dataset or a finished scene in ``out`` was made with other settings, when ``out`` holds
+    something else, or when a scene folder is not a finished scene."""
     meta_path = out / "meta.json"
     if meta_path.exists():
         msg = _mismatch(meta_path, _read_json(meta_path), wanted)
         if msg:
             raise DataError(msg)
     _refuse_foreign(out)
-    ids = scene_ids(n_scenes)
     todo, kept = [], []
     for i, sid in enumerate(ids):
         d = out / sid
@@ -415,10 +435,17 @@ def generate(
         if msg:
             raise DataError(msg)
         kept.append(sid)
+    return todo, kept
 
-    # --- all checks passed: clean up unfinished scenes and go
+
+def _start_scenes(
+    out: Path, ids: list[str], todo: list[int], seed: int, n_frames: int, resolution, params, materials: str
+) -> list[tuple]:
+    """Remove unfinished scenes (``.tmp-*``), create the temp folder of each scene to generate (with its
+    intrinsics) and return the worker tasks: chunks of :data:`FRAMES_PER_TASK` frames, then the surface."""
     for p in sorted(out.glob(".tmp-scene*")):
         shutil.rmtree(p)
+    H, W = resolution
     tasks = []
     for i in todo:
         tmp = out / f".tmp-{ids[i]}"
@@ -444,17 +471,18 @@ def generate(
                 )
             )
         tasks.append(("surface", seed, i, n_frames, str(tmp), materials))
-    remaining = {i: sum(1 for t in tasks if t[2] == i) for i in todo}
+    return tasks
 
-    def finish(index: int) -> None:
-        tmp = out / f".tmp-{ids[index]}"
-        meta = _scene_meta(seed, index, n_frames, (H, W), params, materials)
-        atomic_write_text(tmp / "meta.json", _dumps(meta) + "\n")
-        os.rename(tmp, out / ids[index])
 
+def _run_tasks(tasks: list[tuple], workers: int, frames: int, progress: bool, finish) -> None:
+    """Run the tasks here (one worker) or in a pool of spawned processes; ``finish(index)`` is called here
+    once all tasks of scene ``index`` are done."""
     from tqdm import tqdm
 
-    bar = tqdm(total=len(todo) * n_frames, unit="frame", desc="pri3d synth", disable=not progress, dynamic_ncols=True)
+    remaining: dict[int, int] = {}
+    for task in tasks:
+        remaining[task[2]] = remaining.get(task[2], 0) + 1
+    bar = tqdm(total=frames, unit="frame", desc="pri3d synth", disable=not progress, dynamic_ncols=True)
     try:
         if workers == 1 or len(tasks) <= 1:
             results = map(_run_task, tasks)
@@ -478,6 +506,9 @@ def generate(
         bar.close()
         _CACHE.clear()
 
+
+def _write_dataset_meta(out: Path, ids: list[str], wanted: dict) -> None:
+    """``splits/train.txt``, ``splits/val.txt`` and the dataset's ``meta.json``."""
     train, val = split_scene_ids(ids)
     (out / "splits").mkdir(exist_ok=True)
     atomic_write_text(out / "splits" / "train.txt", "\n".join(train) + "\n")
@@ -485,7 +516,7 @@ def generate(
     dataset_meta = {
         **wanted,
         "scenes": ids,
-        "room_types": [ROOM_TYPES[i % len(ROOM_TYPES)] for i in range(n_scenes)],
+        "room_types": [ROOM_TYPES[i % len(ROOM_TYPES)] for i in range(len(ids))],
         "splits": {"train": train, "val": val},
         "classes": {str(k): v for k, v in CLASSES.items()},
         "scannet20_ids": list(SCANNET20_IDS),
@@ -493,15 +524,21 @@ def generate(
         "layout": "ScanNet exported frames (color/ depth/ pose/ label/ instance/ intrinsic/), surface.ply",
         "depth_scale": 1000.0,
     }
-    atomic_write_text(meta_path, _dumps(dataset_meta) + "\n")
-    preview_path = write_preview(out, ids, n_frames, out / "preview.png", params.max_depth) if preview else None
+    atomic_write_text(out / "meta.json", _dumps(dataset_meta) + "\n")
 
+
+def _summary(
+    out: Path, ids: list[str], generated: int, kept: int, n_frames: int, resolution, workers: int, t_start, preview
+) -> dict:
+    """:func:`generate`'s summary dict, with its one-line ``message``."""
+    H, W = resolution
+    n_scenes = len(ids)
     extra = sorted(p.name for p in out.glob("scene*_00") if p.is_dir() and p.name not in set(ids))
     seconds = time.perf_counter() - t_start
-    written = len(todo) * n_frames
+    written = generated * n_frames
     fps = written / seconds if written else 0.0
     msg = (
-        f"pri3d synth: {n_scenes} scenes ({len(todo)} generated, {len(kept)} kept) x {n_frames} frames at "
+        f"pri3d synth: {n_scenes} scenes ({generated} generated, {kept} kept) x {n_frames} frames at "
         f"{H}x{W} -> {out} in {seconds:.1f} s ({fps:.1f} frames/s, {workers} worker{'s' * (workers > 1)})"
     )
     if extra:
@@ -509,14 +546,14 @@ def generate(
     return {
         "out_dir": str(out),
         "scenes": n_scenes,
-        "generated": len(todo),
-        "kept": len(kept),
+        "generated": generated,
+        "kept": kept,
         "frames_per_scene": n_frames,
         "frames_written": written,
         "resolution": [H, W],
         "workers": workers,
         "seconds": round(seconds, 3),
         "frames_per_second": round(fps, 3),
-        "preview": str(preview_path) if preview_path else None,
+        "preview": str(preview) if preview else None,
         "message": msg,
     }
