@@ -148,10 +148,11 @@ def _labelled_data(cfg: ExperimentConfig, dirs: dict) -> tuple[Path, str | None]
     return Path(dirs["data"]), cfg.data.format
 
 
-def probe_inits(cfg: ExperimentConfig, dirs: dict) -> dict[str, str]:
-    """The weights each row's probe reads (first pre-training seed): ``scratch`` / ``imagenet`` or a file."""
+def probe_inits(cfg: ExperimentConfig, dirs: dict, methods: list[str] | None = None) -> dict[str, str]:
+    """The weights each row's probe reads (first pre-training seed): ``scratch`` / ``imagenet`` or a file;
+    for ``methods`` (default: the config's)."""
     inits = {}
-    for m in cfg.methods:
+    for m in methods or cfg.methods:
         if m in ("scratch", "imagenet"):
             inits[m] = m
         elif m in dirs["pretrain"]:
@@ -183,11 +184,14 @@ def _probe_examples(cfg, method, init, data_path, data_format, fraction, seed, r
     return r["examples"], r["num_classes"], desc, refs
 
 
-def probe_segmentation_figure(cfg: ExperimentConfig, dirs: dict, n: int = 3) -> tuple[np.ndarray, dict]:
+def probe_segmentation_figure(
+    cfg: ExperimentConfig, dirs: dict, methods: list[str] | None = None, n: int = 3
+) -> tuple[np.ndarray, dict]:
     """Rows: validation frames (evenly spaced over the validation scenes); columns: image, ground truth,
-    then each row's probe prediction. Each probe is refitted as the table's cell of the lowest label
-    fraction and the first seed fits it (:func:`pri3d.experiment.cells.probe_setup`: the same labelled
-    frames, pixels and head), then predicts the picked frames."""
+    then the probe prediction of each of ``methods`` (default: the config's). Each probe is refitted as
+    the table's cell of the lowest label fraction and the first seed fits it
+    (:func:`pri3d.experiment.cells.probe_setup`: the same labelled frames, pixels and head), then predicts
+    the picked frames."""
     from pri3d.downstream.classes import IGNORE_INDEX
     from pri3d.pretrain.data import resize_color
     from pri3d.viz import colorize_labels, hstack, vstack
@@ -198,7 +202,7 @@ def probe_segmentation_figure(cfg: ExperimentConfig, dirs: dict, n: int = 3) -> 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the probe cells in their pool (jobs > 1): seconds a fit, and the same head
     try:
-        for m, init in probe_inits(cfg, dirs).items():
+        for m, init in probe_inits(cfg, dirs, methods).items():
             cols[m], k, info["backbones"][m], refs = _probe_examples(
                 cfg, m, init, data_path, data_format, fraction, seed, refs, n, info
             )
@@ -522,7 +526,8 @@ def run_demo(out="pri3d-demo", overrides: list[str] | None = None, log=print) ->
     features = None
     if cfg.probe.enabled:  # the table's readout: the picture shows the probe's own predictions
         t_fig = time.time()
-        fig, info = probe_segmentation_figure(cfg, dirs)
+        probed = list(dict.fromkeys(c["method"] for c in results["probe"]["val"]["cells"]))  # not a skipped one
+        fig, info = probe_segmentation_figure(cfg, dirs, probed)
         pictures["segmentation"] = save_png(report_dir / "segmentation.png", fig)
         features = info.get("features")
         captions["segmentation"] = (
