@@ -1,10 +1,11 @@
 """``pri3d demo``: the whole pipeline on the embedded synthetic data, with a report.
 
-It runs the experiment in ``pri3d/presets/experiment/demo.yaml`` (synth -> prepare -> Pri3D
-view+geo pre-training of a ResNet-18 at low resolution -> semantic segmentation at a 20 % label
-fraction from the Pri3D weights and from scratch -> evaluation), then draws the pictures and writes
-``OUT/report/report.md``. Every stage is a cached experiment cell, so a re-run only redoes what
-changed (pictures are redrawn; they take seconds).
+It runs the experiment in ``pri3d/presets/experiment/demo.yaml`` (synth -> prepare -> a MoCoV2 Stage-I
+init -> Pri3D view on top of it -> the frozen-feature semantic-segmentation probe of every row, random
+init included, at a 20 % label fraction over several probe seeds, beside the floor of the same frames;
+fine-tuning when ``finetune.enabled``), then draws the pictures and writes ``OUT/report/report.md``.
+Every stage is a cached experiment cell, so a re-run only redoes what changed (pictures are redrawn;
+the probe's segmentation picture refits one probe per row, seconds each).
 """
 
 from __future__ import annotations
@@ -138,9 +139,162 @@ def segmentation_figure(runs: dict[str, Path], n: int = 3) -> np.ndarray:
     return vstack(rows)
 
 
-def slice_summary(cfg: ExperimentConfig, results: dict) -> list[str]:
-    """What this run measured (each row against scratch at the lowest label fraction) and what a slice of
-    this size can and cannot show."""
+def _labelled_data(cfg: ExperimentConfig, dirs: dict) -> tuple[Path, str | None]:
+    """The labelled dataset the readouts fit and score on: ``data.finetune_path``, else the experiment's."""
+    if cfg.data.finetune_path:
+        from pri3d.experiment.config import resolve_path
+
+        return resolve_path(cfg.base_dir, cfg.data.finetune_path), cfg.data.finetune_format
+    return Path(dirs["data"]), cfg.data.format
+
+
+def probe_inits(cfg: ExperimentConfig, dirs: dict, methods: list[str] | None = None) -> dict[str, str]:
+    """The weights each row's probe reads (first pre-training seed): ``scratch`` / ``imagenet`` or a file;
+    for ``methods`` (default: the config's)."""
+    inits = {}
+    for m in methods or cfg.methods:
+        if m in ("scratch", "imagenet"):
+            inits[m] = m
+        elif m in dirs["pretrain"]:
+            inits[m] = _done(dirs["pretrain"][m])["backbone"]
+    return inits
+
+
+def _probe_examples(cfg, method, init, data_path, data_format, fraction, seed, refs, n, info):
+    """One row's probe, fitted as its table cell, and its predictions on ``refs`` (the validation frames
+    the picture shows; picked here, evenly spaced, when None): ``(examples, classes, backbone, refs)``."""
+    from pri3d.experiment.cells import probe_setup
+    from pri3d.probe.frames import FrameSet
+    from pri3d.probe.semseg import probe_semseg
+
+    fcfg, task, fit, extractor, desc = probe_setup(cfg, method, init, data_path, data_format, fraction, seed)
+    if refs is None:
+        val = list(task.dataset("val", split=fcfg.data.val_split, progress=False).index)
+        refs = [val[i] for i in sorted(set(np.linspace(0, len(val) - 1, n + 2)[1:-1].round().astype(int)))]
+        info.update(features=extractor.describe(), frames=[f"{sc.scene_id}/{fid}" for sc, fid in refs])
+    r = probe_semseg(
+        extractor,
+        fit,
+        FrameSet(data_path, refs, "picture frames"),
+        label_set=fcfg.data.label_set,
+        pixels_per_frame=cfg.probe.pixels_per_frame,
+        seed=seed,
+        keep=len(refs),
+    )
+    return r["examples"], r["num_classes"], desc, refs
+
+
+def probe_segmentation_figure(
+    cfg: ExperimentConfig, dirs: dict, methods: list[str] | None = None, n: int = 3
+) -> tuple[np.ndarray, dict]:
+    """Rows: validation frames (evenly spaced over the validation scenes); columns: image, ground truth,
+    then the probe prediction of each of ``methods`` (default: the config's). Each probe is refitted as
+    the table's cell of the lowest label fraction and the first seed fits it
+    (:func:`pri3d.experiment.cells.probe_setup`: the same labelled frames, pixels and head), then predicts
+    the picked frames."""
+    from pri3d.downstream.classes import IGNORE_INDEX
+    from pri3d.pretrain.data import resize_color
+    from pri3d.viz import colorize_labels, hstack, vstack
+
+    fraction, seed = min(cfg.fractions), cfg.seeds[0]
+    data_path, data_format = _labelled_data(cfg, dirs)
+    cols, refs, info = {}, None, {"fraction": fraction, "seed": seed, "backbones": {}}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the probe cells in their pool (jobs > 1): seconds a fit, and the same head
+    try:
+        for m, init in probe_inits(cfg, dirs, methods).items():
+            cols[m], k, info["backbones"][m], refs = _probe_examples(
+                cfg, m, init, data_path, data_format, fraction, seed, refs, n, info
+            )
+    finally:
+        torch.set_num_threads(threads)
+    rows = []
+    for i in range(len(refs)):
+        ex = next(iter(cols.values()))[i]
+        gt = ex["gt"]
+        row = [resize_color(ex["color"], gt.shape), colorize_labels(gt, k, ignore_index=IGNORE_INDEX)]
+        for examples in cols.values():
+            pred = examples[i]["pred"].copy()
+            pred[gt == IGNORE_INDEX] = IGNORE_INDEX  # unlabelled pixels are not scored: show them black
+            row.append(colorize_labels(pred, k, ignore_index=IGNORE_INDEX))
+        rows.append(hstack(row))
+    return vstack(rows), info
+
+
+def _verdict(deltas: list[float]) -> str:
+    """Whether per-seed paired differences (x100) support a difference: the mean beyond the spread of the
+    differences and every seed on the same side."""
+    from pri3d.experiment.report import mean_std
+
+    m, sd = mean_std(deltas)
+    per = ", ".join(f"{d:+.1f}" for d in deltas)
+    txt = f"{m:+.1f} ± {sd:.1f} (per seed {per})"
+    if len(deltas) < 2:
+        return f"{txt}: one seed, no spread to judge it by"
+    if abs(m) > sd and (all(d > 0 for d in deltas) or all(d < 0 for d in deltas)):
+        return f"{txt}: {'above' if m > 0 else 'below'} on every seed, by more than the seed spread"
+    return f"{txt}: within the seed spread, not separated by this run"
+
+
+def _floors(results: dict, fraction: float) -> list[dict]:
+    """The floor cells on the validation frames at ``fraction`` (one per seed)."""
+    return [e for e in (results.get("floors") or {}).get("val", []) if e["fraction"] == fraction]
+
+
+def _floor_line(cfg: ExperimentConfig, results: dict) -> list[str]:
+    """The floor of the table, in one line (mean ± std over seeds, the table's x100 scale)."""
+    from pri3d.experiment.report import mean_std
+
+    floors = _floors(results, min(cfg.fractions))
+    if not floors:
+        return []
+    maj, sd_maj = mean_std([100 * e["majority"] for e in floors])
+    lk, sd_lk = mean_std([100 * e["lookup"] for e in floors])
+    return [
+        f"the floor (no learning; the same validation frames, fitted on each seed's labelled frames): majority "
+        f"class ({floors[0]['majority_class']}) {maj:.1f} ± {sd_maj:.1f}, position + colour lookup "
+        f"{lk:.1f} ± {sd_lk:.1f} mIoU"
+    ]
+
+
+def _probe_lines(cfg: ExperimentConfig, results: dict) -> list[str]:
+    """The probe table's rows against random init, Stage I alone and the floor of the same frames."""
+    from pri3d.experiment import method_label
+
+    block = (results.get("probe") or {}).get("val")
+    if not block:
+        return []
+    f = min(cfg.fractions)
+    cells = [c for c in block["cells"] if c["fraction"] == f]
+    score = {(c["method"], c["seed"]): 100 * c["results"]["final"]["value"] for c in cells}
+    summ = block["summary"]
+    out = []
+    lookup = {e["seed"]: 100 * e["lookup"] for e in _floors(results, f)}
+    for m in cfg.methods:
+        s = summ.get(m, {}).get(f)
+        if s is None:
+            continue
+        row = f"probe, {method_label(cfg, m)}{' (random init)' if m == 'scratch' else ''}"
+        line = f"measured here: {row} {100 * s['mean']:.1f} ± {100 * s['std']:.1f} mIoU over seeds {cfg.seeds}"
+        vs_floor = [score[(m, sd)] - lookup[sd] for sd in cfg.seeds if (m, sd) in score and sd in lookup]
+        if vs_floor:
+            line += f"; against the lookup floor, paired by seed: {_verdict(vs_floor)}"
+        out.append(line)
+    pairs = [(m, cfg.reference) for m in cfg.methods if m != cfg.reference]
+    st = cfg.pretrain.stage1
+    if st in cfg.methods:
+        pairs += [(m, st) for m in cfg.methods if m not in (st, cfg.reference, "imagenet")]
+    for m, ref in pairs:
+        d = [score[(m, sd)] - score[(ref, sd)] for sd in cfg.seeds if (m, sd) in score and (ref, sd) in score]
+        if d:
+            ref_label = method_label(cfg, ref) + (" (random init)" if ref == "scratch" else "")
+            out.append(f"probe, {method_label(cfg, m)} minus {ref_label}, paired by seed: {_verdict(d)}")
+    return out
+
+
+def _finetune_lines(cfg: ExperimentConfig, results: dict) -> list[str]:
+    """Each fine-tuned row against the reference at the lowest label fraction (when fine-tuning ran), on
+    the table's x100 scale, with the paired differences judged against their spread."""
     from pri3d.experiment import method_label
 
     f, summ = min(cfg.fractions), results.get("summary_final", {})
@@ -148,27 +302,88 @@ def slice_summary(cfg: ExperimentConfig, results: dict) -> list[str]:
     out = []
     for m in cfg.methods:
         v = summ.get(m, {}).get(f, {}).get("mean")
-        if m != cfg.reference and v is not None and ref is not None:
-            # the same scale as the table (scores are fractions, the table shows them x100)
-            out.append(
-                f"measured here: {method_label(cfg, m)} {100 * v:.1f} vs {method_label(cfg, cfg.reference)} "
-                f"{100 * ref:.1f} {cfg.finetune.metric} ({100 * (v - ref):+.1f}) at {f * 100:g} % of the labels"
-            )
+        if m == cfg.reference or v is None or ref is None:
+            continue
+        deltas = results.get("paired_final", {}).get(m, {}).get(f, {}).get("deltas", [])
+        out.append(
+            f"measured here: fine-tuning, {method_label(cfg, m)} {100 * v:.1f} vs {method_label(cfg, cfg.reference)} "
+            f"{100 * ref:.1f} {cfg.finetune.metric} at {f * 100:g} % of the labels (mean over seeds {cfg.seeds}); "
+            f"paired by seed: {_verdict([100 * d for d in deltas])}"
+        )
+    return out
+
+
+def slice_summary(cfg: ExperimentConfig, results: dict) -> list[str]:
+    """What this run measured (the probe table against random init, Stage I alone and the floor; the
+    fine-tuning table when it ran) and what a slice of this size can and cannot show."""
     from pri3d.data.synth import split_scene_ids
 
+    out = _floor_line(cfg, results) + _probe_lines(cfg, results) + _finetune_lines(cfg, results)
     n = cfg.data.synth.scenes
     n_val = len(split_scene_ids([str(i) for i in range(n)])[1]) if n > 1 else None
+    scenes = f"{n_val} validation scene{'s' if n_val > 1 else ''}" if n_val else "the validation scenes"
+    readout = "a linear probe on frozen features" if cfg.probe.enabled else "fine-tuning"
+    if len(cfg.pretrain.seeds) == 1:
+        spread = (
+            "Each pre-trained row is one pre-training run, so the spread over seeds covers the labelled subset and "
+            "the readout's own randomness, not pre-training"
+        )
+    else:
+        spread = f"The seeds are paired with {len(cfg.pretrain.seeds)} pre-training seeds {cfg.pretrain.seeds}"
+    no_ft = "" if cfg.finetune.enabled else "; fine-tuning, the paper's readout, is off here (`finetune.enabled=true`)"
     out += [
-        "it shows: the whole pipeline (scans -> pairs -> Stage-I init -> Pri3D -> fine-tuning) runs on this "
-        "machine, what each stage costs, and whether pre-training improved label-free matching on held-out scenes",
-        f"it cannot show: whether one row is better than another. With {len(cfg.seeds)} seed(s), "
-        f"{'about ' + str(n_val) + ' validation scenes' if n_val else 'the validation scenes'} and short "
-        "pre-training, differences of a few mIoU are within the seed-to-seed spread",
-        "the full protocol (more unlabelled scans, every method, 3 seeds, a test set of its own seed) is "
-        "`pri3d experiment --config configs/synthetic-cpu.yaml`; its table and wall time are in the README "
-        "(Results on the embedded benchmark)",
+        "it shows: the whole pipeline (scans -> pairs -> Stage-I init -> Pri3D -> readout) runs on this machine, "
+        f"what each stage costs, whether pre-training improved label-free matching on held-out scenes, and how "
+        f"{readout} ranks the rows on {scenes}, with the spread over seeds {cfg.seeds}",
+        f"it cannot show: the paper's comparison at scale (short pre-training, {scenes}). {spread}; a "
+        f"difference within the spread is no difference{no_ft}",
+        "the full protocol (more unlabelled scans, every method, 2 pre-training seeds, probe and fine-tuning, a test "
+        "set of its own seed) is `pri3d experiment --config configs/synthetic-cpu.yaml`; its table and wall time "
+        "are in the README (Results on the embedded benchmark)",
     ]
     return out
+
+
+def readout_lines(cfg: ExperimentConfig, features: str | None) -> list[str]:
+    """What the table's readout is, in words (the probe: frozen backbone, which features, linear head)."""
+    lines = []
+    if cfg.probe.enabled:
+        lines += [
+            "**Frozen-feature probe** (`pri3d.probe`): every row's backbone (a "
+            "ResNet UNet) is frozen: eval mode, no weight changes. Per-pixel features: the UNet's output "
+            "(decoder) and its four encoder stages"
+            + (f", {features}" if features else "")
+            + " (see `pri3d/probe/features.py`). A linear head (multinomial logistic regression on "
+            "standardised channels, full-batch L-BFGS) is fitted on "
+            f"{cfg.probe.pixels_per_frame} labelled pixels drawn per frame of each seed's labelled "
+            f"{min(cfg.fractions) * 100:g} % of the training frames, and scored by mIoU on every labelled pixel "
+            "of the validation frames at the label maps' resolution.",
+            "The Scratch row is the same network at random initialisation, read out the same way. The seed "
+            f"({cfg.seeds}) draws the labelled subset and the fit pixels; "
+            + (
+                "the backbones are the same for every seed (one pre-training run per row)."
+                if len(cfg.pretrain.seeds) == 1
+                else f"seed number i reads the weights of pre-training seed {cfg.pretrain.seeds}[i mod "
+                f"{len(cfg.pretrain.seeds)}]."
+            ),
+        ]
+    if cfg.finetune.enabled:
+        lines.append(
+            f"**Fine-tuning** (the paper's readout): the whole network trained on the labelled frames "
+            f"(`{cfg.finetune.preset}` {' '.join(cfg.finetune.overrides)}), final-epoch mIoU."
+        )
+    else:
+        lines.append(
+            "Fine-tuning (the paper's readout) is off in the demo (`finetune.enabled: false`; see "
+            "`demo.yaml` for why); `pri3d demo finetune.enabled=true` adds it."
+        )
+    if cfg.finetune.task == "semseg" and cfg.finetune.floors:
+        lines.append(
+            "**The floor**: no learning, on the same validation frames: the majority class of each seed's "
+            "labelled pixels, and a lookup table keyed on image position and coarse colour fitted on the same "
+            "labelled frames. A row at or below it does no better than image position and colour alone."
+        )
+    return lines
 
 
 def _fmt_s(s) -> str:
@@ -176,17 +391,32 @@ def _fmt_s(s) -> str:
 
 
 def write_report(
-    cfg: ExperimentConfig, results: dict, out: Path, pictures: dict, timings: dict, notes: list[str]
+    cfg: ExperimentConfig,
+    results: dict,
+    out: Path,
+    pictures: dict,
+    timings: dict,
+    notes: list[str],
+    features: str | None = None,
+    captions: dict | None = None,
 ) -> Path:
-    """``out/report.md``: the experiment's table, what this slice can and cannot show, the settings,
-    the timings, the pre-training table and the pictures."""
+    """``out/report.md``: the readout in words, the experiment's tables (fine-tuning when it ran, the probe,
+    the floor), what this slice can and cannot show, the settings, the timings, the pre-training table and
+    the pictures. ``features``: the probe's feature description (the extractor's ``describe()``);
+    ``captions``: picture captions replacing the default ones."""
     out.mkdir(parents=True, exist_ok=True)
     table = (Path(cfg.out) / "table.md").read_text() if (Path(cfg.out) / "table.md").is_file() else ""
     s = cfg.data.synth
+    readout = "a linear probe on frozen features" if cfg.probe.enabled else "fine-tuning"
     lines = [
         "# pri3d demo report",
         "",
-        "Pri3D pre-training on the embedded synthetic RGB-D data, then semantic segmentation with few labels.",
+        "Pri3D pre-training on the embedded synthetic RGB-D data, then semantic segmentation with few labels, "
+        f"read out by {readout}.",
+        "",
+        "## The readout",
+        "",
+        *[f"- {line}" for line in readout_lines(cfg, features)],
         "",
         table,
         "",
@@ -206,7 +436,14 @@ def write_report(
         + ", evaluation on the held-out `splits/val.txt` scenes",
         f"- prepare: {cfg.prepare or 'defaults'}",
         f"- pre-training: preset `{cfg.pretrain.preset}` {' '.join(cfg.pretrain.overrides)}",
-        f"- fine-tuning: {cfg.finetune.task}, preset `{cfg.finetune.preset}` {' '.join(cfg.finetune.overrides)}",
+        f"- labelled frames and resolution (probe and fine-tuning): preset `{cfg.finetune.preset}` "
+        f"{' '.join(cfg.finetune.overrides)}",
+        (
+            f"- probe: {cfg.probe.pixels_per_frame} fit pixels per labelled frame"
+            if cfg.probe.enabled
+            else "- probe: off"
+        ),
+        f"- fine-tuning: {cfg.finetune.task}" if cfg.finetune.enabled else "- fine-tuning: off",
         f"- methods {cfg.methods}, label fractions {cfg.fractions}, seeds {cfg.seeds}",
         "",
         "## Timings",
@@ -221,15 +458,15 @@ def write_report(
 
         lines += ["", "## Pre-training", "", pretrain_table(pre)]
     lines += ["", "## Pictures", ""]
-    captions = {
-        "curve": "Data efficiency: mIoU against the fraction of training labels.",
+    default_captions = {
+        "curve": "Data efficiency (fine-tuning): mIoU against the fraction of training labels.",
         "features": "Pre-trained features (PCA to RGB). Columns: image, randomly initialised network (scratch), "
         f"Pri3D {pri3d_method(cfg.methods)}.",
         "correspondences": "Pixel correspondences of a mined pair (reprojection + depth test, as pre-training uses).",
         "segmentation": "Validation frames. Columns: image, ground truth, scratch, Pri3D (black = unlabelled).",
-    }
+    } | (captions or {})
     for key, path in pictures.items():
-        lines += [f"### {key}", "", captions.get(key, ""), "", f"![{key}]({Path(path).name})", ""]
+        lines += [f"### {key}", "", default_captions.get(key, ""), "", f"![{key}]({Path(path).name})", ""]
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     report = out / "report.md"
@@ -239,6 +476,7 @@ def write_report(
 
 def run_demo(out="pri3d-demo", overrides: list[str] | None = None, log=print) -> Path:
     """Run the demo into ``out`` and return the path of ``report.md``."""
+    from pri3d.experiment import method_label
     from pri3d.models.init import load_backbone
     from pri3d.models.resnet_unet import ResNetUNet
     from pri3d.viz import save_png
@@ -247,11 +485,15 @@ def run_demo(out="pri3d-demo", overrides: list[str] | None = None, log=print) ->
     cfg = load_experiment(DEMO_CONFIG, [f"out={out / 'experiment'}", *(overrides or [])])
     t0 = time.time()
     results = run_experiment(cfg, log=log)
+    t_cells = time.time() - t0
     root = Path(cfg.out)
     report_dir = out / "report"
-    pictures, notes = {}, []
+    pictures, notes, captions = {}, [], {}
     report_dir.mkdir(parents=True, exist_ok=True)
-    pictures["curve"] = Path(shutil.copyfile(root / "curve.png", report_dir / "curve.png"))
+    for stale in ("curve.png", "segmentation.png"):  # drawn below only when their readout ran
+        (report_dir / stale).unlink(missing_ok=True)
+    if (root / "curve.png").is_file() and results.get("cells"):  # fine-tuning ran
+        pictures["curve"] = Path(shutil.copyfile(root / "curve.png", report_dir / "curve.png"))
 
     dirs = results["cell_dirs"]
     prepared = Path(dirs["prepared"]) if "prepared" in dirs else None
@@ -281,23 +523,42 @@ def run_demo(out="pri3d-demo", overrides: list[str] | None = None, log=print) ->
         pictures["features"] = save_png(report_dir / "features.png", fig)
 
     lowest, seed = min(cfg.fractions), cfg.seeds[0]
-    runs = {
-        m: Path(dirs["finetune"][(m, lowest, seed)]) / "run"
-        for m in ("scratch", pri3d_m)
-        if (m, lowest, seed) in dirs["finetune"]
-    }
-    if runs:
-        pictures["segmentation"] = save_png(report_dir / "segmentation.png", segmentation_figure(runs))
-        notes.append(f"segmentation picture: models fine-tuned with {lowest * 100:g}% of the labels, seed {seed}")
+    features = None
+    if cfg.probe.enabled:  # the table's readout: the picture shows the probe's own predictions
+        t_fig = time.time()
+        probed = list(dict.fromkeys(c["method"] for c in results["probe"]["val"]["cells"]))  # not a skipped one
+        fig, info = probe_segmentation_figure(cfg, dirs, probed)
+        pictures["segmentation"] = save_png(report_dir / "segmentation.png", fig)
+        features = info.get("features")
+        captions["segmentation"] = (
+            "Validation frames. Columns: image, ground truth, then the frozen-feature probe's prediction for "
+            f"each row ({', '.join(method_label(cfg, m) for m in info['backbones'])}; black = unlabelled)."
+        )
+        notes.append(
+            f"segmentation picture: each row's probe refitted as its table cell ({lowest * 100:g} % of the "
+            f"labels, seed {seed}), on frames {', '.join(info['frames'])} ({time.time() - t_fig:.0f} s)"
+        )
+    else:
+        runs = {
+            m: Path(dirs["finetune"][(m, lowest, seed)]) / "run"
+            for m in ("scratch", pri3d_m)
+            if (m, lowest, seed) in dirs["finetune"]
+        }
+        if runs:
+            pictures["segmentation"] = save_png(report_dir / "segmentation.png", segmentation_figure(runs))
+            notes.append(f"segmentation picture: models fine-tuned with {lowest * 100:g}% of the labels, seed {seed}")
     timings = {}
     for kind in ("data", "pretrain_data", "prepared"):  # these folders lie inside their cell's folder
         if kind in dirs:
             timings[kind] = _done(Path(dirs[kind]).parent).get("seconds")
     for m, d in dirs["pretrain"].items():
         timings[f"pretrain: {m}"] = _done(d).get("seconds")
+    for c in ((results.get("probe") or {}).get("val") or {}).get("cells", []):
+        timings[f"probe (fit + score): {c['method']} f{c['fraction']:g} s{c['seed']}"] = c.get("seconds")
     for (m, f, sd), d in dirs["finetune"].items():
         timings[f"finetune: {m} f{f:g} s{sd}"] = _done(d).get("seconds")
-    timings["this run (cached stages are not re-run)"] = time.time() - t0
-    report = write_report(cfg, results, report_dir, pictures, timings, notes)
+    timings["every cell of this run (cached cells are not re-run)"] = t_cells
+    timings["this run, pictures included"] = time.time() - t0
+    report = write_report(cfg, results, report_dir, pictures, timings, notes, features=features, captions=captions)
     log(f"[demo] report: {report}")
     return report

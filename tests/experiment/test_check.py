@@ -23,10 +23,13 @@ def test_demo_config_validates():
     cfg = load_experiment(DEMO_CONFIG)
     assert check_experiment(cfg)[-1] == "config OK"
     # the slice of the protocol: scratch, the Stage-I init alone, Pri3D on top of it, at 20 % of the labels,
-    # pre-trained on unlabelled scans of their own generator seed
+    # pre-trained on more unlabelled frames than the labelled set holds, scans of their own generator seed;
+    # read out by the frozen-feature probe over several seeds, beside the floor
     assert cfg.methods == ["scratch", "mocov2", "view"] and cfg.pretrain.stage1 == "mocov2" and cfg.fractions == [0.2]
-    assert cfg.data.pretrain_synth.scenes > cfg.data.synth.scenes
-    assert cfg.data.pretrain_synth.seed != cfg.data.synth.seed
+    pre, lab = cfg.data.pretrain_synth, cfg.data.synth
+    assert pre.scenes * pre.frames_per_scene > lab.scenes * lab.frames_per_scene
+    assert pre.seed != lab.seed
+    assert cfg.probe.enabled and len(cfg.seeds) >= 3 and cfg.finetune.floors
 
 
 def test_check_builds_every_fine_tuning_cell_config(tmp_path):

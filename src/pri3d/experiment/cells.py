@@ -43,6 +43,7 @@ __all__ = [
     "finetune_cell",
     "test_cell",
     "floor_cell",
+    "probe_setup",
     "probe_cell",
     "metric_value",
 ]
@@ -467,6 +468,36 @@ def _probe_feature_dim(cfg: ExperimentConfig) -> int | None:
     return build_pretrain_config(cfg, ms[0]).model.feature_dim if ms else None
 
 
+def probe_setup(
+    cfg: ExperimentConfig,
+    method: str,
+    init: str,
+    data_path: Path,
+    data_format: str | None,
+    fraction: float,
+    seed: int,
+):
+    """What the probe of (``method``, ``fraction``, ``seed``) fits: ``(fcfg, task, fit, extractor,
+    backbone)``: the fine-tuning cell's config (its data settings: label fraction and unit, resolution,
+    label set), its task, the seed's labelled frames (``fit``, a :class:`~pri3d.probe.frames.FrameSet`), the
+    frozen features of the weights ``init`` (a file, or ``scratch`` / ``imagenet`` initialised from the
+    paired pre-training seed) and the backbone's one-line description. :func:`probe_cell` fits and scores
+    with it; the demo uses it to redraw a probe cell's predictions."""
+    from pri3d.downstream.semseg import SemSegTask
+    from pri3d.models.load import load_unet
+    from pri3d.probe.features import FeatureExtractor
+    from pri3d.probe.frames import FrameSet
+
+    fcfg = build_finetune_config(cfg, method, fraction, seed)
+    fcfg.data.path, fcfg.data.format = str(data_path), data_format
+    task = SemSegTask(fcfg)
+    train = task.dataset("train", split=fcfg.data.train_split, train=True, progress=False)
+    fit = FrameSet(Path(data_path), list(train.index), f"labelled {fraction:g} seed {seed}: {len(train)} frames")
+    feature_dim = _probe_feature_dim(cfg)
+    model, _, desc = load_unet(str(init), fcfg.model.arch, feature_dim, pretrain_seed(cfg, seed), what="the probe")
+    return fcfg, task, fit, FeatureExtractor(model, tuple(fcfg.data.resolution)), desc
+
+
 def probe_cell(
     cfg: ExperimentConfig,
     root: Path,
@@ -486,9 +517,6 @@ def probe_cell(
     ``imagenet``), fitted on the labelled frames of (``fraction``, ``seed``) and scored on the validation
     scenes or the test set; results in the fine-tuning cells' shape (``{"metric", "final": {"value",
     "scores"}}``) plus the probe's report."""
-    from pri3d.downstream.semseg import SemSegTask
-    from pri3d.models.load import load_unet
-    from pri3d.probe.features import FeatureExtractor
     from pri3d.probe.frames import FrameSet
     from pri3d.probe.semseg import probe_semseg
 
@@ -513,12 +541,8 @@ def probe_cell(
     cell = Cell(root, "probe", f"{method}-f{fraction:g}-s{seed}-{where}", spec)
     if not cell.done:
         cell.start()
-        task = SemSegTask(fcfg)
-        train = task.dataset("train", split=fcfg.data.train_split, train=True, progress=False)
-        fit = FrameSet(Path(data_path), list(train.index), f"labelled {fraction:g} seed {seed}: {len(train)} frames")
+        fcfg, task, fit, extractor, desc = probe_setup(cfg, method, init, data_path, data_format, fraction, seed)
         eval_path, refs = _eval_frames(task, fcfg, test)
-        model, _, desc = load_unet(str(init), fcfg.model.arch, feature_dim, pseed, what="the probe")
-        extractor = FeatureExtractor(model, tuple(fcfg.data.resolution))
         t0 = time.time()
         r = probe_semseg(
             extractor,

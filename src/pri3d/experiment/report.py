@@ -298,7 +298,11 @@ def write_results(
         },
         "seconds": time.time() - t0,
     }
-    text = table_markdown(cfg, summary, deltas, cells) if cells else f"## {cfg.name}\n\n(no fine-tuning cells)\n"
+    text = (
+        table_markdown(cfg, summary, deltas, cells)
+        if cells
+        else f"## {cfg.name}\n\nNo fine-tuning cells (`finetune.enabled: false`): the probe below is the readout.\n"
+    )
     if probes and probes.get("val"):
         results["probe"] = {}
         for where, pcells in probes.items():
@@ -321,10 +325,11 @@ def write_results(
     results["dirs"] = _json_dirs(dirs)
     write_json(out / "results.json", results, sort_keys=True)
     atomic_write_text(out / "table.md", text)
+    wrote = [out / "results.json", out / "table.md"]
     if cells:
-        curve_plot(out / "curve.png", summary["final"], cfg)
+        wrote.append(curve_plot(out / "curve.png", summary["final"], cfg))
         log(markdown_table(summary["final"], cfg))
-    log(f"[experiment] wrote {out / 'results.json'}, {out / 'table.md'}, {out / 'curve.png'}")
+    log(f"[experiment] wrote {', '.join(map(str, wrote))}")
     return results
 
 
