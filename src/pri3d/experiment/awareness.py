@@ -291,7 +291,7 @@ def match_picture(model, ds, result: dict, seed: int, path: Path) -> Path:
 def run_awareness(cfg: ExperimentConfig, log=print) -> dict:
     """Run (or resume) every cell, then write ``results.json``, ``table.md`` and the plots into ``cfg.out``.
     Direction by direction, seed by seed, so a session that ends early leaves whole seeds."""
-    from pri3d.experiment.run import run_cells
+    from pri3d.experiment.pool import run_cells
 
     out = out_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -330,7 +330,8 @@ def run_awareness(cfg: ExperimentConfig, log=print) -> dict:
 def _pretrain_seed(cfg: ExperimentConfig, out: Path, prepared: tuple[Path, str], seed: int, log) -> dict:
     """Pre-train every row's backbone of one seed on one capture: ``{row: (weights, key)}``."""
     from pri3d.experiment.config import PRETRAIN_METHODS
-    from pri3d.experiment.run import run_cells
+    from pri3d.experiment.pool import run_cells
+    from pri3d.pretrain.modes import MODES
 
     st = cfg.pretrain.stage1
     inits = {"scratch": ("scratch", "scratch")}
@@ -338,8 +339,10 @@ def _pretrain_seed(cfg: ExperimentConfig, out: Path, prepared: tuple[Path, str],
     if cfg.awareness.stage1_methods or st in cfg.methods:  # alone: it may use every core
         stage1 = weights_ref(pretrain_cell(cfg, out, st, *prepared, log, seed=seed)["backbone"])
         inits[st] = stage1
-    todo = [(m, None) for m in cfg.methods if m in PRETRAIN_METHODS and m != st]
-    todo += [(m, stage1) for m in cfg.awareness.stage1_methods]
+    # longest first (the rows with a 3D branch, then the 2D ones), so the last cell does not run alone
+    todo = [(m, stage1) for m in cfg.awareness.stage1_methods]
+    plain = [m for m in cfg.methods if m in PRETRAIN_METHODS and m != st]
+    todo += [(m, None) for m in sorted(plain, key=lambda m: (not MODES[m].uses_3d, plain.index(m)))]
     calls = [((cfg, out, m, *prepared), {"init": init, "seed": seed}) for m, init in todo]
     for (m, init), r in zip(todo, run_cells(cfg.jobs, pretrain_cell, calls, log)):
         inits[f"{m}@{st}" if init else m] = weights_ref(r["backbone"])
