@@ -107,3 +107,42 @@ def test_resume_with_other_data_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="trained on"):
         check_resume_data({"data": {"path": str(a)}}, str(b), "ckpt")
     check_resume_data({"data": {"path": str(tmp_path / "moved")}}, str(b), "ckpt")  # the old folder is gone
+
+
+def test_open_run_resumes_only_a_checkpoint_of_the_same_format_and_kind(tmp_path):
+    from dataclasses import dataclass, field
+
+    from pri3d.config import to_dict
+    from pri3d.engine.checkpoint import CheckpointManager
+    from pri3d.engine.run_dir import RESUME_FREE, open_run
+
+    @dataclass
+    class Train:
+        steps: int = 4
+        log_every: int = 1
+
+    @dataclass
+    class Cfg:
+        out: str = "o"
+        lr: float = 0.1
+        train: Train = field(default_factory=Train)
+
+    def opened(**kw):
+        args = dict(resume=True, keep=2, checkpoint_format="pri3d-x", kind=("mode", "view"), data_path=None)
+        return open_run(tmp_path, **{**args, **kw})
+
+    with pytest.raises(CheckpointError, match="no readable checkpoint"):
+        opened()
+    CheckpointManager(tmp_path / "checkpoints").save({"format": "pri3d-x", "mode": "geo", "config": {}}, 2)
+    with pytest.raises(CheckpointError, match=r"\(mode 'geo'\) cannot resume a pri3d-x run \(mode 'view'\)"):
+        opened()
+    with pytest.raises(CheckpointError, match="a pri3d-x checkpoint"):
+        opened(checkpoint_format="pri3d-y", kind=("mode", "geo"))
+    saved = {"format": "pri3d-x", "mode": "view", "step": 3, "config": to_dict(Cfg())}
+    CheckpointManager(tmp_path / "checkpoints").save(saved, 3)
+    rd = opened()
+    assert rd.state["step"] == 3 and rd.path.name == "ckpt_00000003.pt"
+    changed = Cfg(out="p", lr=0.2, train=Train(log_every=5))
+    assert rd.config_changes(Cfg, changed, RESUME_FREE) == ["lr"]  # out and train.log_every are free
+    assert "in lr;" in rd.resume_warning(Cfg, changed) and rd.resume_warning(Cfg, Cfg()) is None
+    assert opened(resume=False, overwrite=True).state is None

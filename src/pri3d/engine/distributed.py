@@ -8,6 +8,7 @@ torchrun's rendezvous provides them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ __all__ = [
     "all_ranks_finite",
     "rank0_flag",
     "cleanup",
+    "session",
+    "wrap_ddp",
 ]
 
 
@@ -132,3 +135,29 @@ def rank0_flag(flag: bool, device) -> bool:
 def cleanup() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def session(device: str = "auto", threads: int = 0):
+    """One training run's process: :func:`init_distributed` on the way in (``threads`` > 0: torch's
+    intra-op threads for the run), and on the way out, errors included, :func:`cleanup` (the process
+    group is destroyed) and the thread count restored (callers such as the experiment runner go on in
+    this process). Yields the :class:`DistInfo`."""
+    before = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        yield init_distributed(device)
+    finally:
+        cleanup()
+        torch.set_num_threads(before)
+
+
+def wrap_ddp(module: torch.nn.Module, info: DistInfo, *, find_unused_parameters: bool = False) -> torch.nn.Module:
+    """``module`` under ``DistributedDataParallel`` when ``info`` is distributed (on its GPU), else itself."""
+    if not info.distributed:
+        return module
+    ids = [info.device.index] if info.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(
+        module, device_ids=ids, find_unused_parameters=find_unused_parameters
+    )

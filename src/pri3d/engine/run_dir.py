@@ -17,14 +17,28 @@ files). ``--resume`` needs a readable checkpoint (the loops check that) and the 
 then :func:`mark_done`; every start (:func:`start_run`, after all checks) removes the marker first, so
 a run that dies never leaves a folder that looks finished. Readers of a run's end products call
 :func:`require_finished`.
+
+Both loops go through :func:`open_run` and :class:`RunDir`, in this order: ``open_run`` (refuse or
+resume: the folder check, and on ``--resume`` the newest loadable checkpoint, its format and kind
+(pre-training mode, fine-tuning task) and its data checked) before anything is built; then the loop
+builds data, model and optimizer and restores the checkpoint's state, reporting the config keys that
+changed (:meth:`RunDir.config_changes`, less the keys free to change on resume: :data:`RESUME_FREE` and
+the loop's own); then :meth:`RunDir.start` (:func:`start_run`, ``config.yaml``, the metric logger).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
+from pri3d.config import saved_as_current, to_dict
+from pri3d.engine.checkpoint import CheckpointManager, config_changes
+from pri3d.engine.io import atomic_write_text
+from pri3d.engine.logging import MetricLogger
 from pri3d.errors import CheckpointError, ConfigError
 
 __all__ = [
@@ -38,6 +52,9 @@ __all__ = [
     "is_finished",
     "require_finished",
     "check_resume_data",
+    "RESUME_FREE",
+    "RunDir",
+    "open_run",
 ]
 
 DONE = "done"
@@ -161,3 +178,98 @@ def check_resume_data(saved_config: dict | None, data_path, where) -> None:
             f"{where}: the run was trained on {saved}, not {data_path}; resume it with --data {saved}, "
             "or start a new run (another --out)"
         )
+
+
+# Config keys that may change on resume in both phases: they change where the run reads and writes, or
+# how often it logs, evaluates and checkpoints, never the weights it computes. Each loop adds its own.
+RESUME_FREE = frozenset(
+    {
+        "out",
+        "data.path",
+        "data.workers",
+        "train.log_every",
+        "train.ckpt_every",
+        "train.keep_checkpoints",
+        "train.eval_every",
+    }
+)
+
+
+@dataclass
+class RunDir:
+    """A run's output folder, checked by :func:`open_run`; ``state`` is the checkpoint to resume from
+    (``path`` its file), None on a fresh start."""
+
+    out: Path
+    checkpoints: CheckpointManager
+    resume: bool
+    is_main: bool = True
+    state: dict | None = None
+    path: Path | None = None
+
+    def config_changes(self, cls, cfg, free=RESUME_FREE) -> list[str]:
+        """The dotted keys in which ``cfg`` differs from the config saved in the checkpoint (read under
+        today's key names and defaults with ``cls``), except the keys in ``free``."""
+        saved = saved_as_current(cls, (self.state or {}).get("config") or {})
+        return config_changes(saved, to_dict(cfg), free)
+
+    def resume_warning(self, cls, cfg, free=RESUME_FREE) -> str | None:
+        """One line naming the changed keys (:meth:`config_changes`), or None when none changed."""
+        changed = self.config_changes(cls, cfg, free)
+        if not changed:
+            return None
+        return (
+            f"warning: the config differs from the checkpoint's in {', '.join(changed)}; "
+            "the resumed run will not reproduce an uninterrupted one exactly"
+        )
+
+    def start(self, cfg, *, start_step: int, tensorboard: bool = False) -> MetricLogger:
+        """After every check and the restore: make the folder ready (:func:`start_run`), write
+        ``config.yaml`` (the resolved ``cfg``) and open the metric logger (on resume, log lines from step
+        ``start_step + 1`` on are dropped: the resumed run writes them again). Only rank 0 writes."""
+        start_run(self.out, resume=self.resume, is_main=self.is_main)
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        resume_step = start_step + 1 if self.resume else None
+        return MetricLogger(self.out, enabled=self.is_main, tensorboard=tensorboard, resume_step=resume_step)
+
+
+def open_run(
+    out,
+    *,
+    resume: bool,
+    overwrite: bool = False,
+    keep: int,
+    checkpoint_format: str,
+    kind: tuple[str, str],
+    data_path,
+    is_main: bool = True,
+) -> RunDir:
+    """Refuse or resume, before the run builds or writes anything: :func:`check_run_dir`, then on
+    ``resume`` the newest loadable checkpoint of ``out/checkpoints`` (none is a :class:`CheckpointError`),
+    which must be of ``checkpoint_format`` and of the same ``kind`` (``(key, value)``: ``("mode", "view")``,
+    ``("task", "semseg")``; another is a :class:`CheckpointError`) and trained on ``data_path``
+    (:func:`check_resume_data`). ``keep``: checkpoints the run keeps."""
+    out = Path(out)
+    manager = CheckpointManager(out / "checkpoints", keep=keep)
+    check_run_dir(out, resume=resume, overwrite=overwrite)
+    run = RunDir(out, manager, resume, is_main)
+    if not resume:
+        return run
+    found = manager.latest()
+    if found is None:
+        raise CheckpointError(
+            f"--resume: {manager.dir} holds no readable checkpoint; start without --resume "
+            "(with --overwrite if the folder holds an earlier run)"
+        )
+    state, path = found
+    key, value = kind
+    if state.get("format") != checkpoint_format or state.get(key) != value:
+        raise CheckpointError(
+            f"{path}: a {state.get('format')} checkpoint ({key} {state.get(key)!r}) cannot resume a "
+            f"{checkpoint_format} run ({key} {value!r})"
+        )
+    check_resume_data(state.get("config"), data_path, path)
+    run.state, run.path = state, path
+    return run

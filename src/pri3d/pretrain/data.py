@@ -15,7 +15,7 @@ One sample is a mined pair ``(scene, frame_a, frame_b)``:
 
 Randomness (augmentation, match sampling) comes from a generator seeded by the sampler from
 ``(seed, global sample index)``; the global sample index is a pure function of the optimizer step
-(:class:`StepBatchSampler`). A run is therefore reproducible across worker counts, and a resumed
+(:class:`~pri3d.engine.sampling.StepBatchSampler`). A run is therefore reproducible across worker counts, and a resumed
 run sees exactly the batches an uninterrupted run would.
 
 Collation (:func:`collate_pairs`) stacks the A images then the B images into one ``(2B, 3, H, W)``
@@ -30,8 +30,9 @@ import torch
 from torch.utils.data import Dataset
 
 from pri3d.data.splits import Split, resolve_split
+from pri3d.engine.sampling import StepBatchSampler  # re-exported: it lives in the engine (both loops' samplers)
 from pri3d.engine.seed import derive_seed
-from pri3d.errors import ConfigError, DataError
+from pri3d.errors import DataError
 from pri3d.geometry.camera import backproject_depth, scale_intrinsics
 from pri3d.geometry.correspondences import resample_depth, view_correspondences
 from pri3d.geometry.voxels import crop_voxels, pixel_voxel_correspondences
@@ -370,60 +371,3 @@ def collate_pairs(samples: list[dict]) -> dict:
         out["vox_feats"] = torch.cat(feats)
         out["geo"] = torch.cat(geo)
     return out
-
-
-class StepBatchSampler:
-    """Batch sampler whose batches are a pure function of the optimizer step.
-
-    The global sample index of micro-batch ``micro`` of step ``s``, rank ``r``, slot ``j`` is
-    ``g = s * batch_size + (micro * world + r) * micro_batch + j``; it picks pair ``perm_e[g % n]``
-    with ``e = g // n`` and ``perm_e`` a permutation seeded by ``(seed, e)`` (epochs without
-    repetition), and seeds the sample's randomness with ``(seed, g)``. Yields lists of
-    ``(pair_index, sample_seed)`` for steps ``start_step .. steps - 1``.
-    """
-
-    def __init__(
-        self,
-        num_items: int,
-        *,
-        batch_size: int,
-        world_size: int = 1,
-        rank: int = 0,
-        accumulate: int = 1,
-        seed: int = 0,
-        start_step: int = 0,
-        steps: int = 1,
-    ):
-        if num_items < 1:
-            raise DataError("no training pairs to sample from")
-        if batch_size % (world_size * accumulate):
-            raise ConfigError(
-                f"train.batch_size {batch_size} does not split into {world_size} process(es) x train.accumulate "
-                f"{accumulate} equal micro-batches: use a multiple of {world_size * accumulate}"
-            )
-        self.n = num_items
-        self.batch_size = batch_size
-        self.world, self.rank, self.accumulate = world_size, rank, accumulate
-        self.micro = batch_size // (world_size * accumulate)
-        self.seed = seed
-        self.start_step, self.steps = start_step, steps
-        self._perm: tuple[int, torch.Tensor] | None = None
-
-    def _pair(self, g: int) -> int:
-        e, i = divmod(g, self.n)
-        if self._perm is None or self._perm[0] != e:
-            gen = torch.Generator().manual_seed(derive_seed(self.seed, 1, e))
-            self._perm = (e, torch.randperm(self.n, generator=gen))
-        return int(self._perm[1][i])
-
-    def batch(self, step: int, micro: int) -> list[tuple[int, int]]:
-        base = step * self.batch_size + (micro * self.world + self.rank) * self.micro
-        return [(self._pair(g), derive_seed(self.seed, 2, g)) for g in range(base, base + self.micro)]
-
-    def __iter__(self):
-        for s in range(self.start_step, self.steps):
-            for m in range(self.accumulate):
-                yield self.batch(s, m)
-
-    def __len__(self) -> int:
-        return max(0, self.steps - self.start_step) * self.accumulate
