@@ -164,6 +164,28 @@ def test_the_graph_sees_function_level_imports():
     assert "spconv" in EDGES["pri3d.models.sparse_backend"]
 
 
+# The one training step (issue 23): only engine/step.py runs a backward pass. The exception, argued: the
+# probe's logistic-regression head is fitted by full-batch L-BFGS on frozen features, whose closure must
+# return the loss with its gradient; it trains no network (no autocast, ranks, accumulation or clipping).
+BACKWARD_EXCEPTIONS = {"pri3d.probe.head"}
+
+
+def _backward_callers() -> set[str]:
+    """Modules with a ``x.backward(...)`` or ``torch.autograd.backward(...)`` call anywhere in their body."""
+    found = set()
+    for m, p in MODS.items():
+        for n in ast.walk(ast.parse(p.read_text())):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "backward":
+                found.add(m)
+    return found
+
+
+def test_only_the_engine_calls_backward():
+    callers = _backward_callers()
+    assert "pri3d.engine.step" in callers  # the check sees the one training step
+    assert sorted(m for m in callers - BACKWARD_EXCEPTIONS if _part(m) != "engine") == []
+
+
 # ---------------------------------------------------------------- sizes a reader can hold (issue 23)
 
 MAX_FILE_LINES = 600

@@ -16,24 +16,11 @@ from dsfixtures import (
 from pri3d.cli import main
 from pri3d.data.synth import generate
 from pri3d.downstream import finetune_config, run_finetune
-from pri3d.downstream.loop import EpochSampler, evaluate_checkpoint
+from pri3d.downstream.loop import evaluate_checkpoint
 from pri3d.engine.checkpoint import load_checkpoint
 from pri3d.engine.logging import read_jsonl
 from pri3d.errors import ConfigError
 from pri3d.models.resnet_unet import ResNetUNet
-
-
-def test_epoch_sampler_is_deterministic_sharded_and_resumable():
-    a = EpochSampler(10, 2, seed=1)
-    a.set_epoch(3)
-    full = a.indices()
-    assert len(full) == 10 and sorted(full) == list(range(10))
-    a.set_epoch(3, start_batch=2)
-    assert a.indices() == full[4:]
-    a.set_epoch(4)
-    assert a.indices() != full
-    r0, r1 = EpochSampler(9, 2, seed=1, rank=0, world=2), EpochSampler(9, 2, seed=1, rank=1, world=2)
-    assert r0.batches_per_epoch == 2 and not set(r0.indices()) & set(r1.indices())
 
 
 def _cfg(preset, root, out, *over, **data):
@@ -276,3 +263,59 @@ def test_cli_bad_inputs(tmp_path, capsys):
     ]
     rc = main(["evaluate", "--checkpoint", str(tmp_path / "r34.pt")])
     assert rc == 1 and "not a fine-tuned checkpoint" in capsys.readouterr().err
+
+
+def test_a_non_finite_loss_names_the_step_as_pretraining_does(tmp_path, monkeypatch):
+    """Issue 23 (d): fine-tuning's TrainingError named the 0-based step (pre-training says step + 1, the
+    step the log and the checkpoints count)."""
+    from pri3d.downstream.semseg import SemSegTask
+    from pri3d.engine.checkpoint import CheckpointManager
+    from pri3d.errors import TrainingError
+
+    real, calls = SemSegTask.loss, {"n": 0}
+
+    def poisoned(self, model, batch, device):
+        calls["n"] += 1
+        losses = real(self, model, batch, device)
+        return {k: v * float("nan") for k, v in losses.items()} if calls["n"] == 3 else losses
+
+    monkeypatch.setattr(SemSegTask, "loss", poisoned)
+    root = write_scannet_like(tmp_path / "d", frames=2)
+    out = tmp_path / "a"
+    with pytest.raises(TrainingError, match=r"non-finite loss at step 3 \(.*last checkpoint: ckpt_00000002\.pt"):
+        run_finetune(_cfg("tiny-semseg", root, out, "train.steps=4", "train.ckpt_every=2"), progress=False)
+    assert [p.name for p in CheckpointManager(out / "checkpoints").paths()] == ["ckpt_00000002.pt"]
+
+
+def test_fine_tuning_destroys_the_process_group_at_the_end(tmp_path):
+    """Issue 23 (a): fine-tuning never called the distributed cleanup (pre-training did), so under torchrun
+    the process group outlived the run. Here a one-rank gloo group stands in for torchrun's."""
+    import torch.distributed as dist
+
+    root = write_scannet_like(tmp_path / "d", frames=2)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1)
+    try:
+        run_finetune(_cfg("tiny-semseg", root, tmp_path / "a", "train.steps=1"), progress=False)
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def test_resume_notes_only_the_config_changes_that_matter(tmp_path):
+    """Issue 23 (c): fine-tuning had no keys that may change on resume, so a resume with another log or
+    checkpoint interval was reported as a changed config; pre-training ignores those. A change that does
+    alter the computation is still named, with the same warning as pre-training's."""
+    root = write_scannet_like(tmp_path / "d", frames=2)
+    out = tmp_path / "a"
+    over = ["train.steps=4", "train.ckpt_every=2"]
+    run_finetune(_cfg("tiny-semseg", root, out, *over), progress=False)
+    free = ["train.log_every=2", "train.keep_checkpoints=4", "data.scan_workers=2", "train.eval_every=3"]
+    lines = []
+    run_finetune(_cfg("tiny-semseg", root, out, *over, *free), resume=True, progress=False, log=lines.append)
+    resumed = [line for line in lines if "resumed from" in line]
+    assert len(resumed) == 1 and not any("config" in line for line in lines), lines
+    lines.clear()
+    run_finetune(_cfg("tiny-semseg", root, out, *over, "optim.lr=0.5"), resume=True, progress=False, log=lines.append)
+    warned = [line for line in lines if "warning" in line]
+    assert len(warned) == 1 and "optim.lr" in warned[0] and "train.log_every" not in warned[0], lines

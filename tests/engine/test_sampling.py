@@ -41,3 +41,16 @@ def test_make_loader_follows_a_batch_sampler_or_a_sampler():
     batches = list(make_loader(ds, list, device=torch.device("cpu"), batch_size=3, sampler=sampler, seed=5))
     assert [x for b in batches for x in b] == sampler.indices() and len(batches) == 2
     assert list(make_loader(ds, list, device=torch.device("cpu"), batch_size=4)) == [ds[:4], ds[4:8], ds[8:]]
+
+
+def test_epoch_sampler_is_deterministic_sharded_and_resumable():
+    a = EpochSampler(10, 2, seed=1)
+    a.set_epoch(3)
+    full = a.indices()
+    assert len(full) == 10 and sorted(full) == list(range(10))
+    a.set_epoch(3, start_batch=2)
+    assert a.indices() == full[4:]
+    a.set_epoch(4)
+    assert a.indices() != full
+    r0, r1 = EpochSampler(9, 2, seed=1, rank=0, world=2), EpochSampler(9, 2, seed=1, rank=1, world=2)
+    assert r0.batches_per_epoch == 2 and not set(r0.indices()) & set(r1.indices())

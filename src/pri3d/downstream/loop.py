@@ -22,27 +22,27 @@ outputs); ``resume=True`` needs a readable checkpoint trained on the same data.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import yaml
-from torch.utils.data import DataLoader, Sampler, Subset
+from torch.utils.data import Subset
 from tqdm import tqdm
 
-from pri3d.config import build_saved, saved_as_current, to_dict
+from pri3d.config import build_saved, to_dict
 from pri3d.downstream.config import FinetuneConfig
 from pri3d.engine import distributed as D
 from pri3d.engine.amp import amp_dtype
-from pri3d.engine.checkpoint import CheckpointManager, capture_rng, config_changes, load_checkpoint, restore_rng
-from pri3d.engine.io import atomic_save, atomic_write_text, write_json
+from pri3d.engine.checkpoint import CheckpointManager, capture_rng, load_checkpoint, restore_rng
+from pri3d.engine.io import atomic_save, write_json
 from pri3d.engine.logging import MetricLogger
-from pri3d.engine.optim import build_optimizer, lr_at, set_lr
-from pri3d.engine.run_dir import check_resume_data, check_run_dir, mark_done, require_finished, start_run
-from pri3d.engine.seed import derive_seed, seed_everything, worker_init_fn
-from pri3d.errors import CheckpointError, ConfigError, TrainingError
+from pri3d.engine.optim import build_optimizer, lr_at
+from pri3d.engine.run_dir import RESUME_FREE, RunDir, mark_done, open_run, require_finished
+from pri3d.engine.sampling import EpochSampler, make_loader
+from pri3d.engine.seed import derive_seed, seed_everything
+from pri3d.engine.step import TrainStep
+from pri3d.errors import ConfigError
 
 __all__ = [
     "make_task",
@@ -75,57 +75,6 @@ def make_task(cfg: FinetuneConfig):
     return getattr(importlib.import_module(module), name)(cfg)
 
 
-class EpochSampler(Sampler):
-    """Per-epoch deterministic shuffle, sharded over ranks, resumable mid-epoch.
-
-    Epoch ``e`` uses the permutation from ``derive_seed(seed, e)``; rank ``r`` of ``world`` takes every
-    ``world``-th index of it (padded so all ranks get the same count) and keeps ``batches_per_epoch *
-    batch_size`` of them; :meth:`set_epoch` picks the epoch and the first batch to yield."""
-
-    def __init__(self, n: int, batch_size: int, *, seed: int, rank: int = 0, world: int = 1, shuffle: bool = True):
-        if n < 1:
-            raise ValueError("EpochSampler: empty dataset")
-        self.n, self.bs, self.seed, self.rank, self.world, self.shuffle = n, batch_size, seed, rank, world, shuffle
-        self.per_rank = math.ceil(n / world)
-        self.batches_per_epoch = max(1, self.per_rank // batch_size)
-        self.epoch, self.start_batch = 0, 0
-
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch, self.start_batch = int(epoch), int(start_batch)
-
-    def indices(self) -> list[int]:
-        if self.shuffle:
-            g = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
-            order = torch.randperm(self.n, generator=g).tolist()
-        else:
-            order = list(range(self.n))
-        order = (order * math.ceil(self.per_rank * self.world / self.n))[: self.per_rank * self.world]
-        mine = order[self.rank :: self.world][: self.batches_per_epoch * self.bs]
-        return mine[self.start_batch * self.bs :]
-
-    def __iter__(self):
-        return iter(self.indices())
-
-    def __len__(self) -> int:
-        return len(self.indices())
-
-
-def _loader(ds, batch_size, collate, *, sampler=None, workers=0, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return DataLoader(
-        ds,
-        batch_size=batch_size,
-        sampler=sampler,
-        shuffle=False,
-        collate_fn=collate,
-        num_workers=workers,
-        worker_init_fn=worker_init_fn if workers else None,
-        generator=g,
-        pin_memory=torch.cuda.is_available(),
-        persistent_workers=False,
-    )
-
-
 def _unwrap(model):
     return model.module if hasattr(model, "module") else model
 
@@ -138,7 +87,7 @@ def evaluate_model(
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     shard = Subset(dataset, list(range(rank, len(dataset), world)))
-    loader = _loader(shard, batch_size, task.collate, workers=workers)
+    loader = make_loader(shard, task.collate, device=device, workers=workers, batch_size=batch_size, seed=0)
     m = _unwrap(model)
     was_training = m.training
     m.eval()
@@ -167,7 +116,6 @@ class Run:
     model: torch.nn.Module  # DDP-wrapped under torchrun
     optimizer: torch.optim.Optimizer
     amp: torch.dtype | None
-    scaler: torch.amp.GradScaler
     sampler: EpochSampler
     local_bs: int
     total: int
@@ -177,6 +125,7 @@ class Run:
     progress: bool
     t_start: float
     logger: MetricLogger | None = None
+    step_fn: TrainStep | None = None  # built after the DDP wrapper
     step: int = 0
     best: dict | None = None
     final: dict | None = None
@@ -218,7 +167,13 @@ def run_finetune(
     docstring for what ``resume`` and ``overwrite`` allow."""
     if not cfg.data.path:
         raise ConfigError("no dataset: set data.path (--data DIR)")
-    run = _setup(cfg, resume, progress, log, overwrite)
+    with D.session(cfg.train.device) as dist:  # the process group is destroyed on the way out
+        return _loop(_setup(cfg, dist, resume, progress, log, overwrite))
+
+
+def _loop(run: Run) -> dict:
+    """The iterations ``run.step .. run.total - 1``, epoch by epoch: log, evaluate, checkpoint."""
+    cfg, dev = run.cfg, run.dist.device
     run.model.train()
     bar = tqdm(
         total=run.total,
@@ -227,21 +182,31 @@ def run_finetune(
         disable=not run.progress,
         dynamic_ncols=True,
     )
+
+    def loss_fn(batch):
+        return run.task.loss(run.model, batch, dev)
+
     t_log, n_img = time.time(), 0
     while run.step < run.total:
         epoch, start_batch = divmod(run.step, run.ipe)
         run.sampler.set_epoch(epoch, start_batch)
         seed = derive_seed(cfg.seed, run.dist.rank, epoch)
-        loader = _loader(
-            run.train_ds, run.local_bs, run.task.collate, sampler=run.sampler, workers=cfg.data.workers, seed=seed
+        loader = make_loader(
+            run.train_ds,
+            run.task.collate,
+            device=dev,
+            workers=cfg.data.workers,
+            batch_size=run.local_bs,
+            sampler=run.sampler,
+            seed=seed,
         )
         for batch in loader:
             lr = lr_at(run.step, run.total, cfg.optim)
-            losses = _train_step(run, batch, lr)
+            (losses,) = run.step_fn(run.step, lr, iter([batch]), loss_fn)
             run.step += 1
             n_img += run.local_bs
             bar.update(1)
-            loss_value = float(sum(losses.values()).detach())
+            loss_value = float(sum(losses.values()))
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
             if run.step % cfg.train.log_every == 0 or run.step == run.total:
                 dt = max(1e-9, time.time() - t_log)
@@ -251,7 +216,7 @@ def run_finetune(
                     lr=lr,
                     epoch=round(run.step / run.ipe, 3),
                     images_per_s=n_img * run.dist.world_size / dt,
-                    **{k: float(D.all_reduce_mean(v.detach())) for k, v in losses.items()},
+                    **{k: float(D.all_reduce_mean(v)) for k, v in losses.items()},
                 )
                 t_log, n_img = time.time(), 0
             end_of_epoch = run.step % run.ipe == 0
@@ -269,38 +234,23 @@ def run_finetune(
     return _finish(run)
 
 
-def _train_step(run: Run, batch, lr: float) -> dict:
-    """One SGD step on ``batch``; returns the loss parts. A non-finite loss on any rank stops every rank
-    (with :class:`TrainingError`) before the weights change."""
-    set_lr(run.optimizer, lr)
-    dev = run.dist.device
-    with torch.autocast(dev.type, dtype=run.amp or torch.bfloat16, enabled=run.amp is not None):
-        losses = run.task.loss(run.model, batch, dev)
-    loss = sum(losses.values())
-    if not D.all_ranks_finite(loss):
-        detail = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
-        raise TrainingError(f"non-finite loss at step {run.step} on some rank ({detail}); stopped before the update")
-    run.optimizer.zero_grad(set_to_none=True)
-    run.scaler.scale(loss).backward()
-    if run.cfg.optim.clip_grad > 0:
-        run.scaler.unscale_(run.optimizer)
-        torch.nn.utils.clip_grad_norm_([p for p in run.model.parameters() if p.requires_grad], run.cfg.optim.clip_grad)
-    run.scaler.step(run.optimizer)
-    run.scaler.update()
-    return losses
-
-
-def _setup(cfg: FinetuneConfig, resume: bool, progress: bool, log, overwrite: bool = False) -> Run:
+def _setup(cfg: FinetuneConfig, dist: D.DistInfo, resume: bool, progress: bool, log, overwrite: bool = False) -> Run:
     """Datasets, model, optimizer (restored on resume), DDP and logger, in this order (it fixes the
     random streams, so a run repeats exactly)."""
     t_start = time.time()
-    dist = D.init_distributed(cfg.train.device)
     progress = progress and dist.is_main
     say = log if dist.is_main else (lambda *a, **k: None)
     seed_everything(derive_seed(cfg.seed, dist.rank))
-    out = Path(cfg.out)
-    ckpts = CheckpointManager(out / "checkpoints", keep=cfg.train.keep_checkpoints)
-    check_run_dir(out, resume=resume, overwrite=overwrite)
+    rd = open_run(
+        cfg.out,
+        resume=resume,
+        overwrite=overwrite,
+        keep=cfg.train.keep_checkpoints,
+        checkpoint_format=CKPT_FORMAT,
+        kind=("task", cfg.task),
+        data_path=cfg.data.path,
+        is_main=dist.is_main,
+    )
 
     task = make_task(cfg)
     train_ds, val_ds = _datasets(cfg, task, progress, say)
@@ -309,29 +259,23 @@ def _setup(cfg: FinetuneConfig, resume: bool, progress: bool, log, overwrite: bo
     model.to(dist.device)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
     amp = amp_dtype(cfg.train.amp, dist.device)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp is torch.float16)
     local_bs = max(1, cfg.train.batch_size // dist.world_size)
     sampler = EpochSampler(len(train_ds), local_bs, seed=cfg.seed, rank=dist.rank, world=dist.world_size)
     ipe = sampler.batches_per_epoch
     total = cfg.train.steps if cfg.train.steps > 0 else cfg.train.epochs * ipe
     run = Run(
-        cfg, dist, task, out, ckpts, train_ds, val_ds, model, optimizer, amp, scaler, sampler, local_bs, total,
+        cfg, dist, task, rd.out, rd.checkpoints, train_ds, val_ds, model, optimizer, amp, sampler, local_bs, total,
         cfg.train.best_metric or task.default_best_metric, init_desc, say, progress, t_start,
     )  # fmt: skip
-    if resume:
-        _resume(run)
-    start_run(out, resume=resume, is_main=dist.is_main)
-    if dist.distributed:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        ids = [dist.device.index] if dist.device.type == "cuda" else None
-        run.model = DDP(model, device_ids=ids, find_unused_parameters=task.find_unused_parameters)
-    if dist.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    run.logger = MetricLogger(
-        out, enabled=dist.is_main, tensorboard=False, resume_step=run.step + 1 if resume else None
+    if rd.state is not None:
+        _resume(run, rd)
+    run.logger = rd.start(cfg, start_step=run.step)
+    run.model = D.wrap_ddp(model, dist, find_unused_parameters=task.find_unused_parameters)
+    run.step_fn = TrainStep(
+        run.model, optimizer, device=dist.device, amp=amp, clip_grad=cfg.optim.clip_grad, checkpoints=rd.checkpoints
     )
+    if rd.state is not None and "scaler" in rd.state and amp is torch.float16:
+        run.step_fn.scaler.load_state_dict(rd.state["scaler"])
     say(
         f"{task.name}: {len(train_ds)} train / {len(val_ds)} val images, {total} iterations "
         f"({ipe} per epoch, batch {local_bs} x {dist.world_size} rank(s)), device {dist.device}"
@@ -355,22 +299,10 @@ def _datasets(cfg: FinetuneConfig, task, progress: bool, say) -> tuple:
     return train_ds, val_ds
 
 
-def _resume(run: Run) -> None:
-    """Continue from the newest loadable checkpoint (weights, optimizer, scaler, step, history, RNG)."""
-    found = run.ckpts.latest()
-    if found is None:
-        raise CheckpointError(
-            f"--resume: {run.ckpts.dir} holds no readable checkpoint; start without --resume "
-            "(with --overwrite if the folder holds an earlier run)"
-        )
-    state, path = found
-    if state.get("format") != CKPT_FORMAT or state.get("task") != run.task.name:
-        raise CheckpointError(
-            f"{path}: a {state.get('format')} checkpoint (task {state.get('task')!r}) cannot resume a "
-            f"{run.task.name!r} fine-tuning run"
-        )
-    check_resume_data(state.get("config"), run.cfg.data.path, path)
-    model = run.model
+def _resume(run: Run, rd: RunDir) -> None:
+    """Continue from the checkpoint ``rd.state`` (weights, optimizer, step, history, RNG; the loss
+    scaler once the step function is built)."""
+    state, path, model = rd.state, rd.path, run.model
     if hasattr(model, "upgrade_state_dict") and model.upgrade_state_dict(state["model"]) is not state["model"]:
         raise ConfigError(
             f"{path}: a checkpoint of the earlier semantic-segmentation UNet layout (a classifier stacked "
@@ -379,18 +311,19 @@ def _resume(run: Run) -> None:
         )
     model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
-    if "scaler" in state and run.amp is torch.float16:
-        run.scaler.load_state_dict(state["scaler"])
     run.step, run.best, run.history = int(state["step"]), state.get("best"), list(state.get("history", []))
     if run.history and run.history[-1]["step"] == run.step and run.step >= run.total:
         run.final = {"label": FINAL_LABEL, **run.history[-1]}
     if state.get("rng") and run.dist.world_size == 1:
         restore_rng(state["rng"])
-    changed = config_changes(saved_as_current(FinetuneConfig, state.get("config") or {}), to_dict(run.cfg))
-    run.say(
-        f"resumed from {path} at step {run.step}/{run.total}"
-        + (f" (config changed: {', '.join(changed)})" if changed else "")
-    )
+    run.say(f"resumed from {path} at step {run.step}/{run.total}")
+    warning = rd.resume_warning(FinetuneConfig, run.cfg, _RESUME_FREE)
+    if warning:
+        run.say(warning)
+
+
+# Keys that may change on resume without affecting the computation: the engine's and these.
+_RESUME_FREE = RESUME_FREE | {"data.scan_workers"}
 
 
 def _save_checkpoint(run: Run) -> None:
@@ -402,7 +335,7 @@ def _save_checkpoint(run: Run) -> None:
         "task": run.task.name,
         "model": m.state_dict(),
         "optimizer": run.optimizer.state_dict(),
-        "scaler": run.scaler.state_dict(),
+        "scaler": run.step_fn.scaler.state_dict(),
         "step": run.step,
         "epoch": run.step / run.ipe,
         "rng": capture_rng(),

@@ -26,39 +26,30 @@ before any optimizer update or checkpoint of that step. Distributed training: la
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import yaml
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pri3d.config import resolve, saved_as_current, to_dict
+from pri3d.config import resolve, to_dict
 from pri3d.engine.amp import amp_dtype
-from pri3d.engine.checkpoint import CheckpointManager, capture_rng, config_changes, restore_rng
-from pri3d.engine.distributed import (
-    DistInfo,
-    all_ranks_finite,
-    barrier,
-    cleanup,
-    init_distributed,
-    mean_over_ranks,
-    rank0_flag,
-)
-from pri3d.engine.io import atomic_save, atomic_write_text
+from pri3d.engine.checkpoint import CheckpointManager, capture_rng, restore_rng
+from pri3d.engine.distributed import DistInfo, barrier, mean_over_ranks, rank0_flag, session, wrap_ddp
+from pri3d.engine.io import atomic_save
 from pri3d.engine.logging import MetricLogger
-from pri3d.engine.optim import build_optimizer, lr_at, set_lr
-from pri3d.engine.run_dir import check_resume_data, check_run_dir, mark_done, start_run
-from pri3d.engine.seed import seed_everything, worker_init_fn
-from pri3d.errors import CheckpointError, ConfigError, TrainingError
+from pri3d.engine.optim import build_optimizer, lr_at
+from pri3d.engine.run_dir import RESUME_FREE, RunDir, mark_done, open_run
+from pri3d.engine.sampling import StepBatchSampler, make_loader
+from pri3d.engine.seed import seed_everything
+from pri3d.engine.step import TrainStep
+from pri3d.errors import ConfigError, TrainingError
 from pri3d.models.init import init_encoder
 from pri3d.pairs.store import PreparedData
 from pri3d.pretrain.config import PretrainConfig
-from pri3d.pretrain.data import PairDataset, StepBatchSampler, fixed_sample, split_pairs
+from pri3d.pretrain.data import PairDataset, fixed_sample, split_pairs
 from pri3d.pretrain.matching_eval import matching_recall
 from pri3d.pretrain.modes import MODES
 from pri3d.pretrain.report import write_curves, write_report
@@ -80,15 +71,8 @@ def train(cfg: PretrainConfig, *, resume: bool = False, overwrite: bool = False)
         raise ConfigError(
             "no data: pass --data PREPARED_DIR (or data.path=...), a directory written by 'pri3d prepare'"
         )
-    threads_before = torch.get_num_threads()
-    if cfg.train.threads > 0:
-        torch.set_num_threads(cfg.train.threads)
-    info = init_distributed(cfg.train.device)
-    try:
+    with session(cfg.train.device, cfg.train.threads) as info:  # cleanup and the thread count on the way out
         return _loop(_setup(cfg, info, resume, overwrite))
-    finally:
-        cleanup()
-        torch.set_num_threads(threads_before)  # callers (the experiment runner) go on in this process
 
 
 @dataclass
@@ -104,6 +88,7 @@ class Run:
     optimizer: torch.optim.Optimizer
     amp_dtype: torch.dtype | None
     logger: MetricLogger
+    step_fn: TrainStep
     batches: object  # iterator over the loader: one item per micro-batch
     start: int
     eval_sets: dict = field(default_factory=dict)  # "val" / "train" -> PairDataset of fixed pairs
@@ -130,8 +115,7 @@ def _loop(run: Run) -> dict:
     for step in range(run.start, T.steps):
         t0 = time.perf_counter()
         lr = lr_at(step, T.steps, cfg.optim)
-        set_lr(run.optimizer, lr)
-        parts = _optimizer_step(run, step, skips)
+        parts = _optimizer_step(run, step, lr, skips)
         done = step + 1
         dt = time.perf_counter() - t0
         rate = T.batch_size / dt if rate is None else 0.9 * rate + 0.1 * T.batch_size / dt
@@ -179,49 +163,41 @@ def _loop(run: Run) -> dict:
     return summary
 
 
-def _optimizer_step(run: Run, step: int, skips: dict[str, int]) -> dict[str, float]:
-    """One optimizer step over ``train.accumulate`` micro-batches; returns the mean loss parts. A
-    non-finite loss on any rank stops every rank before the weights change."""
-    cfg, T, info = run.cfg, run.cfg.train, run.info
-    parts: dict[str, float] = {}
-    for micro in range(T.accumulate):
-        batch = _to_device(next(run.batches), info.device, cfg.model.channels_last)
-        no_sync = info.distributed and micro < T.accumulate - 1
-        with run.model.no_sync() if no_sync else contextlib.nullcontext():
-            with torch.autocast(
-                device_type=info.device.type, dtype=run.amp_dtype or torch.bfloat16, enabled=run.amp_dtype is not None
-            ):
-                losses = run.model(batch)
-            loss = sum(losses.values())
-            if not all_ranks_finite(loss):
-                detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
-                last = run.manager.paths()[-1].name if run.manager.paths() else "none"
-                raise TrainingError(
-                    f"non-finite loss at step {step + 1} (micro-batch {micro}; {detail}; pairs "
-                    f"{batch['keys'][:4]}). Stopped before updating the weights; last checkpoint: {last}"
-                )
-            (loss / T.accumulate).backward()
-        for k, v in losses.items():
-            parts[k] = parts.get(k, 0.0) + float(v.detach()) / T.accumulate
+def _optimizer_step(run: Run, step: int, lr: float, skips: dict[str, int]) -> dict[str, float]:
+    """One optimizer step over ``train.accumulate`` micro-batches (:class:`~pri3d.engine.step.TrainStep`);
+    returns the mean loss parts and counts the skipped pairs and chunks into ``skips``."""
+    cfg, T = run.cfg, run.cfg.train
+
+    def loss_fn(batch):
+        losses = run.model(batch)
         for k, v in run.method.stats.items():
             if k.endswith("skipped"):
                 skips[k] = skips.get(k, 0) + int(v)
-    if cfg.optim.clip_grad > 0:
-        torch.nn.utils.clip_grad_norm_([p for p in run.method.parameters() if p.grad is not None], cfg.optim.clip_grad)
-    run.optimizer.step()
-    run.optimizer.zero_grad(set_to_none=True)
+        return losses
+
+    batches = (_to_device(next(run.batches), run.info.device, cfg.model.channels_last) for _ in range(T.accumulate))
+    parts: dict[str, float] = {}
+    for losses in run.step_fn(step, lr, batches, loss_fn, describe=lambda batch: f"pairs {batch['keys'][:4]}"):
+        for k, v in losses.items():
+            parts[k] = parts.get(k, 0.0) + float(v) / T.accumulate
     return parts
 
 
 def _setup(cfg: PretrainConfig, info: DistInfo, resume: bool, overwrite: bool = False) -> Run:
-    """Data, model, optimizer (restored from the newest checkpoint on resume), DDP, logger and loader."""
+    """Data, model, optimizer (restored from the newest checkpoint on resume), DDP, logger and loader, in
+    this order (it fixes the random streams, so a run repeats exactly)."""
     T, main, dev = cfg.train, info.is_main, info.device
-    out = Path(cfg.out)
-    manager = CheckpointManager(out / "checkpoints", keep=T.keep_checkpoints)
     spec = MODES[cfg.mode]
-    check_run_dir(out, resume=resume, overwrite=overwrite)
-    state, ckpt_path = _resume_state(cfg, manager, resume)
-    start_run(out, resume=resume, is_main=main)
+    rd = open_run(
+        cfg.out,
+        resume=resume,
+        overwrite=overwrite,
+        keep=T.keep_checkpoints,
+        checkpoint_format=CHECKPOINT_FORMAT,
+        kind=("mode", cfg.mode),
+        data_path=cfg.data.path,
+        is_main=main,
+    )
 
     prepared = PreparedData(cfg.data.path)
     train_pairs, val_pairs, note = split_pairs(prepared, cfg.data.train_split, cfg.data.val_split)
@@ -232,29 +208,44 @@ def _setup(cfg: PretrainConfig, info: DistInfo, resume: bool, overwrite: bool = 
     seed_everything(T.seed)  # same initial weights on every rank
     method = spec.build_method(cfg)
     init_desc = "resumed"
-    if state is None:  # an InitError (a Pri3dError: one line in the CLI) names the init that failed
+    if rd.state is None:  # an InitError (a Pri3dError: one line in the CLI) names the init that failed
         init_desc = init_encoder(method.backbone.encoder, cfg.model.init, cfg.model.arch)
     method.to(dev)
     if cfg.model.channels_last:
         method.backbone.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(method.parameters(), cfg.optim)
     start = 0
-    if state is not None:
-        start = _restore(cfg, state, ckpt_path, method, optimizer, main)
+    if rd.state is not None:
+        start = _restore(cfg, rd, method, optimizer, main)
     if T.compile:
         method.compile_backbone()
-    model = method
-    if info.distributed:
-        model = torch.nn.parallel.DistributedDataParallel(
-            method, device_ids=[dev.index] if dev.type == "cuda" else None
-        )
-
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    logger = MetricLogger(out, enabled=main, tensorboard=T.tensorboard, resume_step=start + 1 if start else 0)
-    loader = _loader(cfg, info, dataset, spec.collate, start)
-    run = Run(cfg, info, out, manager, method, model, optimizer, amp_dtype(T.amp, dev), logger, iter(loader), start)
+    logger = rd.start(cfg, start_step=start, tensorboard=T.tensorboard)
+    model = wrap_ddp(method, info)
+    amp = amp_dtype(T.amp, dev)
+    step_fn = TrainStep(
+        model,
+        optimizer,
+        device=dev,
+        amp=amp,
+        clip_grad=cfg.optim.clip_grad,
+        accumulate=T.accumulate,
+        distributed=info.distributed,
+        checkpoints=rd.checkpoints,
+    )
+    sampler = StepBatchSampler(
+        len(dataset),
+        batch_size=T.batch_size,
+        world_size=info.world_size,
+        rank=info.rank,
+        accumulate=T.accumulate,
+        seed=T.seed,
+        start_step=start,
+        steps=T.steps,
+    )  # batches as a pure function of the step, from step ``start`` on
+    loader = make_loader(
+        dataset, spec.collate, device=dev, workers=cfg.data.workers, batch_sampler=sampler, prefetch=cfg.data.prefetch
+    )
+    run = Run(cfg, info, rd.out, rd.checkpoints, method, model, optimizer, amp, logger, step_fn, iter(loader), start)
     if T.eval_every > 0 and main:
         # Fixed random samples (the pairs are sorted by frame: the first ones would all share one frame). The
         # training pairs are evaluated like the held-out ones: the two learning curves part when the network
@@ -271,66 +262,18 @@ def _setup(cfg: PretrainConfig, info: DistInfo, resume: bool, overwrite: bool = 
     return run
 
 
-def _loader(cfg: PretrainConfig, info: DistInfo, dataset, collate, start: int) -> DataLoader:
-    """Batches as a pure function of the step (:class:`StepBatchSampler`), from step ``start`` on."""
-    T, dev = cfg.train, info.device
-    sampler = StepBatchSampler(
-        len(dataset),
-        batch_size=T.batch_size,
-        world_size=info.world_size,
-        rank=info.rank,
-        accumulate=T.accumulate,
-        seed=T.seed,
-        start_step=start,
-        steps=T.steps,
-    )
-    W = cfg.data.workers
-    return DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=W,
-        collate_fn=collate,
-        pin_memory=dev.type == "cuda",
-        worker_init_fn=worker_init_fn if W else None,
-        prefetch_factor=cfg.data.prefetch if W else None,
-        persistent_workers=False,
-    )
-
-
-def _resume_state(cfg: PretrainConfig, manager: CheckpointManager, resume: bool):
-    """``(checkpoint dict, path)`` to resume from, or ``(None, None)`` for a fresh start."""
-    if not resume:
-        return None, None
-    found = manager.latest()
-    if found is None:
-        raise CheckpointError(
-            f"--resume: {manager.dir} holds no readable checkpoint; start without --resume "
-            "(with --overwrite if the folder holds an earlier run)"
-        )
-    state, path = found
-    if state.get("format") != CHECKPOINT_FORMAT or state.get("mode") != cfg.mode:
-        raise ConfigError(
-            f"{path}: a {state.get('format')} checkpoint of mode {state.get('mode')!r} cannot resume a {cfg.mode!r} run"
-        )
-    check_resume_data(state.get("config"), cfg.data.path, path)
-    return state, path
-
-
-def _restore(cfg: PretrainConfig, state: dict, path, method, optimizer, main: bool) -> int:
-    """Load weights, optimizer and RNG from ``state``; returns the step to continue from."""
+def _restore(cfg: PretrainConfig, rd: RunDir, method, optimizer, main: bool) -> int:
+    """Load weights, optimizer and RNG from the checkpoint ``rd.state``; returns the step to continue from."""
+    state = rd.state
     method.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     restore_rng(state["rng"])
     start = int(state["step"])
     if main:
-        print(f"pretrain: resumed from {path} at step {start}")
-        saved = saved_as_current(PretrainConfig, state.get("config") or {})
-        changed = config_changes(saved, to_dict(cfg), _RESUME_FREE)
-        if changed:
-            print(
-                f"pretrain: warning: the config differs from the checkpoint's in {', '.join(changed)}; "
-                "the resumed run will not reproduce an uninterrupted one exactly"
-            )
+        print(f"pretrain: resumed from {rd.path} at step {start}")
+        warning = rd.resume_warning(PretrainConfig, cfg, _RESUME_FREE)
+        if warning:
+            print(f"pretrain: {warning}")
     return start
 
 
@@ -429,18 +372,11 @@ def _eval_dataset(cfg: PretrainConfig, prepared, pairs):
     )
 
 
-# Keys that may change on resume without affecting the computation.
-_RESUME_FREE = {
-    "out",
-    "data.path",
-    "data.workers",
+# Keys that may change on resume without affecting the computation: the engine's and these.
+_RESUME_FREE = RESUME_FREE | {
     "data.prefetch",
     "train.steps",
     "train.max_minutes",
-    "train.log_every",
-    "train.ckpt_every",
-    "train.keep_checkpoints",
-    "train.eval_every",
     "train.eval_pairs",
     "train.eval_points",
     "train.eval_radius",
