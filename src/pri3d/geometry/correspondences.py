@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from pri3d.geometry.camera import _batched, invert_pose
+from pri3d.geometry.rays import pixel_rays
 
 __all__ = ["resample_depth", "view_correspondences"]
 
@@ -48,8 +49,7 @@ def resample_depth(depth, K_depth, K_target, size):
     u = torch.arange(w, device=depth.device, dtype=torch.float64)
     v = torch.arange(h, device=depth.device, dtype=torch.float64)
     # Normalised ray coordinates of the target pixel centres, then source pixel coordinates.
-    x = (u[None, :] - Kt[:, 0, 2, None]) / Kt[:, 0, 0, None]  # (B, w)
-    y = (v[None, :] - Kt[:, 1, 2, None]) / Kt[:, 1, 1, None]  # (B, h)
+    x, y = pixel_rays(u[None, :], v[None, :], Kt[:, None])  # (B, w), (B, h)
     us = torch.floor(x * Kd[:, 0, 0, None] + Kd[:, 0, 2, None] + 0.5).long()  # (B, w)
     vs = torch.floor(y * Kd[:, 1, 1, None] + Kd[:, 1, 2, None] + 0.5).long()  # (B, h)
     ok_u = (us >= 0) & (us < Wd)
@@ -113,10 +113,8 @@ def view_correspondences(
     z = da.reshape(B, -1)[bi, flat_a]
     u = (flat_a % wa).to(torch.float32)
     v = torch.div(flat_a, wa, rounding_mode="floor").to(torch.float32)
-    Kab = Ka[bi]
-    pts = torch.stack(
-        [(u - Kab[:, 0, 2]) / Kab[:, 0, 0] * z, (v - Kab[:, 1, 2]) / Kab[:, 1, 1] * z, z], dim=-1
-    )  # (N, 3) in A's camera
+    x, y = pixel_rays(u, v, Ka[bi])
+    pts = torch.stack([x * z, y * z, z], dim=-1)  # (N, 3) in A's camera
     R = T_ab[bi, :3, :3]
     t = T_ab[bi, :3, 3]
     pb = torch.einsum("nij,nj->ni", R, pts) + t  # (N, 3) in B's camera

@@ -16,6 +16,8 @@ import math
 import numpy as np
 import torch
 
+from pri3d.geometry.rays import pixel_rays
+
 __all__ = [
     "voxel_keys",
     "voxel_keys_to_coords",
@@ -185,7 +187,7 @@ def frustum_aabb(K, pose, size, near: float, far: float) -> tuple[np.ndarray, np
     # Image corners (pixel edges, not centres) as unit-depth rays.
     u = np.array([-0.5, W - 0.5, W - 0.5, -0.5])
     v = np.array([-0.5, -0.5, H - 0.5, H - 0.5])
-    rays = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones(4)], axis=1)  # (4, 3)
+    rays = np.stack([*pixel_rays(u, v, K), np.ones(4)], axis=1)  # (4, 3)
     cam = np.concatenate([rays * near, rays * far], axis=0)  # (8, 3)
     world = cam @ T[:3, :3].T + T[:3, 3]
     return world.min(axis=0), world.max(axis=0)

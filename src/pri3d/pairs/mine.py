@@ -51,6 +51,7 @@ from pri3d.errors import DataError
 from pri3d.geometry.camera import pose_is_valid, scale_intrinsics
 from pri3d.geometry.correspondences import resample_depth
 from pri3d.geometry.overlap import affine, overlap_fast, overlap_reference
+from pri3d.geometry.rays import pixel_rays
 from pri3d.geometry.voxels import (
     frustum_aabb,
     sample_mesh_surface,
@@ -274,8 +275,7 @@ def _fusion_samples(depth, K, pose, color, K_color, stride):
     z = depth[v, u]
     ok = z > 0
     u, v, z = u[ok].astype(np.float64), v[ok].astype(np.float64), z[ok].astype(np.float64)
-    x = (u - K[0, 2]) / K[0, 0]
-    y = (v - K[1, 2]) / K[1, 1]
+    x, y = pixel_rays(u, v, K)
     pts = affine(np.stack([x * z, y * z, z], axis=1), pose[:3, :3].T, pose[:3, 3])
     if color is None:
         col = np.full((len(pts), 3), 128, dtype=np.uint8)
