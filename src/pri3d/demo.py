@@ -52,9 +52,9 @@ def _pick_frames(scenes, n: int) -> list[tuple]:
 def feature_pca_figure(backbones: dict[str, torch.nn.Module], frames, size) -> np.ndarray:
     """Rows: frames; columns: the image, then each backbone's features (PCA -> RGB, one basis per
     backbone shared over the frames)."""
+    from pri3d.data.io import resize_color
     from pri3d.models.imagenet import normalize
     from pri3d.pretrain.augment import to_float_image
-    from pri3d.pretrain.data import resize_color
     from pri3d.viz import hstack, pca_rgb, vstack
 
     imgs = [resize_color(s.load_frame(fid, depth=False, labels=False).color, size) for s, fid in frames]
@@ -72,10 +72,10 @@ def feature_pca_figure(backbones: dict[str, torch.nn.Module], frames, size) -> n
 def correspondence_figure(prepared_dir: Path, size=(120, 160), max_lines: int = 50) -> tuple[np.ndarray, dict]:
     """A mined pair (overlap closest to 0.5) with its pixel correspondences (reprojection + depth
     test at the feature grid, as pre-training computes them) drawn as lines."""
+    from pri3d.data.io import resize_color
     from pri3d.geometry import scale_intrinsics
     from pri3d.geometry.correspondences import resample_depth, view_correspondences
     from pri3d.pairs.store import PreparedData
-    from pri3d.pretrain.data import resize_color
     from pri3d.viz import match_overlay
 
     prep = PreparedData(prepared_dir)
@@ -192,8 +192,8 @@ def probe_segmentation_figure(
     the table's cell of the lowest label fraction and the first seed fits it
     (:func:`pri3d.experiment.cells.probe_setup`: the same labelled frames, pixels and head), then predicts
     the picked frames."""
+    from pri3d.data.io import resize_color
     from pri3d.downstream.classes import IGNORE_INDEX
-    from pri3d.pretrain.data import resize_color
     from pri3d.viz import colorize_labels, hstack, vstack
 
     fraction, seed = min(cfg.fractions), cfg.seeds[0]
