@@ -52,9 +52,9 @@ def _pick_frames(scenes, n: int) -> list[tuple]:
 def feature_pca_figure(backbones: dict[str, torch.nn.Module], frames, size) -> np.ndarray:
     """Rows: frames; columns: the image, then each backbone's features (PCA -> RGB, one basis per
     backbone shared over the frames)."""
+    from pri3d.data.io import resize_color
     from pri3d.models.imagenet import normalize
     from pri3d.pretrain.augment import to_float_image
-    from pri3d.pretrain.data import resize_color
     from pri3d.viz import hstack, pca_rgb, vstack
 
     imgs = [resize_color(s.load_frame(fid, depth=False, labels=False).color, size) for s, fid in frames]
@@ -72,10 +72,10 @@ def feature_pca_figure(backbones: dict[str, torch.nn.Module], frames, size) -> n
 def correspondence_figure(prepared_dir: Path, size=(120, 160), max_lines: int = 50) -> tuple[np.ndarray, dict]:
     """A mined pair (overlap closest to 0.5) with its pixel correspondences (reprojection + depth
     test at the feature grid, as pre-training computes them) drawn as lines."""
+    from pri3d.data.io import resize_color
     from pri3d.geometry import scale_intrinsics
     from pri3d.geometry.correspondences import resample_depth, view_correspondences
     from pri3d.pairs.store import PreparedData
-    from pri3d.pretrain.data import resize_color
     from pri3d.viz import match_overlay
 
     prep = PreparedData(prepared_dir)
@@ -192,8 +192,8 @@ def probe_segmentation_figure(
     the table's cell of the lowest label fraction and the first seed fits it
     (:func:`pri3d.experiment.cells.probe_setup`: the same labelled frames, pixels and head), then predicts
     the picked frames."""
+    from pri3d.data.io import resize_color
     from pri3d.downstream.classes import IGNORE_INDEX
-    from pri3d.pretrain.data import resize_color
     from pri3d.viz import colorize_labels, hstack, vstack
 
     fraction, seed = min(cfg.fractions), cfg.seeds[0]
@@ -476,11 +476,6 @@ def write_report(
 
 def run_demo(out="pri3d-demo", overrides: list[str] | None = None, log=print) -> Path:
     """Run the demo into ``out`` and return the path of ``report.md``."""
-    from pri3d.experiment import method_label
-    from pri3d.models.init import load_backbone
-    from pri3d.models.resnet_unet import ResNetUNet
-    from pri3d.viz import save_png
-
     out = Path(out).resolve()
     cfg = load_experiment(DEMO_CONFIG, [f"out={out / 'experiment'}", *(overrides or [])])
     t0 = time.time()
@@ -496,32 +491,58 @@ def run_demo(out="pri3d-demo", overrides: list[str] | None = None, log=print) ->
         pictures["curve"] = Path(shutil.copyfile(root / "curve.png", report_dir / "curve.png"))
 
     dirs = results["cell_dirs"]
-    prepared = Path(dirs["prepared"]) if "prepared" in dirs else None
-    if prepared is not None:
-        img, info = correspondence_figure(prepared, size=tuple(cfg.data.synth.resolution))
-        pictures["correspondences"] = save_png(report_dir / "correspondences.png", img)
-        notes.append(
-            f"correspondences: {info['scene']} frames {info['frame_a']}-{info['frame_b']}, mined overlap "
-            f"{info['overlap']:.2f}, {info['matches']} matches on the {info['grid'][0]}x{info['grid'][1]} "
-            "feature grid (50 drawn)"
-        )
-
+    if "prepared" in dirs:
+        _correspondence_picture(cfg, Path(dirs["prepared"]), report_dir, pictures, notes)
     pri3d_m = pri3d_method(cfg.methods)
     if pri3d_m is not None:
-        bb_path = _done(dirs["pretrain"][pri3d_m])["backbone"]
-        state = torch.load(bb_path, map_location="cpu", weights_only=False)
-        torch.manual_seed(0)
-        scratch = ResNetUNet(state["arch"], state["feature_dim"])
-        pri3d = ResNetUNet(state["arch"], state["feature_dim"])
-        load_backbone(pri3d, bb_path)
-        from pri3d.data.formats import open_dataset
+        _features_picture(cfg, dirs, pri3d_m, report_dir, pictures)
+    features = _segmentation_picture(cfg, results, pri3d_m, report_dir, pictures, notes, captions)
+    timings = _timings(dirs, results, t_cells, t0)
+    report = write_report(cfg, results, report_dir, pictures, timings, notes, features=features, captions=captions)
+    log(f"[demo] report: {report}")
+    return report
 
-        data_path = dirs["data"]
-        val = open_dataset(data_path, cfg.data.format, split=Path(data_path) / "splits" / "val.txt")
-        frames = _pick_frames(val, 3)
-        fig = feature_pca_figure({"scratch": scratch, "pri3d": pri3d}, frames, tuple(cfg.data.synth.resolution))
-        pictures["features"] = save_png(report_dir / "features.png", fig)
 
+def _correspondence_picture(cfg, prepared: Path, report_dir: Path, pictures: dict, notes: list) -> None:
+    """``correspondences.png``: a mined pair with its pixel correspondences, and its note."""
+    from pri3d.viz import save_png
+
+    img, info = correspondence_figure(prepared, size=tuple(cfg.data.synth.resolution))
+    pictures["correspondences"] = save_png(report_dir / "correspondences.png", img)
+    notes.append(
+        f"correspondences: {info['scene']} frames {info['frame_a']}-{info['frame_b']}, mined overlap "
+        f"{info['overlap']:.2f}, {info['matches']} matches on the {info['grid'][0]}x{info['grid'][1]} "
+        "feature grid (50 drawn)"
+    )
+
+
+def _features_picture(cfg, dirs: dict, pri3d_m: str, report_dir: Path, pictures: dict) -> None:
+    """``features.png``: the features of a random-init and of the Pri3D backbone on validation frames."""
+    from pri3d.data.formats import open_dataset
+    from pri3d.models.init import load_backbone
+    from pri3d.models.resnet_unet import ResNetUNet
+    from pri3d.viz import save_png
+
+    bb_path = _done(dirs["pretrain"][pri3d_m])["backbone"]
+    state = torch.load(bb_path, map_location="cpu", weights_only=False)
+    torch.manual_seed(0)
+    scratch = ResNetUNet(state["arch"], state["feature_dim"])
+    pri3d = ResNetUNet(state["arch"], state["feature_dim"])
+    load_backbone(pri3d, bb_path)
+    data_path = dirs["data"]
+    val = open_dataset(data_path, cfg.data.format, split=Path(data_path) / "splits" / "val.txt")
+    frames = _pick_frames(val, 3)
+    fig = feature_pca_figure({"scratch": scratch, "pri3d": pri3d}, frames, tuple(cfg.data.synth.resolution))
+    pictures["features"] = save_png(report_dir / "features.png", fig)
+
+
+def _segmentation_picture(cfg, results: dict, pri3d_m, report_dir: Path, pictures: dict, notes: list, captions: dict):
+    """``segmentation.png``: the probe's predictions when the probe ran (returns its ``features`` info),
+    else the fine-tuned models' at the lowest label fraction (returns None)."""
+    from pri3d.experiment import method_label
+    from pri3d.viz import save_png
+
+    dirs = results["cell_dirs"]
     lowest, seed = min(cfg.fractions), cfg.seeds[0]
     features = None
     if cfg.probe.enabled:  # the table's readout: the picture shows the probe's own predictions
@@ -547,6 +568,11 @@ def run_demo(out="pri3d-demo", overrides: list[str] | None = None, log=print) ->
         if runs:
             pictures["segmentation"] = save_png(report_dir / "segmentation.png", segmentation_figure(runs))
             notes.append(f"segmentation picture: models fine-tuned with {lowest * 100:g}% of the labels, seed {seed}")
+    return features
+
+
+def _timings(dirs: dict, results: dict, t_cells: float, t0: float) -> dict:
+    """Seconds per cell (from each cell's ``done`` record), for all the cells, and for the whole run."""
     timings = {}
     for kind in ("data", "pretrain_data", "prepared"):  # these folders lie inside their cell's folder
         if kind in dirs:
@@ -559,6 +585,4 @@ def run_demo(out="pri3d-demo", overrides: list[str] | None = None, log=print) ->
         timings[f"finetune: {m} f{f:g} s{sd}"] = _done(d).get("seconds")
     timings["every cell of this run (cached cells are not re-run)"] = t_cells
     timings["this run, pictures included"] = time.time() - t0
-    report = write_report(cfg, results, report_dir, pictures, timings, notes, features=features, captions=captions)
-    log(f"[demo] report: {report}")
-    return report
+    return timings

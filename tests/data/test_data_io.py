@@ -49,3 +49,24 @@ def test_depth_must_be_16_bit_and_intrinsics_finite_with_positive_focal_lengths(
     check_fits(good, (480, 640), "img.png")
     with pytest.raises(DataError, match="img.png: the 320x240 image does not fit the intrinsics"):
         check_fits(good, (240, 320), "img.png")
+
+
+def test_read_surface_ply_and_resize_color(tmp_path):
+    from plyfile import PlyData, PlyElement
+
+    from pri3d.data.io import read_surface_ply, resize_color
+
+    v = np.array(
+        [(0.0, 0.0, 0.0, 1, 2, 3), (1.0, 0.0, 0.0, 4, 5, 6), (0.0, 1.0, 0.0, 7, 8, 9)],
+        dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")],
+    )
+    f = np.array([([0, 1, 2],)], dtype=[("vertex_indices", "i4", (3,))])
+    PlyData([PlyElement.describe(v, "vertex"), PlyElement.describe(f, "face")]).write(str(tmp_path / "m.ply"))
+    V, faces, col = read_surface_ply(tmp_path / "m.ply")
+    assert V.dtype == np.float64 and faces.tolist() == [[0, 1, 2]] and col[2].tolist() == [7, 8, 9]
+    (tmp_path / "bad.ply").write_text("not a ply")
+    with pytest.raises(DataError, match="bad.ply: unreadable PLY"):
+        read_surface_ply(tmp_path / "bad.ply")
+    img = np.full((8, 12, 3), 77, np.uint8)
+    assert resize_color(img, (8, 12)) is img
+    assert resize_color(img, (4, 6)).shape == (4, 6, 3) and (resize_color(img, (16, 24)) == 77).all()

@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from pri3d.geometry.camera import scale_intrinsics
-from pri3d.geometry.correspondences import resample_depth, view_correspondences
+from pri3d.geometry.correspondences import (
+    resample_depth,
+    sample_per_group,
+    sample_view_matches,
+    sample_voxel_matches,
+    sample_without_replacement,
+    view_correspondences,
+)
 
 
 def _K(f, cx, cy):
@@ -169,3 +176,46 @@ def test_view_correspondences_on_real_7scenes_frames():
     du = (end[ok] % 160 - ab[ok, 1] % 160).abs()
     dv = (end[ok] // 160 - ab[ok, 1] // 160).abs()
     assert ok.float().mean() > 0.9 and ((du <= 1) & (dv <= 1)).float().mean() > 0.9
+
+
+def test_sampling_without_replacement():
+    g = torch.Generator().manual_seed(1)
+    idx = sample_without_replacement(10, 4, g)
+    assert len(idx) == 4 and len(set(idx.tolist())) == 4 and idx.max() < 10
+    few = sample_without_replacement(3, 1024, g)  # fewer than K: all of them, no duplicates
+    assert sorted(few.tolist()) == [0, 1, 2]
+    group = torch.tensor([0] * 50 + [1] * 3 + [2] * 20)
+    keep = sample_per_group(group, 10, g)
+    assert len(set(keep.tolist())) == len(keep)
+    assert torch.bincount(group[keep]).tolist() == [10, 3, 10]
+    # uniform: over many draws, every row of group 0 is picked about equally often
+    hits = torch.zeros(50)
+    for s in range(200):
+        hits += torch.bincount(sample_per_group(group, 10, torch.Generator().manual_seed(s)), minlength=73)[:50]
+    assert hits.min() > 0.5 * hits.mean() and hits.max() < 1.5 * hits.mean()
+
+
+def test_the_pair_samplers_draw_at_most_k_distinct_matches_of_the_pair():
+    from pri3d.geometry.voxels import pixel_voxel_correspondences, voxelize_points
+
+    K = torch.tensor([[20.0, 0, 7.5], [0, 20.0, 5.5], [0, 0, 1]], dtype=torch.float64)
+    depth = torch.full((12, 16), 2.0)
+    depth[:2] = 0
+    pose = torch.eye(4, dtype=torch.float64)
+    pose_b = pose.clone()
+    pose_b[0, 3] = 0.1
+    every = view_correspondences(depth[None], K, pose, depth[None], K, pose_b)[:, 1:]
+    m = sample_view_matches(depth, K, pose, depth, K, pose_b, 25, torch.Generator().manual_seed(0))
+    assert m.shape == (25, 2) and len({tuple(r) for r in m.tolist()}) == 25
+    assert {tuple(r) for r in m.tolist()} <= {tuple(r) for r in every.tolist()}
+    assert len(sample_view_matches(depth, K, pose, depth, K, pose_b, 10**6, None)) == len(every)
+    # pixel -> voxel: every sampled pixel is valid, and its voxel is the nearest one within the radius
+    from pri3d.geometry.camera import backproject_depth
+
+    pts = backproject_depth(depth.double()[None], K, pose)[0].reshape(-1, 3)
+    coords, origin = voxelize_points(pts[depth.reshape(-1) > 0], 0.05)
+    coords = torch.from_numpy(coords)
+    mv = sample_voxel_matches(depth, K, pose, coords, origin, 0.05, 0.05, 30, torch.Generator().manual_seed(0))
+    assert mv.shape == (30, 2) and bool((depth.reshape(-1)[mv[:, 0]] > 0).all())
+    assert torch.equal(pixel_voxel_correspondences(pts[mv[:, 0]], coords, origin, 0.05, 0.05), mv[:, 1])
+    assert sample_voxel_matches(depth, K, pose, coords[:0], origin, 0.05, 0.05, 30, None).shape == (0, 2)

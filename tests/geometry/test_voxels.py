@@ -108,3 +108,55 @@ def test_pixel_voxel_correspondences_empty():
     assert pixel_voxel_correspondences(np.zeros((0, 3)), np.zeros((5, 3)), np.zeros(3), 0.02).shape == (0,)
     out = pixel_voxel_correspondences(np.zeros((4, 3)), np.zeros((0, 3)), np.zeros(3), 0.02)
     assert out.tolist() == [-1] * 4
+
+
+def test_fusion_samples_and_frame_boxes_of_a_flat_wall():
+    from pri3d.geometry.voxels import frame_boxes, fusion_samples
+
+    K = np.array([[20.0, 0, 7.5], [0, 20.0, 5.5], [0, 0, 1]])
+    depth = np.full((12, 16), 2.0, np.float32)
+    depth[0] = 0
+    pose = np.eye(4)
+    pose[:3, 3] = [1.0, 2.0, 3.0]
+    color = np.zeros((24, 32, 3), np.uint8)
+    color[..., 0] = np.arange(32)[None, :]  # red = colour column
+    K_color = np.array([[40.0, 0, 15.5], [0, 40.0, 11.5], [0, 0, 1]])
+    pts, col = fusion_samples(depth, K, pose, color, K_color, 2)
+    assert pts.shape == (5 * 8, 3) and pts.dtype == np.float64 and col.dtype == np.uint8
+    assert np.allclose(pts[:, 2], 5.0)  # z = 2 m in front of a camera at z = 3
+    # the colour pixel of depth pixel u is the one on the same ray: 2u + 0.5 rounded
+    u = np.tile(np.arange(0, 16, 2), 5)
+    assert np.array_equal(col[:, 0], np.floor(2 * u + 0.5 + 0.5).astype(np.uint8))
+    assert (fusion_samples(depth, K, pose, None, K_color, 2)[1] == 128).all()
+    lo, hi = frame_boxes(depth[None], K, pose[None], crop_far=0.0)
+    assert lo.shape == hi.shape == (1, 3)
+    assert (pts >= lo[0] - 1e-9).all() and (pts <= hi[0] + 1e-9).all()
+    lo2, hi2 = frame_boxes(depth[None], K, pose[None], crop_far=1.0)  # the far side capped: near = far = 1
+    assert np.isclose(hi2[0, 2], 4.0) and np.isclose(lo2[0, 2], 4.0)
+
+
+def test_voxelize_surface_and_fuse_depth():
+    from pri3d.geometry.voxels import fuse_depth, voxelize_surface
+
+    V = np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    coords, origin, colors = voxelize_surface(V, np.array([[0, 1, 2]]), np.full((3, 3), 200, np.uint8), 0.1)
+    assert coords.dtype == np.int32 and colors.dtype == np.uint8 and (colors == 200).all()
+    assert len(coords) >= 50 and (coords[:, 2] == 0).all()  # the triangle covers its voxels, no holes
+    cloud = voxelize_surface(V, None, None, 0.1)  # a point cloud: its points only, grey
+    assert len(cloud[0]) == 3 and (cloud[2] == 128).all()
+    pts = np.array([[0.01, 0, 0], [0.02, 0, 0], [0.5, 0, 0]])
+    col = np.array([[10, 10, 10], [30, 30, 30], [0, 0, 0]])
+    c1, _, cols = fuse_depth(pts, col, np.array([0, 1, 0]), 0.1)
+    assert len(c1) == 2 and cols[0].tolist() == [20, 20, 20]
+    c2, _, _ = fuse_depth(pts, col, np.array([0, 1, 0]), 0.1, min_views=2)  # seen by two frames
+    assert c2.tolist() == [c1[0].tolist()]
+
+
+def test_voxels_in_frustum():
+    from pri3d.geometry.voxels import voxels_in_frustum
+
+    K = torch.tensor([[10.0, 0, 4.5], [0, 10.0, 4.5], [0, 0, 1]], dtype=torch.float64)
+    depth = torch.full((10, 10), 2.0)
+    coords = torch.tensor([[0, 0, 15], [0, 0, 25], [0, 0, -5], [100, 0, 15]])  # voxel 0.1: z 1.55, 2.55, -0.45
+    keep = voxels_in_frustum(coords, np.zeros(3), 0.1, K, torch.eye(4, dtype=torch.float64), depth)
+    assert keep.tolist() == [True, False, False, False]

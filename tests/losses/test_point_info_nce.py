@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from pri3d.losses.point_info_nce import PointInfoNCE, point_info_nce, sample_per_group, sample_without_replacement
+from pri3d.losses.point_info_nce import PointInfoNCE, point_info_nce
 
 
 def _reference(fa, fb, pair, num_pairs, tau, min_matches, symmetric, cross):
@@ -85,20 +85,3 @@ def test_bad_arguments():
         point_info_nce(torch.randn(2, 3), torch.randn(2, 3), torch.tensor([0, 5]), 2)
     with pytest.raises(ValueError, match=r"\(N, C\)"):
         point_info_nce(torch.randn(2, 3), torch.randn(3, 3))
-
-
-def test_sampling_without_replacement():
-    g = torch.Generator().manual_seed(1)
-    idx = sample_without_replacement(10, 4, g)
-    assert len(idx) == 4 and len(set(idx.tolist())) == 4 and idx.max() < 10
-    few = sample_without_replacement(3, 1024, g)  # fewer than K: all of them, no duplicates
-    assert sorted(few.tolist()) == [0, 1, 2]
-    group = torch.tensor([0] * 50 + [1] * 3 + [2] * 20)
-    keep = sample_per_group(group, 10, g)
-    assert len(set(keep.tolist())) == len(keep)
-    assert torch.bincount(group[keep]).tolist() == [10, 3, 10]
-    # uniform: over many draws, every row of group 0 is picked about equally often
-    hits = torch.zeros(50)
-    for s in range(200):
-        hits += torch.bincount(sample_per_group(group, 10, torch.Generator().manual_seed(s)), minlength=73)[:50]
-    assert hits.min() > 0.5 * hits.mean() and hits.max() < 1.5 * hits.mean()

@@ -224,14 +224,15 @@ def test_prepare_holdout_writes_splits_and_pretrain_never_trains_on_held_out_fra
     info = json.loads((out / "scenes" / "seq" / "frames.json").read_text())
     assert info["holdout"]["val_frames"] == [40, 50]
     from pri3d.data.formats import open_dataset
-    from pri3d.pairs.mine import fuse_depth, load_scene_frames
+    from pri3d.geometry.voxels import fuse_depth
+    from pri3d.pairs.mine import load_scene_frames
 
     params = PrepareParams(voxel_size=0.1)
     every = load_scene_frames(open_dataset(root)[0], params, want_fusion=True)
     only = load_scene_frames(open_dataset(root)[0], params, want_fusion=True, frame_ranges=train_split.scenes["seq"])
     stored = data.voxels("seq").coords
-    assert np.array_equal(stored, fuse_depth(only, 0.1)[0])
-    assert len(fuse_depth(every, 0.1)[0]) > len(stored)
+    assert np.array_equal(stored, fuse_depth(*only.fused, 0.1)[0])
+    assert len(fuse_depth(*every.fused, 0.1)[0]) > len(stored)
     # a looser gap keeps more training frames and reports the largest training-held-out overlap left
     out2 = tmp_path / "prep2"
     assert _prepare_cli(root, out2, "--holdout", "40-50", "--no-geometry", "--holdout-overlap", "0.6") == 0

@@ -111,10 +111,15 @@ IMG_KEYS = ["recall@2px_img", "recall@4px_img", "recall@8px_img", "recall@16px_i
 
 
 def run(args) -> int:
-    import json
+    _check_inputs(args)
+    if args.images:
+        return _run_pose_pairs(args)
+    return _run_prepared(args)
 
+
+def _check_inputs(args) -> None:
+    """A prepared directory (``--data``) or a pair list with its images (``--pairs`` and ``--images``)."""
     from pri3d.errors import ConfigError
-    from pri3d.pretrain.matching_eval import evaluate_checkpoint, evaluate_pose_pairs, format_recall
 
     if args.images and args.data:
         raise ConfigError("eval-matching: give --data (a prepared directory) or --pairs with --images, not both")
@@ -122,42 +127,56 @@ def run(args) -> int:
         raise ConfigError("eval-matching: --images needs --pairs (a pair list in the ScanNet test-pair format)")
     if not args.images and not args.data:
         raise ConfigError("eval-matching: give --data PREPARED_DIR, or --pairs FILE --images DIR")
-    if args.images:
-        res = evaluate_pose_pairs(
-            args.checkpoint,
-            args.pairs,
-            args.images,
-            resolution=args.resolution,
-            arch=args.arch,
-            feature_dim=args.feature_dim,
-            device=args.device,
-            seed=args.seed,
-            max_pairs=args.max_pairs,
-            stride=args.grid_stride,
-            threshold_px=args.ransac_px,
-            progress=True,
-            baseline=args.baseline,
-        )
-        if args.json:
-            print(json.dumps(res, indent=2))
-            return 0
-        print(
-            f"eval-matching: {res['checkpoint']} on {res['pairs_file']} (images {res['images']}), "
-            f"{res['resolution'][0]}x{res['resolution'][1]}"
-        )
-        _print_pose(res)
-        _print_bins(res, POSE_KEYS)
-        if "baseline" in res:
-            b, d = res["baseline"], res["delta"]
-            print(f"  baseline {b['checkpoint']}:")
-            _print_pose({**b, "grid_stride": res["grid_stride"], "ransac_px": res["ransac_px"]})
-            print("  difference (checkpoint - baseline): " + "  ".join(f"{k} {_fmt(d[k], '+.4f')}" for k in POSE_KEYS))
-            _print_bins(_with_counts(res, d, ("by_rotation",)), POSE_KEYS)
-        print(
-            f"eval-matching: pose AUC@5/10/20 {res['pose_auc@5']:.4f} / {res['pose_auc@10']:.4f} / "
-            f"{res['pose_auc@20']:.4f} on {res['pose_pairs']} pairs"
-        )
+
+
+def _run_pose_pairs(args) -> int:
+    """Relative-pose AUC on a pair list in the ScanNet test-pair format (``--pairs`` + ``--images``)."""
+    import json
+
+    from pri3d.pretrain.matching_eval import evaluate_pose_pairs
+
+    res = evaluate_pose_pairs(
+        args.checkpoint,
+        args.pairs,
+        args.images,
+        resolution=args.resolution,
+        arch=args.arch,
+        feature_dim=args.feature_dim,
+        device=args.device,
+        seed=args.seed,
+        max_pairs=args.max_pairs,
+        stride=args.grid_stride,
+        threshold_px=args.ransac_px,
+        progress=True,
+        baseline=args.baseline,
+    )
+    if args.json:
+        print(json.dumps(res, indent=2))
         return 0
+    print(
+        f"eval-matching: {res['checkpoint']} on {res['pairs_file']} (images {res['images']}), "
+        f"{res['resolution'][0]}x{res['resolution'][1]}"
+    )
+    _print_pose(res)
+    _print_bins(res, POSE_KEYS)
+    if "baseline" in res:
+        b, d = res["baseline"], res["delta"]
+        print(f"  baseline {b['checkpoint']}:")
+        _print_pose({**b, "grid_stride": res["grid_stride"], "ransac_px": res["ransac_px"]})
+        print("  difference (checkpoint - baseline): " + "  ".join(f"{k} {_fmt(d[k], '+.4f')}" for k in POSE_KEYS))
+        _print_bins(_with_counts(res, d, ("by_rotation",)), POSE_KEYS)
+    print(
+        f"eval-matching: pose AUC@5/10/20 {res['pose_auc@5']:.4f} / {res['pose_auc@10']:.4f} / "
+        f"{res['pose_auc@20']:.4f} on {res['pose_pairs']} pairs"
+    )
+    return 0
+
+
+def _run_prepared(args) -> int:
+    """Matching recall (and pose AUC unless ``--no-pose``) on the held-out pairs of a prepared directory."""
+    import json
+
+    from pri3d.pretrain.matching_eval import evaluate_checkpoint
 
     res = evaluate_checkpoint(
         args.checkpoint,
@@ -183,34 +202,46 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(res, indent=2))
     elif "baseline" in res:
-        b = res["baseline"]
-        print(
-            f"eval-matching: {res['checkpoint']} vs {b['checkpoint']} on {res['data']}: {res['pairs_source']}, "
-            f"{res['resolution'][0]}x{res['resolution'][1]}"
-        )
-        rows = ["recall@1px", "recall@2px", "recall@4px", "recall@8px", "median_px", "recall@16px_img"]
-        rows += POSE_KEYS if pose else []
-        print(f"  {'':<15s} {'checkpoint':>10s} {'baseline':>10s} {'difference':>10s}")
-        for k in rows:
-            print(f"  {k:<15s} {res[k]:10.4f} {b[k]:10.4f} {_fmt(res['delta'][k], '+10.4f')}")
-        print("  (recall@Npx: feature pixels; recall@Npx_img: input pixels)")
-        print("  difference (checkpoint - baseline) per bin:")
-        _print_bins(_with_counts(res, res["delta"], ("by_rotation", "by_overlap")), bin_keys)
-        print(
-            f"eval-matching: recall@4px {res['recall@4px']:.4f} vs {b['recall@4px']:.4f} untrained "
-            f"({res['delta']['recall@4px']:+.4f}), {res['points']} points, {res['pairs']} pairs"
-        )
+        _print_comparison(res, pose, bin_keys)
     else:
-        print(
-            f"eval-matching: {res['checkpoint']} on {res['data']}: {res['pairs_source']}, "
-            f"{res['resolution'][0]}x{res['resolution'][1]}"
-        )
-        for k in ("recall@1px", "recall@2px", "recall@4px", "recall@8px"):
-            print(f"  {k:<11s} {res[k]:.4f}   (feature pixels)")
-        for k in IMG_KEYS:
-            print(f"  {k:<15s} {res[k]:.4f}   (input pixels)")
-        if pose:
-            _print_pose(res)
-        _print_bins(res, bin_keys)
-        print(f"eval-matching: {format_recall(res)}, median error {res['median_px']:.2f} px at feature resolution")
+        _print_recall(res, pose, bin_keys)
     return 0
+
+
+def _print_comparison(res: dict, pose: bool, bin_keys: list[str]) -> None:
+    """The checkpoint's recall beside its baseline's, and their difference per bin."""
+    b = res["baseline"]
+    print(
+        f"eval-matching: {res['checkpoint']} vs {b['checkpoint']} on {res['data']}: {res['pairs_source']}, "
+        f"{res['resolution'][0]}x{res['resolution'][1]}"
+    )
+    rows = ["recall@1px", "recall@2px", "recall@4px", "recall@8px", "median_px", "recall@16px_img"]
+    rows += POSE_KEYS if pose else []
+    print(f"  {'':<15s} {'checkpoint':>10s} {'baseline':>10s} {'difference':>10s}")
+    for k in rows:
+        print(f"  {k:<15s} {res[k]:10.4f} {b[k]:10.4f} {_fmt(res['delta'][k], '+10.4f')}")
+    print("  (recall@Npx: feature pixels; recall@Npx_img: input pixels)")
+    print("  difference (checkpoint - baseline) per bin:")
+    _print_bins(_with_counts(res, res["delta"], ("by_rotation", "by_overlap")), bin_keys)
+    print(
+        f"eval-matching: recall@4px {res['recall@4px']:.4f} vs {b['recall@4px']:.4f} untrained "
+        f"({res['delta']['recall@4px']:+.4f}), {res['points']} points, {res['pairs']} pairs"
+    )
+
+
+def _print_recall(res: dict, pose: bool, bin_keys: list[str]) -> None:
+    """One checkpoint's recall (feature and input pixels), pose AUC and bins."""
+    from pri3d.pretrain.matching_eval import format_recall
+
+    print(
+        f"eval-matching: {res['checkpoint']} on {res['data']}: {res['pairs_source']}, "
+        f"{res['resolution'][0]}x{res['resolution'][1]}"
+    )
+    for k in ("recall@1px", "recall@2px", "recall@4px", "recall@8px"):
+        print(f"  {k:<11s} {res[k]:.4f}   (feature pixels)")
+    for k in IMG_KEYS:
+        print(f"  {k:<15s} {res[k]:.4f}   (input pixels)")
+    if pose:
+        _print_pose(res)
+    _print_bins(res, bin_keys)
+    print(f"eval-matching: {format_recall(res)}, median error {res['median_px']:.2f} px at feature resolution")

@@ -1,4 +1,6 @@
-"""Small file readers shared by the format readers. Every error names the file."""
+"""Small file readers and writers shared by the format readers and the stages above: images, depth,
+matrices, intrinsics checks, a scene's surface (``read_surface_ply``) and the one colour resize
+(``resize_color``). Every error names the file."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ __all__ = [
     "depth_to_uint16",
     "write_png",
     "write_matrix",
+    "read_surface_ply",
+    "resize_color",
 ]
 
 
@@ -170,3 +174,43 @@ def write_png(path, img: np.ndarray) -> None:
 
 def write_matrix(path, M: np.ndarray) -> None:
     np.savetxt(path, np.asarray(M, dtype=np.float64), fmt="%.9g")
+
+
+def read_surface_ply(path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """``(vertices (V, 3) float64, faces (F, 3) int64 or None, colours (V, 3) uint8 or None)``."""
+    from plyfile import PlyData
+
+    path = Path(path)
+    try:
+        ply = PlyData.read(str(path))
+    except Exception as e:  # plyfile raises several types on malformed files
+        raise DataError(f"{path}: unreadable PLY ({e})") from e
+    if "vertex" not in ply:
+        raise DataError(f"{path}: PLY has no vertex element")
+    v = ply["vertex"].data
+    names = v.dtype.names or ()
+    if not {"x", "y", "z"} <= set(names):
+        raise DataError(f"{path}: PLY vertices have no x/y/z")
+    V = np.stack([v["x"], v["y"], v["z"]], axis=1).astype(np.float64)
+    col = None
+    if {"red", "green", "blue"} <= set(names):
+        col = np.stack([v["red"], v["green"], v["blue"]], axis=1).astype(np.uint8)
+    faces = None
+    if "face" in ply and ply["face"].count:
+        fd = ply["face"].data
+        key = "vertex_indices" if "vertex_indices" in fd.dtype.names else fd.dtype.names[0]
+        lists = fd[key]
+        try:
+            faces = np.stack(lists).astype(np.int64).reshape(-1, 3)
+        except ValueError as e:
+            raise DataError(f"{path}: only triangle faces are supported") from e
+    return V, faces, col
+
+
+def resize_color(color: np.ndarray, size) -> np.ndarray:
+    """``(Hc, Wc, 3)`` uint8 -> ``(H, W, 3)`` uint8 (area filter when shrinking)."""
+    H, W = int(size[0]), int(size[1])
+    if color.shape[:2] == (H, W):
+        return color
+    shrink = H < color.shape[0] or W < color.shape[1]
+    return cv2.resize(color, (W, H), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)

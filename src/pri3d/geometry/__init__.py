@@ -1,60 +1,53 @@
 """Pure geometry functions (cameras, training correspondences, pair overlap, voxels, relative pose). See each module's
-docstring for shapes. Imports nothing from pri3d outside this package."""
+docstring for shapes. Imports nothing from pri3d outside this package.
 
-from pri3d.geometry.camera import (
-    backproject_depth,
-    color_to_depth_pixels,
-    depth_to_color_pixels,
-    invert_pose,
-    pixel_grid,
-    pose_is_valid,
-    project_points,
-    scale_intrinsics,
-    transform_points,
-)
-from pri3d.geometry.correspondences import resample_depth, view_correspondences
-from pri3d.geometry.overlap import overlap_fast, overlap_reference
-from pri3d.geometry.pose import (
-    estimate_relative_pose,
-    pose_auc,
-    pose_errors,
-    relative_pose,
-    relative_rotation_deg,
-)
-from pri3d.geometry.voxels import (
-    crop_voxels,
-    frustum_aabb,
-    pixel_voxel_correspondences,
-    sample_mesh_surface,
-    voxel_keys,
-    voxel_keys_to_coords,
-    voxelize_points,
-)
+The names below load their module on first use (PEP 562), so that importing one torch-free module of the
+package (:mod:`pri3d.geometry.rays`, used by the synthetic renderer) does not import torch.
+"""
 
-__all__ = [
-    "backproject_depth",
-    "color_to_depth_pixels",
-    "crop_voxels",
-    "frustum_aabb",
-    "overlap_fast",
-    "overlap_reference",
-    "pixel_voxel_correspondences",
-    "resample_depth",
-    "sample_mesh_surface",
-    "view_correspondences",
-    "voxel_keys",
-    "voxel_keys_to_coords",
-    "voxelize_points",
-    "depth_to_color_pixels",
-    "invert_pose",
-    "pixel_grid",
-    "pose_is_valid",
-    "project_points",
-    "scale_intrinsics",
-    "transform_points",
-    "estimate_relative_pose",
-    "pose_auc",
-    "pose_errors",
-    "relative_pose",
-    "relative_rotation_deg",
-]
+from __future__ import annotations
+
+import importlib
+
+_HOME = {
+    "backproject_depth": "camera",
+    "color_to_depth_pixels": "camera",
+    "depth_to_color_pixels": "camera",
+    "invert_pose": "camera",
+    "pixel_grid": "camera",
+    "pose_is_valid": "camera",
+    "project_points": "camera",
+    "scale_intrinsics": "camera",
+    "transform_points": "camera",
+    "pixel_rays": "rays",
+    "resample_depth": "correspondences",
+    "view_correspondences": "correspondences",
+    "overlap_fast": "overlap",
+    "overlap_reference": "overlap",
+    "estimate_relative_pose": "pose",
+    "pose_auc": "pose",
+    "pose_errors": "pose",
+    "relative_pose": "pose",
+    "relative_rotation_deg": "pose",
+    "crop_voxels": "voxels",
+    "frustum_aabb": "voxels",
+    "pixel_voxel_correspondences": "voxels",
+    "sample_mesh_surface": "voxels",
+    "voxel_keys": "voxels",
+    "voxel_keys_to_coords": "voxels",
+    "voxelize_points": "voxels",
+}
+
+__all__ = list(_HOME)
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOME))

@@ -7,7 +7,9 @@ Conventions (everywhere in pri3d):
   column ``u`` and row ``v``; the centre of the top-left pixel is ``(0, 0)``.
 * Poses are camera-to-world 4x4 matrices (``X_world = T @ X_cam``), float64 on disk.
 
-Every function accepts a leading batch dimension ``B``; shapes are given in each docstring.
+Every function accepts a leading batch dimension ``B``; shapes are given in each docstring. The
+pinhole formula itself (pixel -> ray) is :func:`pri3d.geometry.rays.pixel_rays`, the one place it is
+written (torch-free, so that the synthetic renderer shares it).
 Nothing here holds state or module constants: thresholds and sizes are arguments.
 """
 
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
+from pri3d.geometry.rays import pixel_rays
 
 __all__ = [
     "pixel_grid",
@@ -57,11 +61,8 @@ def backproject_depth(depth: torch.Tensor, K: torch.Tensor, pose: torch.Tensor |
     B, H, W = depth.shape
     K = _batched(K, B, 3).to(depth.dtype)
     uv = pixel_grid(H, W, device=depth.device, dtype=depth.dtype)  # (H, W, 2)
-    fx, fy = K[:, 0, 0].view(B, 1, 1), K[:, 1, 1].view(B, 1, 1)
-    cx, cy = K[:, 0, 2].view(B, 1, 1), K[:, 1, 2].view(B, 1, 1)
-    x = (uv[..., 0] - cx) / fx * depth
-    y = (uv[..., 1] - cy) / fy * depth
-    pts = torch.stack([x, y, depth], dim=-1)
+    x, y = pixel_rays(uv[..., 0], uv[..., 1], K[:, None, None])  # (B, H, W) each
+    pts = torch.stack([x * depth, y * depth, depth], dim=-1)
     if pose is not None:
         pts = transform_points(pts.view(B, H * W, 3), pose).view(B, H, W, 3)
     return pts
@@ -146,8 +147,7 @@ def _map_pixels(uv: torch.Tensor, K_from: torch.Tensor, K_to: torch.Tensor) -> t
     # format pri3d reads, so a pixel maps between the grids through normalised coordinates alone.
     K_from = K_from.to(uv.dtype)
     K_to = K_to.to(uv.dtype)
-    x = (uv[..., 0] - K_from[..., 0, 2, None]) / K_from[..., 0, 0, None]
-    y = (uv[..., 1] - K_from[..., 1, 2, None]) / K_from[..., 1, 1, None]
+    x, y = pixel_rays(uv[..., 0], uv[..., 1], K_from[..., None, :, :])
     return torch.stack(
         [x * K_to[..., 0, 0, None] + K_to[..., 0, 2, None], y * K_to[..., 1, 1, None] + K_to[..., 1, 2, None]],
         dim=-1,

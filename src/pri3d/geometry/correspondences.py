@@ -3,7 +3,10 @@
 :func:`resample_depth` puts a depth map on the pixel grid of another registered camera (for example
 the half-resolution feature map of a resized colour image; it also takes numpy arrays, for the pair
 miner); :func:`view_correspondences` matches the pixels of two views by reprojection with a depth
-test. The pair overlap used to mine frame pairs is in :mod:`pri3d.geometry.overlap`.
+test. The match samplers of the pre-training dataset draw at most K matches of a pair without
+replacement: :func:`sample_view_matches` (pixel to pixel), :func:`sample_voxel_matches` (pixel to
+voxel), on :func:`sample_without_replacement` (and :func:`sample_per_group` for a batch). The pair
+overlap used to mine frame pairs is in :mod:`pri3d.geometry.overlap`.
 
 Conventions: depth in metres (0 = invalid); intrinsics ``(3, 3)`` (or ``(B, 3, 3)``); poses
 camera-to-world ``(4, 4)`` in the OpenCV camera convention (x right, y down, z forward).
@@ -14,9 +17,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pri3d.geometry.camera import _batched, invert_pose
+from pri3d.geometry.camera import _batched, backproject_depth, invert_pose
+from pri3d.geometry.rays import pixel_rays
+from pri3d.geometry.voxels import pixel_voxel_correspondences
 
-__all__ = ["resample_depth", "view_correspondences"]
+__all__ = [
+    "resample_depth",
+    "view_correspondences",
+    "sample_without_replacement",
+    "sample_per_group",
+    "sample_view_matches",
+    "sample_voxel_matches",
+]
 
 
 def resample_depth(depth, K_depth, K_target, size):
@@ -48,8 +60,7 @@ def resample_depth(depth, K_depth, K_target, size):
     u = torch.arange(w, device=depth.device, dtype=torch.float64)
     v = torch.arange(h, device=depth.device, dtype=torch.float64)
     # Normalised ray coordinates of the target pixel centres, then source pixel coordinates.
-    x = (u[None, :] - Kt[:, 0, 2, None]) / Kt[:, 0, 0, None]  # (B, w)
-    y = (v[None, :] - Kt[:, 1, 2, None]) / Kt[:, 1, 1, None]  # (B, h)
+    x, y = pixel_rays(u[None, :], v[None, :], Kt[:, None])  # (B, w), (B, h)
     us = torch.floor(x * Kd[:, 0, 0, None] + Kd[:, 0, 2, None] + 0.5).long()  # (B, w)
     vs = torch.floor(y * Kd[:, 1, 1, None] + Kd[:, 1, 2, None] + 0.5).long()  # (B, h)
     ok_u = (us >= 0) & (us < Wd)
@@ -113,10 +124,8 @@ def view_correspondences(
     z = da.reshape(B, -1)[bi, flat_a]
     u = (flat_a % wa).to(torch.float32)
     v = torch.div(flat_a, wa, rounding_mode="floor").to(torch.float32)
-    Kab = Ka[bi]
-    pts = torch.stack(
-        [(u - Kab[:, 0, 2]) / Kab[:, 0, 0] * z, (v - Kab[:, 1, 2]) / Kab[:, 1, 1] * z, z], dim=-1
-    )  # (N, 3) in A's camera
+    x, y = pixel_rays(u, v, Ka[bi])
+    pts = torch.stack([x * z, y * z, z], dim=-1)  # (N, 3) in A's camera
     R = T_ab[bi, :3, :3]
     t = T_ab[bi, :3, 3]
     pb = torch.einsum("nij,nj->ni", R, pts) + t  # (N, 3) in B's camera
@@ -133,3 +142,96 @@ def view_correspondences(
     d_b = depth_b.to(torch.float32).reshape(B, -1)[bi, flat_b]
     ok = inb & (d_b > 0) & torch.isfinite(d_b) & ((zb - d_b).abs() < depth_threshold)
     return torch.stack([bi[ok], flat_a[ok], flat_b[ok]], dim=1).to(torch.int64)
+
+
+def sample_without_replacement(n: int, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``(min(n, k),)`` distinct int64 indices in ``[0, n)``, in random order (CPU generator)."""
+    if n < 0 or k < 0:
+        raise ValueError(f"n and k must be >= 0, got n={n}, k={k}")
+    return torch.randperm(n, generator=generator)[:k]
+
+
+def sample_per_group(group: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Vectorised sampling of at most ``k`` rows per group, without replacement.
+
+    Args:
+        group: ``(N,)`` int64 group id of each row (e.g. the pair index of each match).
+        k: maximum rows kept per group.
+    Returns:
+        ``(N',)`` int64 indices of the kept rows, sorted by group (random order inside a group).
+    """
+    n = group.numel()
+    if n == 0:
+        return torch.zeros(0, dtype=torch.int64, device=group.device)
+    key = torch.rand(n, generator=generator, dtype=torch.float64).to(group.device)
+    # Sort by (group, random key): group ids are integers, keys in [0, 1).
+    order = torch.argsort(group.to(torch.float64) + key)
+    g = group[order]
+    counts = torch.bincount(g)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(n, device=group.device) - starts[g]
+    return order[rank < k]
+
+
+def sample_view_matches(
+    depth_a: torch.Tensor,
+    K_a: torch.Tensor,
+    pose_a: torch.Tensor,
+    depth_b: torch.Tensor,
+    K_b: torch.Tensor,
+    pose_b: torch.Tensor,
+    k: int,
+    generator: torch.Generator | None = None,
+    *,
+    depth_threshold: float = 0.05,
+) -> torch.Tensor:
+    """At most ``k`` pixel matches of one pair of views (:func:`view_correspondences`), drawn without
+    replacement (:func:`sample_without_replacement`, one draw from ``generator``).
+
+    Args:
+        depth_a: ``(ha, wa)`` metres (0 = invalid); ``K_a``: ``(3, 3)``; ``pose_a``: ``(4, 4)``
+            camera-to-world. ``depth_b``, ``K_b``, ``pose_b``: the same for view B.
+
+    Returns:
+        ``(min(n, k), 2)`` int64 rows ``[flat_index_in_a, flat_index_in_b]``, in random order.
+    """
+    m = view_correspondences(
+        depth_a[None], K_a[None], pose_a[None], depth_b[None], K_b[None], pose_b[None], depth_threshold=depth_threshold
+    )[:, 1:]
+    return m[sample_without_replacement(len(m), k, generator)]
+
+
+def sample_voxel_matches(
+    depth: torch.Tensor,
+    K: torch.Tensor,
+    pose: torch.Tensor,
+    coords: torch.Tensor,
+    origin,
+    voxel_size: float,
+    radius: float,
+    k: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """At most ``k`` pixel-to-voxel matches of one view, drawn without replacement: each valid pixel,
+    back-projected in float64, matches the nearest occupied voxel whose centre is within ``radius``
+    (:func:`pri3d.geometry.voxels.pixel_voxel_correspondences`).
+
+    Args:
+        depth: ``(h, w)`` metres (0 = invalid); ``K``: ``(3, 3)`` intrinsics of that grid; ``pose``:
+            ``(4, 4)`` camera-to-world.
+        coords: ``(M, 3)`` int voxel coordinates (a chunk of the scene); ``origin`` ``(3,)``;
+            ``voxel_size``, ``radius``: metres.
+        k: matches kept; ``generator``: one draw from it (:func:`sample_without_replacement`).
+
+    Returns:
+        ``(min(n, k), 2)`` int64 rows ``[flat_pixel, voxel_row]`` (``voxel_row`` indexes ``coords``).
+    """
+    flat = torch.nonzero(depth.reshape(-1) > 0, as_tuple=True)[0]
+    if len(coords) and len(flat):
+        pts = backproject_depth(depth.double()[None], K, pose)[0].reshape(-1, 3)[flat]
+        vidx = pixel_voxel_correspondences(pts, coords, origin, voxel_size, radius)
+        ok = vidx >= 0
+        m = torch.stack([flat[ok], vidx[ok]], dim=1)
+    else:
+        m = torch.zeros((0, 2), dtype=torch.int64)
+    return m[sample_without_replacement(len(m), k, generator)]

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pri3d.geometry.rays import pixel_rays
+
 __all__ = [
     "frame_points",
     "affine",
@@ -32,10 +34,10 @@ __all__ = [
 
 
 def _np_pixel_rays(K: np.ndarray, size) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised ray coordinates ``x = (u - cx) / fx`` ``(W,)`` and ``y = (v - cy) / fy`` ``(H,)``."""
+    """The float64 pixel rays of an image of ``size`` = ``(H, W)`` (:func:`pixel_rays`): ``x`` ``(W,)``
+    per column and ``y`` ``(H,)`` per row."""
     H, W = int(size[0]), int(size[1])
-    K = np.asarray(K, dtype=np.float64)
-    return (np.arange(W) - K[0, 2]) / K[0, 0], (np.arange(H) - K[1, 2]) / K[1, 1]
+    return pixel_rays(np.arange(W), np.arange(H), np.asarray(K, dtype=np.float64))
 
 
 def affine(points: np.ndarray, M: np.ndarray, t: np.ndarray, dtype=None) -> np.ndarray:
@@ -216,7 +218,8 @@ def _frame_box(depth: np.ndarray, K: np.ndarray, pose: np.ndarray, block: int = 
         for v in (v0, v1):
             for z in (mn[ok], mx[ok]):
                 z = z.astype(np.float64)
-                corners.append(np.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z], axis=1))
+                x, y = pixel_rays(u, v, K)
+                corners.append(np.stack([x * z, y * z, z], axis=1))
     c = affine(np.concatenate(corners), np.asarray(pose)[:3, :3].T, np.asarray(pose)[:3, 3])
     return np.stack([c.min(axis=0), c.max(axis=0)])
 

@@ -16,6 +16,9 @@ import math
 import numpy as np
 import torch
 
+from pri3d.geometry.overlap import affine
+from pri3d.geometry.rays import pixel_rays
+
 __all__ = [
     "voxel_keys",
     "voxel_keys_to_coords",
@@ -24,6 +27,11 @@ __all__ = [
     "frustum_aabb",
     "crop_voxels",
     "pixel_voxel_correspondences",
+    "voxelize_surface",
+    "fusion_samples",
+    "fuse_depth",
+    "frame_boxes",
+    "voxels_in_frustum",
 ]
 
 # Packing of integer voxel coordinates into one int64 key: 21 bits per axis with an offset, which
@@ -185,7 +193,7 @@ def frustum_aabb(K, pose, size, near: float, far: float) -> tuple[np.ndarray, np
     # Image corners (pixel edges, not centres) as unit-depth rays.
     u = np.array([-0.5, W - 0.5, W - 0.5, -0.5])
     v = np.array([-0.5, -0.5, H - 0.5, H - 0.5])
-    rays = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones(4)], axis=1)  # (4, 3)
+    rays = np.stack([*pixel_rays(u, v, K), np.ones(4)], axis=1)  # (4, 3)
     cam = np.concatenate([rays * near, rays * far], axis=0)  # (8, 3)
     world = cam @ T[:3, :3].T + T[:3, 3]
     return world.min(axis=0), world.max(axis=0)
@@ -206,6 +214,30 @@ def crop_voxels(coords, origin, voxel_size: float, bbox_min, bbox_max) -> np.nda
     lo = np.asarray(bbox_min, dtype=np.float64)
     hi = np.asarray(bbox_max, dtype=np.float64)
     return ((centres >= lo) & (centres <= hi)).all(axis=1)
+
+
+def voxels_in_frustum(
+    coords: torch.Tensor, origin, voxel_size: float, K: torch.Tensor, pose: torch.Tensor, depth: torch.Tensor
+) -> torch.Tensor:
+    """``(M,)`` bool: voxel centres in front of the camera, projecting inside the ``(h, w)`` grid of
+    ``K`` (one pixel margin) and no farther than the frame's farthest valid depth plus one voxel.
+
+    Args:
+        coords: ``(M, 3)`` int voxel coordinates; ``origin`` ``(3,)``; ``voxel_size`` metres.
+        K: ``(3, 3)`` intrinsics of the ``(h, w)`` grid of ``depth``; ``pose``: ``(4, 4)`` camera-to-world.
+        depth: ``(h, w)`` metres (0 = invalid).
+    """
+    h, w = depth.shape
+    centres = torch.as_tensor(origin, dtype=torch.float64) + (coords.double() + 0.5) * voxel_size
+    R, t = pose[:3, :3].double(), pose[:3, 3].double()
+    cam = (centres - t) @ R  # world -> camera (R^T (x - t)), row vectors
+    z = cam[:, 2]
+    far = float(depth.max()) + voxel_size if bool((depth > 0).any()) else 0.0
+    ok = (z > 1e-6) & (z <= far)
+    zs = torch.where(ok, z, torch.ones_like(z))
+    u = K[0, 0] * cam[:, 0] / zs + K[0, 2]
+    v = K[1, 1] * cam[:, 1] / zs + K[1, 2]
+    return ok & (u >= -1.5) & (u <= w + 0.5) & (v >= -1.5) & (v <= h + 0.5)
 
 
 def pixel_voxel_correspondences(points, coords, origin, voxel_size: float, radius: float = 0.02) -> torch.Tensor:
@@ -260,3 +292,134 @@ def pixel_voxel_correspondences(points, coords, origin, voxel_size: float, radiu
                 best = torch.where(better, d2, best)
                 out = torch.where(better, order[pos], out)
     return out
+
+
+def voxelize_surface(V, faces, colors, voxel_size: float, *, chunk_samples: int = 1_000_000):
+    """Voxelize a mesh (faces sampled every ``voxel_size / 2``) or a point cloud (``faces`` None).
+
+    Returns ``coords (N, 3) int32, origin (3,), colors (N, 3) uint8``. Works in chunks of about
+    ``chunk_samples`` samples, so a big mesh never materialises all its samples at once.
+    """
+    V = np.asarray(V, dtype=np.float64)
+    origin = np.floor(V.min(axis=0) / voxel_size) * voxel_size
+    col = np.full((len(V), 3), 128, np.float64) if colors is None else np.asarray(colors, np.float64)
+    keys_all, sums_all, counts_all = [], [], []
+
+    def _add(pts, attrs):
+        idx = np.floor((pts - origin) / voxel_size).astype(np.int64)
+        keys = voxel_keys(idx)
+        uk, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
+        inv = inv.reshape(-1)
+        sums = np.stack([np.bincount(inv, weights=attrs[:, c], minlength=len(uk)) for c in range(3)], axis=1)
+        keys_all.append(uk)
+        sums_all.append(sums)
+        counts_all.append(cnt)
+
+    _add(V, col)
+    if faces is not None and len(faces):
+        # Chunks of faces holding about `chunk_samples` samples each (big faces make many samples).
+        tri = V[faces]
+        longest = np.max(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2), axis=1)
+        n = np.maximum(1, np.ceil(longest / (voxel_size / 2)))
+        cost = np.cumsum((n + 1) * (n + 2) / 2)
+        bounds = np.searchsorted(cost, np.arange(chunk_samples, cost[-1] + chunk_samples, chunk_samples))
+        start = 0
+        for end in np.unique(np.append(np.maximum(bounds, 1), len(faces))):
+            end = int(min(max(end, start + 1), len(faces)))
+            if end <= start:
+                continue
+            pts, att = sample_mesh_surface(
+                V, faces[start:end], voxel_size / 2, vertex_attrs=col, include_vertices=False
+            )
+            _add(pts, att)
+            start = end
+    keys = np.concatenate(keys_all)
+    uk, inv = np.unique(keys, return_inverse=True)
+    inv = inv.reshape(-1)
+    sums = np.zeros((len(uk), 3))
+    np.add.at(sums, inv, np.concatenate(sums_all))
+    counts = np.bincount(inv, weights=np.concatenate(counts_all), minlength=len(uk))
+    coords = voxel_keys_to_coords(uk)
+    colors_out = np.clip(np.round(sums / counts[:, None]), 0, 255).astype(np.uint8)
+    return coords.astype(np.int32), origin, colors_out
+
+
+def fusion_samples(depth, K, pose, color, K_color, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Depth-fusion samples of one frame: the world points of every ``stride``-th valid pixel (rows and
+    columns) and their colours, read from the registered colour image (same centre and axes).
+
+    Args:
+        depth: ``(H, W)`` metres, 0 = invalid; ``K``: ``(3, 3)`` float64 intrinsics of ``depth``.
+        pose: ``(4, 4)`` camera-to-world.
+        color: ``(Hc, Wc, 3)`` uint8 (extra channels ignored) or None (then every colour is 128 grey);
+            ``K_color``: its ``(3, 3)`` intrinsics.
+        stride: pixel stride.
+
+    Returns:
+        ``points`` ``(n, 3)`` float64 and ``colors`` ``(n, 3)`` uint8, in row-major pixel order.
+    """
+    H, W = depth.shape
+    v, u = np.mgrid[0:H:stride, 0:W:stride]
+    z = depth[v, u]
+    ok = z > 0
+    u, v, z = u[ok].astype(np.float64), v[ok].astype(np.float64), z[ok].astype(np.float64)
+    x, y = pixel_rays(u, v, K)
+    pts = affine(np.stack([x * z, y * z, z], axis=1), pose[:3, :3].T, pose[:3, 3])
+    if color is None:
+        col = np.full((len(pts), 3), 128, dtype=np.uint8)
+    else:
+        Kc = np.asarray(K_color, dtype=np.float64)
+        Hc, Wc = color.shape[:2]
+        uc = np.clip(np.floor(x * Kc[0, 0] + Kc[0, 2] + 0.5).astype(np.int64), 0, Wc - 1)
+        vc = np.clip(np.floor(y * Kc[1, 1] + Kc[1, 2] + 0.5).astype(np.int64), 0, Hc - 1)
+        col = color[vc, uc, :3].astype(np.uint8)
+    return pts, col
+
+
+def fuse_depth(pts, col, fidx, voxel_size: float, min_views: int = 1):
+    """Voxelize a scene's depth-fusion samples (:func:`fusion_samples` of its frames); a voxel is kept
+    when at least ``min_views`` frames put a point in it.
+
+    Args:
+        pts: ``(n, 3)`` world points; ``col``: ``(n, 3)`` their colours; ``fidx``: ``(n,)`` int index of
+            the frame each sample comes from.
+
+    Returns:
+        ``coords`` ``(N, 3)`` int32, ``origin`` ``(3,)`` float64, ``colors`` ``(N, 3)`` uint8 (mean).
+    """
+    coords, origin, attrs, counts = voxelize_points(pts, voxel_size, attrs=col, return_counts=True)
+    if min_views > 1:
+        idx = np.floor((pts - origin) / voxel_size).astype(np.int64)
+        keys = voxel_keys(idx)
+        # Distinct (voxel, frame) observations per voxel.
+        obs = np.unique(np.stack([keys, fidx.astype(np.int64)], axis=1), axis=0)
+        uk, views = np.unique(obs[:, 0], return_counts=True)
+        ck = voxel_keys(coords)
+        keep = views[np.searchsorted(uk, ck)] >= min_views
+        coords, attrs = coords[keep], attrs[keep]
+    return coords, origin, np.clip(np.round(attrs), 0, 255).astype(np.uint8)
+
+
+def frame_boxes(depth, K, poses, crop_far: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, the world AABB of its view frustum (:func:`frustum_aabb`) between its min and max
+    valid depth (max capped at ``crop_far`` when > 0).
+
+    Args:
+        depth: ``(F, H, W)`` metres (0 = invalid), every frame with some valid depth; ``K``: ``(3, 3)``
+            intrinsics of that grid; ``poses``: ``(F, 4, 4)`` camera-to-world.
+
+    Returns:
+        ``bbox_min``, ``bbox_max``: ``(F, 3)`` float64.
+    """
+    lo, hi = [], []
+    size = depth.shape[1:]
+    for d, T in zip(depth, poses):
+        valid = d[d > 0]
+        near, far = float(valid.min()), float(valid.max())
+        if crop_far > 0:
+            far = min(far, crop_far)
+            near = min(near, far)
+        a, b = frustum_aabb(K, T, size, near, far)
+        lo.append(a)
+        hi.append(b)
+    return np.array(lo).reshape(-1, 3), np.array(hi).reshape(-1, 3)

@@ -1,4 +1,4 @@
-"""PointInfoNCE over sampled correspondences, and match sampling without replacement.
+"""PointInfoNCE over sampled correspondences.
 
 Given matched feature rows ``(f_a[i], f_b[i])`` grouped by pair, the loss of a pair with match set M is
 
@@ -10,9 +10,10 @@ same. The batch loss is the mean over the pairs that were not skipped.
 
 Differences from the official implementation, on purpose:
 
-* matches are sampled **without replacement** (:func:`sample_without_replacement`,
-  :func:`sample_per_group`): the official ``np.random.choice(..., replace=True)`` for pairs with fewer
-  than K matches duplicates rows, and a duplicate of the positive sits among the negatives;
+* matches are sampled **without replacement** by the dataset
+  (:func:`pri3d.geometry.correspondences.sample_without_replacement`, ``sample_per_group``): the
+  official ``np.random.choice(..., replace=True)`` for pairs with fewer than K matches duplicates
+  rows, and a duplicate of the positive sits among the negatives;
 * a pair with fewer than ``min_matches`` matches is skipped and counted, and a batch whose pairs are
   all skipped gives a finite zero loss that is still connected to the graph (DDP-safe);
 * ``cross_pair_negatives=True`` uses the matches of every pair in the batch as negatives (one big
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["NCEResult", "PointInfoNCE", "point_info_nce", "sample_without_replacement", "sample_per_group"]
+__all__ = ["NCEResult", "PointInfoNCE", "point_info_nce"]
 
 
 class NCEResult(NamedTuple):
@@ -35,35 +36,6 @@ class NCEResult(NamedTuple):
     pairs_used: int
     pairs_skipped: int
     matches_used: int
-
-
-def sample_without_replacement(n: int, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``(min(n, k),)`` distinct int64 indices in ``[0, n)``, in random order (CPU generator)."""
-    if n < 0 or k < 0:
-        raise ValueError(f"n and k must be >= 0, got n={n}, k={k}")
-    return torch.randperm(n, generator=generator)[:k]
-
-
-def sample_per_group(group: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Vectorised sampling of at most ``k`` rows per group, without replacement.
-
-    Args:
-        group: ``(N,)`` int64 group id of each row (e.g. the pair index of each match).
-        k: maximum rows kept per group.
-    Returns:
-        ``(N',)`` int64 indices of the kept rows, sorted by group (random order inside a group).
-    """
-    n = group.numel()
-    if n == 0:
-        return torch.zeros(0, dtype=torch.int64, device=group.device)
-    key = torch.rand(n, generator=generator, dtype=torch.float64).to(group.device)
-    # Sort by (group, random key): group ids are integers, keys in [0, 1).
-    order = torch.argsort(group.to(torch.float64) + key)
-    g = group[order]
-    counts = torch.bincount(g)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(n, device=group.device) - starts[g]
-    return order[rank < k]
 
 
 def _group_layout(pair_index: torch.Tensor, num_pairs: int, min_matches: int):

@@ -38,27 +38,22 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from pri3d.data.io import fits, read_surface_ply
 from pri3d.data.scene import Scene, SkipCounter
 from pri3d.engine.io import atomic_savez, atomic_write_text
 from pri3d.errors import DataError
 from pri3d.geometry.camera import pose_is_valid, scale_intrinsics
 from pri3d.geometry.correspondences import resample_depth
-from pri3d.geometry.overlap import affine, overlap_fast, overlap_reference
-from pri3d.geometry.voxels import (
-    frustum_aabb,
-    sample_mesh_surface,
-    voxel_keys,
-    voxel_keys_to_coords,
-    voxelize_points,
-)
-from pri3d.pairs.store import PAIRS_HEADER, Pair, read_pairs_csv
+from pri3d.geometry.overlap import overlap_fast, overlap_reference
+from pri3d.geometry.voxels import frame_boxes, fuse_depth, fusion_samples, voxelize_surface
+from pri3d.pairs.output import claim_output, pairs_csv, rebuild_outputs, summary_message
+from pri3d.pairs.store import Pair
 
 __all__ = ["PrepareParams", "SceneResult", "prepare", "prepare_scene", "load_scene_frames", "OFFICIAL", "VERSION"]
 
@@ -179,12 +174,6 @@ class SceneResult:
 # --------------------------------------------------------------------------------------------------
 
 
-def _fits(K: np.ndarray, size) -> bool:
-    """Whether intrinsics plausibly describe an image of ``size`` (principal point in its middle half)."""
-    H, W = size
-    return abs(K[0, 2] - (W - 1) / 2) <= 0.25 * W and abs(K[1, 2] - (H - 1) / 2) <= 0.25 * H
-
-
 def _depth_intrinsics(K: np.ndarray, size, ref_size, what: str) -> tuple[np.ndarray, bool]:
     """The intrinsics of a depth image of ``size``: ``K`` when it fits; else ``K`` rescaled from the
     scene's working size ``ref_size`` when that fits (the reader gave the intrinsics of another
@@ -192,11 +181,11 @@ def _depth_intrinsics(K: np.ndarray, size, ref_size, what: str) -> tuple[np.ndar
     H, W = size
     if not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
         raise DataError(f"{what}: invalid depth intrinsics {K.tolist()}")
-    if _fits(K, size):
+    if fits(K, size):
         return K, False
     if ref_size is not None and tuple(ref_size) != tuple(size):
         K2 = scale_intrinsics(K, W / ref_size[1], H / ref_size[0])
-        if _fits(K2, size):
+        if fits(K2, size):
             return K2, True
     raise DataError(
         f"{what}: depth intrinsics (cx={K[0, 2]:.1f}, cy={K[1, 2]:.1f}) do not fit the {W}x{H} depth "
@@ -247,7 +236,7 @@ def load_scene_frames(
                 skips.add("no valid depth", what)
                 continue
         if want_fusion:
-            pts, col = _fusion_samples(d, K_work, pose, frame.color, frame.color_intrinsics, params.fuse_stride)
+            pts, col = fusion_samples(d, K_work, pose, frame.color, frame.color_intrinsics, params.fuse_stride)
             fused_pts.append(pts)
             fused_col.append(col)
             fused_idx.append(np.full(len(pts), len(ids), dtype=np.int32))
@@ -265,27 +254,6 @@ def load_scene_frames(
     if want_fusion and ids:
         fused = (np.concatenate(fused_pts), np.concatenate(fused_col), np.concatenate(fused_idx))
     return SceneFrames(scene.scene_id, ids, depth, K_work, P, fused, skips, notes)
-
-
-def _fusion_samples(depth, K, pose, color, K_color, stride):
-    """World points (every ``stride``-th valid pixel) and their colours from the registered colour image."""
-    H, W = depth.shape
-    v, u = np.mgrid[0:H:stride, 0:W:stride]
-    z = depth[v, u]
-    ok = z > 0
-    u, v, z = u[ok].astype(np.float64), v[ok].astype(np.float64), z[ok].astype(np.float64)
-    x = (u - K[0, 2]) / K[0, 0]
-    y = (v - K[1, 2]) / K[1, 1]
-    pts = affine(np.stack([x * z, y * z, z], axis=1), pose[:3, :3].T, pose[:3, 3])
-    if color is None:
-        col = np.full((len(pts), 3), 128, dtype=np.uint8)
-    else:
-        Kc = np.asarray(K_color, dtype=np.float64)
-        Hc, Wc = color.shape[:2]
-        uc = np.clip(np.floor(x * Kc[0, 0] + Kc[0, 2] + 0.5).astype(np.int64), 0, Wc - 1)
-        vc = np.clip(np.floor(y * Kc[1, 1] + Kc[1, 2] + 0.5).astype(np.int64), 0, Hc - 1)
-        col = color[vc, uc, :3].astype(np.uint8)
-    return pts, col
 
 
 # --------------------------------------------------------------------------------------------------
@@ -334,132 +302,6 @@ def mine_pairs(frames: SceneFrames, params: PrepareParams) -> tuple[list[Pair], 
 
 
 # --------------------------------------------------------------------------------------------------
-# Geometry
-# --------------------------------------------------------------------------------------------------
-
-
-def read_surface_ply(path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """``(vertices (V, 3) float64, faces (F, 3) int64 or None, colours (V, 3) uint8 or None)``."""
-    from plyfile import PlyData
-
-    path = Path(path)
-    try:
-        ply = PlyData.read(str(path))
-    except Exception as e:  # plyfile raises several types on malformed files
-        raise DataError(f"{path}: unreadable PLY ({e})") from e
-    if "vertex" not in ply:
-        raise DataError(f"{path}: PLY has no vertex element")
-    v = ply["vertex"].data
-    names = v.dtype.names or ()
-    if not {"x", "y", "z"} <= set(names):
-        raise DataError(f"{path}: PLY vertices have no x/y/z")
-    V = np.stack([v["x"], v["y"], v["z"]], axis=1).astype(np.float64)
-    col = None
-    if {"red", "green", "blue"} <= set(names):
-        col = np.stack([v["red"], v["green"], v["blue"]], axis=1).astype(np.uint8)
-    faces = None
-    if "face" in ply and ply["face"].count:
-        fd = ply["face"].data
-        key = "vertex_indices" if "vertex_indices" in fd.dtype.names else fd.dtype.names[0]
-        lists = fd[key]
-        try:
-            faces = np.stack(lists).astype(np.int64).reshape(-1, 3)
-        except ValueError as e:
-            raise DataError(f"{path}: only triangle faces are supported") from e
-    return V, faces, col
-
-
-def voxelize_surface(V, faces, colors, voxel_size: float, *, chunk_samples: int = 1_000_000):
-    """Voxelize a mesh (faces sampled every ``voxel_size / 2``) or a point cloud (``faces`` None).
-
-    Returns ``coords (N, 3) int32, origin (3,), colors (N, 3) uint8``. Works in chunks of about
-    ``chunk_samples`` samples, so a big mesh never materialises all its samples at once.
-    """
-    V = np.asarray(V, dtype=np.float64)
-    origin = np.floor(V.min(axis=0) / voxel_size) * voxel_size
-    col = np.full((len(V), 3), 128, np.float64) if colors is None else np.asarray(colors, np.float64)
-    keys_all, sums_all, counts_all = [], [], []
-
-    def _add(pts, attrs):
-        idx = np.floor((pts - origin) / voxel_size).astype(np.int64)
-        keys = voxel_keys(idx)
-        uk, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
-        inv = inv.reshape(-1)
-        sums = np.stack([np.bincount(inv, weights=attrs[:, c], minlength=len(uk)) for c in range(3)], axis=1)
-        keys_all.append(uk)
-        sums_all.append(sums)
-        counts_all.append(cnt)
-
-    _add(V, col)
-    if faces is not None and len(faces):
-        # Chunks of faces holding about `chunk_samples` samples each (big faces make many samples).
-        tri = V[faces]
-        longest = np.max(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=2), axis=1)
-        n = np.maximum(1, np.ceil(longest / (voxel_size / 2)))
-        cost = np.cumsum((n + 1) * (n + 2) / 2)
-        bounds = np.searchsorted(cost, np.arange(chunk_samples, cost[-1] + chunk_samples, chunk_samples))
-        start = 0
-        for end in np.unique(np.append(np.maximum(bounds, 1), len(faces))):
-            end = int(min(max(end, start + 1), len(faces)))
-            if end <= start:
-                continue
-            pts, att = sample_mesh_surface(
-                V, faces[start:end], voxel_size / 2, vertex_attrs=col, include_vertices=False
-            )
-            _add(pts, att)
-            start = end
-    keys = np.concatenate(keys_all)
-    uk, inv = np.unique(keys, return_inverse=True)
-    inv = inv.reshape(-1)
-    sums = np.zeros((len(uk), 3))
-    np.add.at(sums, inv, np.concatenate(sums_all))
-    counts = np.bincount(inv, weights=np.concatenate(counts_all), minlength=len(uk))
-    coords = voxel_keys_to_coords(uk)
-    colors_out = np.clip(np.round(sums / counts[:, None]), 0, 255).astype(np.uint8)
-    return coords.astype(np.int32), origin, colors_out
-
-
-def fuse_depth(frames: SceneFrames, voxel_size: float, min_views: int = 1):
-    """Voxelize the fused depth samples of a scene (see :func:`load_scene_frames`); a voxel is kept
-    when at least ``min_views`` frames put a point in it. Returns ``coords, origin, colors``."""
-    pts, col, fidx = frames.fused
-    coords, origin, attrs, counts = voxelize_points(pts, voxel_size, attrs=col, return_counts=True)
-    if min_views > 1:
-        idx = np.floor((pts - origin) / voxel_size).astype(np.int64)
-        keys = voxel_keys(idx)
-        # Distinct (voxel, frame) observations per voxel.
-        obs = np.unique(np.stack([keys, fidx.astype(np.int64)], axis=1), axis=0)
-        uk, views = np.unique(obs[:, 0], return_counts=True)
-        ck = voxel_keys(coords)
-        keep = views[np.searchsorted(uk, ck)] >= min_views
-        coords, attrs = coords[keep], attrs[keep]
-    return coords, origin, np.clip(np.round(attrs), 0, 255).astype(np.uint8)
-
-
-def frame_boxes(frames: SceneFrames, crop_far: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Per kept frame, the world AABB of its view frustum between its min and max valid depth
-    (max capped at ``crop_far`` when > 0). Returns ``bbox_min, bbox_max`` ``(F, 3)``."""
-    lo, hi = [], []
-    size = frames.depth.shape[1:]
-    for d, T in zip(frames.depth, frames.poses):
-        valid = d[d > 0]
-        near, far = float(valid.min()), float(valid.max())
-        if crop_far > 0:
-            far = min(far, crop_far)
-            near = min(near, far)
-        a, b = frustum_aabb(frames.K, T, size, near, far)
-        lo.append(a)
-        hi.append(b)
-    return np.array(lo).reshape(-1, 3), np.array(hi).reshape(-1, 3)
-
-
-def _pairs_csv(pairs: list[Pair]) -> str:
-    lines = [",".join(PAIRS_HEADER)]
-    lines += [f"{p.scene},{p.frame_a},{p.frame_b},{p.overlap:.4f}" for p in pairs]
-    return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------------------------------
 # One scene, and the whole run
 # --------------------------------------------------------------------------------------------------
 
@@ -488,13 +330,13 @@ def prepare_scene(scene: Scene, params: PrepareParams, out_dir, frame_ranges=Non
     if F < 2:
         reason = "scene with fewer than 2 valid frames"
         info.update(status="skipped", reason=reason, pairs_tested=0, pairs_kept=0)
-        atomic_write_text(sdir / "pairs.csv", _pairs_csv([]))
+        atomic_write_text(sdir / "pairs.csv", pairs_csv([]))
         atomic_write_text(sdir / "frames.json", json.dumps(info, indent=1))
         return SceneResult(
             scene.scene_id, "skipped", F, skips=frames.skips.to_dict(), seconds=time.perf_counter() - t0, message=reason
         )
     pairs, tested, stats = mine_pairs(frames, params)
-    atomic_write_text(sdir / "pairs.csv", _pairs_csv(pairs))
+    atomic_write_text(sdir / "pairs.csv", pairs_csv(pairs))
     if params.holdout:
         split = _scene_holdout(scene.scene_id, frames, pairs, params)
         info["holdout"] = split
@@ -510,9 +352,9 @@ def prepare_scene(scene: Scene, params: PrepareParams, out_dir, frame_ranges=Non
             coords, origin, colors = voxelize_surface(V, faces, col, params.voxel_size)
             source = f"mesh:{Path(surface).name}"
         else:
-            coords, origin, colors = fuse_depth(frames, params.voxel_size, params.fuse_min_views)
+            coords, origin, colors = fuse_depth(*frames.fused, params.voxel_size, params.fuse_min_views)
             source = "fused-depth"
-        bmin, bmax = frame_boxes(frames, params.crop_far)
+        bmin, bmax = frame_boxes(frames.depth, frames.K, frames.poses, params.crop_far)
         (out_dir / "geometry").mkdir(exist_ok=True)
         atomic_savez(
             out_dir / "geometry" / f"{scene.scene_id}.npz",
@@ -554,29 +396,6 @@ def _scene_holdout(scene_id: str, frames: SceneFrames, pairs: list[Pair], params
         "train_frames": [f for f in ids if train.contains(scene_id, f)],
         "val_frames": [f for f in ids if val.contains(scene_id, f)],
         **stats[scene_id],
-    }
-
-
-def _write_holdout_splits(out: Path, infos: dict[str, dict], params: PrepareParams) -> dict:
-    """``OUT/splits/{train,val}.txt`` from the scenes' held-out splits; returns summary counts."""
-    from pri3d.data.splits import Split, write_split
-
-    train = {s: tuple(tuple(r) for r in h["train"]) for s, h in infos.items() if h["train"]}
-    val = {s: tuple(tuple(r) for r in h["val"]) for s, h in infos.items() if h["val"]}
-    th = params.holdout_overlap or params.min_overlap
-    note = (
-        f"written by pri3d prepare: frames {params.holdout} held out for validation; training drops "
-        f"frames overlapping a held-out frame by >= {th:g}"
-    )
-    write_split(out / "splits" / "train.txt", Split(train), note)
-    write_split(out / "splits" / "val.txt", Split(val), note)
-    return {
-        "holdout": params.holdout,
-        "holdout_overlap": th,
-        "train_frames": sum(h["train_count"] for h in infos.values()),
-        "val_frames": sum(h["val_count"] for h in infos.values()),
-        "gap_frames": sum(h["gap"] for h in infos.values()),
-        "max_train_val_overlap": max((h["max_overlap"] for h in infos.values()), default=0.0),
     }
 
 
@@ -639,7 +458,7 @@ def prepare(
     split_obj = read_split(split_file) if split_file is not None else None
     split = split_obj.scene_ids() if split_obj is not None else None
     scenes = open_dataset(input_path, fmt, split=split)
-    _claim_output(out, _params_record(params, input_path, fmt, out, split_obj), overwrite)
+    claim_output(out, _params_record(params, input_path, fmt, out, split_obj), overwrite)
 
     todo = [s for s in scenes if not (out / "scenes" / s.scene_id / "frames.json").is_file()]
     done_before = len(scenes) - len(todo)
@@ -652,42 +471,13 @@ def prepare(
     _run_scenes(todo, ranges, params, out, workers, bar, strict)
     if bar:
         bar.close()
-    summary = _rebuild_outputs(out, [s.scene_id for s in scenes], params)
+    threshold = params.holdout_overlap or params.min_overlap
+    summary = rebuild_outputs(out, [s.scene_id for s in scenes], params.holdout, threshold)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     summary["scenes_done_before"] = done_before
-    summary["message"] = _summary_message(summary, params, out)
+    summary["message"] = summary_message(summary, params.min_overlap, out)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return summary
-
-
-def _claim_output(out: Path, record: dict, overwrite: bool) -> None:
-    """Make ``out`` the output of the run described by ``record`` (``OUT/params.json``): a new or empty
-    directory, or one holding a run with the same parameters (resumed). Another run's directory is
-    refused unless ``overwrite`` (its results are then removed); so is a non-empty directory that is
-    no prepare output."""
-    pfile = out / "params.json"
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: exists and is not a directory")
-    if pfile.is_file():
-        try:
-            old = json.loads(pfile.read_text())
-        except json.JSONDecodeError:
-            old = None
-        if old != record:
-            if not overwrite:
-                diff = sorted(k for k in set(record) | set(old or {}) if (old or {}).get(k) != record.get(k))
-                raise DataError(
-                    f"{out}: holds a prepare run with other parameters (differing: {', '.join(diff)}); "
-                    "use another --output or pass --overwrite to replace it"
-                )
-            for sub in ("scenes", "geometry"):
-                shutil.rmtree(out / sub, ignore_errors=True)
-            for f in ("pairs.csv", "summary.json"):
-                (out / f).unlink(missing_ok=True)
-    elif out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise DataError(f"{out}: not empty and not a prepare output; choose an empty --output or pass --overwrite")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(pfile, json.dumps(record, indent=1))
 
 
 def _run_scenes(
@@ -711,71 +501,3 @@ def _run_scenes(
             if bar:
                 bar.update(1)
     return results
-
-
-def _summary_message(summary: dict, params: PrepareParams, out: Path) -> str:
-    """The one-line report of a run (printed by the command, stored in ``summary.json``)."""
-    done_before = summary["scenes_done_before"]
-    msg = (
-        f"prepared {summary['scenes']} scenes ({summary['scenes_skipped']} skipped, {done_before} already done): "
-        f"{summary['frames']} frames, {summary['pairs_kept']}/{summary['pairs_tested']} pairs kept "
-        f"(overlap >= {params.min_overlap}), {summary['skipped_frames']['total']} frames skipped "
-        f"in {summary['seconds']:.1f}s -> {out}"
-    )
-    if "holdout" in summary:
-        h = summary["holdout"]
-        msg += (
-            f"; held out frames {h['holdout']}: {h['val_frames']} validation, {h['train_frames']} training frames, "
-            f"{h['gap_frames']} dropped as near-duplicates (overlap >= {h['holdout_overlap']:g}) -> "
-            f"{out / 'splits'}/{{train,val}}.txt"
-        )
-    return msg
-
-
-def _rebuild_outputs(out: Path, scene_ids: list[str], params: PrepareParams | None = None) -> dict:
-    """Rebuild ``OUT/pairs.csv`` (and, with a held-out range, ``OUT/splits/``) from the per-scene files
-    and return the summary counts."""
-    pairs: list[Pair] = []
-    skips = SkipCounter()
-    frames = tested = kept = skipped_scenes = 0
-    per_scene = {}
-    holdouts = {}
-    for sid in sorted(scene_ids):
-        f = out / "scenes" / sid / "frames.json"
-        if not f.is_file():
-            continue
-        info = json.loads(f.read_text())
-        sk = info.get("skips", {})
-        for reason, n in sk.get("counts", {}).items():
-            skips.counts[reason] = skips.counts.get(reason, 0) + n
-            ex = skips.examples.setdefault(reason, [])
-            ex.extend(sk.get("examples", {}).get(reason, [])[: max(0, skips.max_examples - len(ex))])
-        if info.get("status") == "skipped":
-            skipped_scenes += 1
-            per_scene[sid] = {"status": "skipped", "reason": info.get("reason", "")}
-            continue
-        frames += len(info["frame_ids"])
-        tested += int(info.get("pairs_tested", 0))
-        scene_pairs = read_pairs_csv(out / "scenes" / sid / "pairs.csv")
-        kept += len(scene_pairs)
-        pairs.extend(scene_pairs)
-        per_scene[sid] = {
-            "frames": len(info["frame_ids"]),
-            "pairs_tested": int(info.get("pairs_tested", 0)),
-            "pairs_kept": len(scene_pairs),
-        }
-        if info.get("holdout"):
-            holdouts[sid] = info["holdout"]
-    atomic_write_text(out / "pairs.csv", _pairs_csv(pairs))
-    extra = {}
-    if params is not None and params.holdout:
-        extra["holdout"] = _write_holdout_splits(out, holdouts, params)
-    return extra | {
-        "scenes": len(per_scene),
-        "scenes_skipped": skipped_scenes,
-        "frames": frames,
-        "pairs_tested": tested,
-        "pairs_kept": kept,
-        "skipped_frames": skips.to_dict(),
-        "per_scene": per_scene,
-    }

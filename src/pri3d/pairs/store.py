@@ -1,4 +1,5 @@
-"""Reader for the output of ``pri3d prepare`` (see :mod:`pri3d.pairs.mine` for the writer).
+"""Reader for the output of ``pri3d prepare`` (see :mod:`pri3d.pairs.mine` and :mod:`pri3d.pairs.output` for
+the writer).
 
 On-disk layout of a prepared directory ``OUT``::
 

@@ -24,19 +24,23 @@ tensor (one backbone pass) and concatenates matches and sparse voxels with batch
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from pri3d.data.io import resize_color
 from pri3d.data.splits import Split, resolve_split
 from pri3d.engine.sampling import StepBatchSampler  # re-exported: it lives in the engine (both loops' samplers)
 from pri3d.engine.seed import derive_seed
 from pri3d.errors import DataError
-from pri3d.geometry.camera import backproject_depth, scale_intrinsics
-from pri3d.geometry.correspondences import resample_depth, view_correspondences
-from pri3d.geometry.voxels import crop_voxels, pixel_voxel_correspondences
-from pri3d.losses.point_info_nce import sample_without_replacement
+from pri3d.geometry.camera import scale_intrinsics
+from pri3d.geometry.correspondences import (
+    resample_depth,
+    sample_view_matches,
+    sample_voxel_matches,
+    sample_without_replacement,
+)
+from pri3d.geometry.voxels import crop_voxels, voxels_in_frustum
 from pri3d.pairs.store import Pair, PreparedData
 from pri3d.pretrain.augment import ColorAugment, crop_intrinsics, flip_intrinsics, sample_crop
 
@@ -46,17 +50,7 @@ __all__ = [
     "collate_pairs",
     "split_pairs",
     "fixed_sample",
-    "resize_color",
 ]
-
-
-def resize_color(color: np.ndarray, size) -> np.ndarray:
-    """``(Hc, Wc, 3)`` uint8 -> ``(H, W, 3)`` uint8 (area filter when shrinking)."""
-    H, W = int(size[0]), int(size[1])
-    if color.shape[:2] == (H, W):
-        return color
-    shrink = H < color.shape[0] or W < color.shape[1]
-    return cv2.resize(color, (W, H), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def _resolve_split(prepared: PreparedData, split: str, missing_ok: bool) -> Split | None:
@@ -255,18 +249,10 @@ class PairDataset(Dataset):
         coords, colors = vox.coords[inside], vox.colors[inside]
         coords_t = torch.from_numpy(np.ascontiguousarray(coords, dtype=np.int32))
         if self.voxel_crop == "frustum" and len(coords_t):
-            keep = _in_frustum(coords_t, vox.origin, vox.voxel_size, K_feat, pose, depth)
+            keep = voxels_in_frustum(coords_t, vox.origin, vox.voxel_size, K_feat, pose, depth)
             coords_t, colors = coords_t[keep], colors[keep.numpy()]
-        flat = torch.nonzero(depth.reshape(-1) > 0, as_tuple=True)[0]
         radius = vox.voxel_size if self.voxel_radius is None else self.voxel_radius
-        if len(coords_t) and len(flat):
-            pts = backproject_depth(depth.double()[None], K_feat, pose)[0].reshape(-1, 3)[flat]
-            vidx = pixel_voxel_correspondences(pts, coords_t, vox.origin, vox.voxel_size, radius)
-            ok = vidx >= 0
-            m = torch.stack([flat[ok], vidx[ok]], dim=1)
-        else:
-            m = torch.zeros((0, 2), dtype=torch.int64)
-        m = m[sample_without_replacement(len(m), self.num_matches, g)]
+        m = sample_voxel_matches(depth, K_feat, pose, coords_t, vox.origin, vox.voxel_size, radius, self.num_matches, g)
         local = coords_t - coords_t.min(dim=0).values if len(coords_t) else coords_t
         if self.voxel_input == "rgb":
             feats = torch.from_numpy(np.ascontiguousarray(colors)).float() / 255.0 - 0.5
@@ -300,38 +286,13 @@ class PairDataset(Dataset):
         out["depth_a"], out["depth_b"] = dep_a, dep_b
         out["K_a"], out["K_b"], out["pose_a"], out["pose_b"] = K_a, K_b, T_a, T_b  # of the (augmented) feature grids
         if self.view or self.trivial:
-            m = view_correspondences(
-                dep_a[None],
-                K_a[None],
-                T_a[None],
-                dep_b[None],
-                K_b[None],
-                T_b[None],
-                depth_threshold=self.depth_threshold,
-            )[:, 1:]
-            out["view"] = m[sample_without_replacement(len(m), self.num_matches, g)]
+            out["view"] = sample_view_matches(
+                dep_a, K_a, T_a, dep_b, K_b, T_b, self.num_matches, g, depth_threshold=self.depth_threshold
+            )
         if self.geo:
             out["vox_a"] = self._chunk(p.scene, p.frame_a, dep_a, K_a, T_a, g)
             out["vox_b"] = self._chunk(p.scene, p.frame_b, dep_b, K_b, T_b, g)
         return out
-
-
-def _in_frustum(
-    coords: torch.Tensor, origin, voxel_size: float, K: torch.Tensor, pose: torch.Tensor, depth: torch.Tensor
-) -> torch.Tensor:
-    """``(M,)`` bool: voxel centres in front of the camera, projecting inside the ``(h, w)`` grid of
-    ``K`` (one pixel margin) and no farther than the frame's farthest valid depth plus one voxel."""
-    h, w = depth.shape
-    centres = torch.as_tensor(origin, dtype=torch.float64) + (coords.double() + 0.5) * voxel_size
-    R, t = pose[:3, :3].double(), pose[:3, 3].double()
-    cam = (centres - t) @ R  # world -> camera (R^T (x - t)), row vectors
-    z = cam[:, 2]
-    far = float(depth.max()) + voxel_size if bool((depth > 0).any()) else 0.0
-    ok = (z > 1e-6) & (z <= far)
-    zs = torch.where(ok, z, torch.ones_like(z))
-    u = K[0, 0] * cam[:, 0] / zs + K[0, 2]
-    v = K[1, 1] * cam[:, 1] / zs + K[1, 2]
-    return ok & (u >= -1.5) & (u <= w + 0.5) & (v >= -1.5) & (v <= h + 0.5)
 
 
 def collate_pairs(samples: list[dict]) -> dict:

@@ -346,9 +346,8 @@ def evaluate_checkpoint(
 
 def _read_image(path: Path, size) -> tuple[torch.Tensor, tuple[int, int]]:
     """``((3, H, W) normalised tensor at ``size``, (H0, W0) size on disk)``."""
-    from pri3d.data.io import read_color
+    from pri3d.data.io import read_color, resize_color
     from pri3d.pretrain.augment import ColorAugment
-    from pri3d.pretrain.data import resize_color
 
     img = read_color(path)
     return ColorAugment(enabled=False)(resize_color(img, size)), img.shape[:2]

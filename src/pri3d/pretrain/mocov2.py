@@ -50,13 +50,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from pri3d.data.io import resize_color
 from pri3d.engine.seed import derive_seed
 from pri3d.errors import ConfigError, DataError
 from pri3d.losses.moco import enqueue, moco_logits, moco_loss, new_queue
 from pri3d.models.resnet_unet import ResNetEncoder, ResNetUNet
 from pri3d.pairs.store import Pair, PreparedData
 from pri3d.pretrain.augment import ColorAugment
-from pri3d.pretrain.data import resize_color
 
 __all__ = [
     "MoCoV2",

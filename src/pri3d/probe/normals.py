@@ -96,7 +96,27 @@ def probe_normals(
         the metrics of :data:`NORMAL_KEYS`, ``constant`` (the floor's), ``fit_frames``, ``fit_pixels``,
         ``test_frames``, ``test_pixels``, ``ground_truth`` (its settings), ``head`` and ``examples``.
     """
-    where_fit, where_test = str(getattr(fit, "path", "fit")), str(getattr(test, "path", "test"))
+    X, Y, rows_frame = _fit_rows(extractor, fit, pixels_per_frame, seed, step, smooth, max_rel_jump, progress)
+    head = fit_ridge_cv(X, Y, rows_frame)
+    del X
+    const = F.normalize(Y.mean(0), dim=0).float()
+    e, ec, frames_used, examples = _score(extractor, test, head, const, step, smooth, max_rel_jump, keep, progress)
+    return {
+        **normal_metrics(e),
+        "constant": {"normal": const.tolist(), **normal_metrics(ec)},
+        "fit_frames": len(fit),
+        "fit_pixels": int(len(Y)),
+        "test_frames": frames_used,
+        "test_pixels": int(len(e)),
+        "ground_truth": {"step": step, "smooth": smooth, "max_rel_jump": max_rel_jump},
+        "head": {**head.info, "target": "camera-frame unit normal (3 values, normalised after the head)"},
+        "examples": examples,
+    }
+
+
+def _fit_rows(extractor, fit, pixels_per_frame: int, seed: int, step, smooth, max_rel_jump, progress):
+    """The fit rows: features ``X``, ground-truth normals ``Y`` (float64) and each row's frame index."""
+    where_fit = str(getattr(fit, "path", "fit"))
     xs, ys, fs = [], [], []
     for i in tqdm(range(len(fit)), desc="probe fit", disable=not progress, leave=False):
         frame = fit.load(i, depth=True, labels=False)
@@ -118,13 +138,13 @@ def probe_normals(
             f"{where_fit}: no pixel with a ground-truth normal (valid depth away from holes and edges) in the "
             f"{len(fit)} fit frames; the normal probe needs depth"
         )
-    X, Y = torch.cat(xs), torch.cat(ys)
-    rows_frame = torch.cat(fs)
-    del xs, fs
-    head = fit_ridge_cv(X, Y, rows_frame)
-    del X
-    const = F.normalize(Y.mean(0), dim=0).float()
+    return torch.cat(xs), torch.cat(ys), torch.cat(fs)
 
+
+def _score(extractor, test, head, const, step, smooth, max_rel_jump, keep: int, progress):
+    """Angular errors of the head and of the constant normal ``const`` over the test frames' valid pixels;
+    also the number of frames used and up to ``keep`` pictures' examples."""
+    where_test = str(getattr(test, "path", "test"))
     errs, errs_const, examples, frames_used = [], [], [], 0
     for i in tqdm(range(len(test)), desc="probe test", disable=not progress, leave=False):
         frame = test.load(i, depth=True, labels=False)
@@ -158,15 +178,4 @@ def probe_normals(
             f"{where_test}: no pixel with a ground-truth normal (valid depth away from holes and edges) in the "
             f"{len(test)} test frames; the normal probe needs depth"
         )
-    e, ec = np.concatenate(errs), np.concatenate(errs_const)
-    return {
-        **normal_metrics(e),
-        "constant": {"normal": const.tolist(), **normal_metrics(ec)},
-        "fit_frames": len(fit),
-        "fit_pixels": int(len(Y)),
-        "test_frames": frames_used,
-        "test_pixels": int(len(e)),
-        "ground_truth": {"step": step, "smooth": smooth, "max_rel_jump": max_rel_jump},
-        "head": {**head.info, "target": "camera-frame unit normal (3 values, normalised after the head)"},
-        "examples": examples,
-    }
+    return np.concatenate(errs), np.concatenate(errs_const), frames_used, examples

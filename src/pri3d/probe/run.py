@@ -70,21 +70,8 @@ def run_probe(
     from pri3d.probe.features import FeatureExtractor
     from pri3d.probe.frames import open_frames
 
-    if task not in TASKS:
-        raise ConfigError(f"unknown probe {task!r}; choose one of {', '.join(TASKS)}")
-    if pixels_per_frame < 1:
-        raise ConfigError(f"pixels_per_frame must be >= 1, got {pixels_per_frame}")
-    if normal_step < 1 or normal_smooth < 0 or not normal_max_jump > 0:
-        raise ConfigError(
-            f"normal ground truth: need step >= 1, smooth >= 0 and max jump > 0, got {normal_step}, "
-            f"{normal_smooth}, {normal_max_jump}"
-        )
-    if out is not None:
-        out = Path(out)
-        if (out / "probe.json").exists() and not force:
-            raise ConfigError(f"{out / 'probe.json'} exists; pass --force to overwrite it")
-        if out.exists() and not out.is_dir():
-            raise DataError(f"{out}: exists and is not a directory")
+    _check_arguments(task, pixels_per_frame, normal_step, normal_smooth, normal_max_jump)
+    out = _check_out(out, force)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if str(device).startswith("cuda") and not torch.cuda.is_available():
@@ -98,26 +85,8 @@ def run_probe(
         raise DataError(f"resolution {res}: both sides must be multiples of 4 and at least 32")
     extractor = FeatureExtractor(model, res, device=device)
     common = dict(pixels_per_frame=pixels_per_frame, seed=seed, progress=progress)
-    if task == "semseg":
-        from pri3d.probe.semseg import probe_semseg
-
-        result = probe_semseg(extractor, fit_set, test_set, label_set=label_set, **common)
-    elif task == "depth":
-        from pri3d.probe.depth import probe_depth
-
-        result = probe_depth(extractor, fit_set, test_set, **common)
-    else:
-        from pri3d.probe.normals import probe_normals
-
-        result = probe_normals(
-            extractor,
-            fit_set,
-            test_set,
-            step=normal_step,
-            smooth=normal_smooth,
-            max_rel_jump=normal_max_jump,
-            **common,
-        )
+    normal_gt = dict(step=normal_step, smooth=normal_smooth, max_rel_jump=normal_max_jump)
+    result = _fit_and_score(task, extractor, fit_set, test_set, label_set, normal_gt, common)
     examples = result.pop("examples")
     report = {
         "task": task,
@@ -140,6 +109,45 @@ def run_probe(
         report["picture"] = str(probe_picture(task, examples, out / f"{task}.png", result.get("num_classes")))
         write_json(out / "probe.json", report)
     return report
+
+
+def _check_arguments(task: str, pixels_per_frame: int, normal_step: int, normal_smooth: int, normal_max_jump) -> None:
+    """:class:`ConfigError` for an unknown task, no fit pixels or an impossible normal ground truth."""
+    if task not in TASKS:
+        raise ConfigError(f"unknown probe {task!r}; choose one of {', '.join(TASKS)}")
+    if pixels_per_frame < 1:
+        raise ConfigError(f"pixels_per_frame must be >= 1, got {pixels_per_frame}")
+    if normal_step < 1 or normal_smooth < 0 or not normal_max_jump > 0:
+        raise ConfigError(
+            f"normal ground truth: need step >= 1, smooth >= 0 and max jump > 0, got {normal_step}, "
+            f"{normal_smooth}, {normal_max_jump}"
+        )
+
+
+def _check_out(out, force: bool) -> Path | None:
+    """The output folder as a Path (None stays None); an existing ``probe.json`` is refused unless ``force``."""
+    if out is not None:
+        out = Path(out)
+        if (out / "probe.json").exists() and not force:
+            raise ConfigError(f"{out / 'probe.json'} exists; pass --force to overwrite it")
+        if out.exists() and not out.is_dir():
+            raise DataError(f"{out}: exists and is not a directory")
+    return out
+
+
+def _fit_and_score(task: str, extractor, fit_set, test_set, label_set: str, normal_gt: dict, common: dict) -> dict:
+    """The task's probe: fitted on ``fit_set``, scored on ``test_set`` (its result dict, ``examples`` included)."""
+    if task == "semseg":
+        from pri3d.probe.semseg import probe_semseg
+
+        return probe_semseg(extractor, fit_set, test_set, label_set=label_set, **common)
+    if task == "depth":
+        from pri3d.probe.depth import probe_depth
+
+        return probe_depth(extractor, fit_set, test_set, **common)
+    from pri3d.probe.normals import probe_normals
+
+    return probe_normals(extractor, fit_set, test_set, **normal_gt, **common)
 
 
 def probe_picture(task: str, examples: list[dict], path, num_classes: int | None = None) -> Path:

@@ -27,6 +27,7 @@ import numpy as np
 from pri3d.data.synth.primitives import intersect, intersect_room, room_attrs, surface_attrs
 from pri3d.data.synth.scene import SceneSpec
 from pri3d.data.synth.textures import albedo, linear_to_srgb
+from pri3d.geometry.rays import pixel_rays
 
 __all__ = ["RenderParams", "FrameRender", "render_frame", "cast_rays", "CompiledScene", "compile_scene"]
 
@@ -98,8 +99,7 @@ def compile_scene(spec: SceneSpec) -> CompiledScene:
 
 def _rays(pose: np.ndarray, K: np.ndarray, H: int, W: int):
     """World ray directions with camera-frame z = 1, as three ``(H, W)`` float32 arrays."""
-    u = (np.arange(W, dtype=np.float64) - K[0, 2]) / K[0, 0]
-    v = (np.arange(H, dtype=np.float64) - K[1, 2]) / K[1, 1]
+    u, v = pixel_rays(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64), K)
     R = pose[:3, :3]
     # d = R @ (u, v, 1), written out per component (no BLAS: identical bits in every process)
     out = []
