@@ -95,8 +95,10 @@ def _make_data(tmp: Path, scenes: int, frames: int, res, voxel_size: float) -> P
 def bench_mode(mode: str, data: Path, args) -> dict:
     from torch.utils.data import DataLoader
 
+    from pri3d.engine.sampling import StepBatchSampler
+    from pri3d.engine.seed import worker_init_fn
     from pri3d.pairs.store import PreparedData
-    from pri3d.pretrain.data import StepBatchSampler, split_pairs, worker_init
+    from pri3d.pretrain.data import split_pairs
     from pri3d.pretrain.loop import load_config
     from pri3d.pretrain.modes import MODES
 
@@ -194,7 +196,7 @@ def bench_mode(mode: str, data: Path, args) -> dict:
         batch_sampler=sampler,
         num_workers=args.workers,
         collate_fn=spec.collate,
-        worker_init_fn=worker_init if args.workers else None,
+        worker_init_fn=worker_init_fn if args.workers else None,
     )
     it = iter(loader)
     next(it)  # workers started
