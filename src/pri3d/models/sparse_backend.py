@@ -2,8 +2,17 @@
 
 spconv 2.3.8's backward pass calls ``torch.cuda.current_stream()`` unconditionally and crashes when
 CUDA is unavailable. Its ops module looks the stream up through ``spconv.pytorch.ops.get_current_stream``;
-returning 0 (the default stream handle) when CUDA is absent is all the CPU path needs. With the patch,
-spconv's convolutions match a dense ``conv3d`` to 2e-7 (tests/models/test_sparse_unet.py).
+returning 0 (the default stream handle) when CUDA is absent is all the CPU path needs.
+
+spconv's CPU scatter-add (``SpconvOps.scatter_add_cpu``, the last step of every CPU convolution and of
+its backward pass) races when torch runs more than one thread: measured 2026-12-07 on this project's
+2-core machine, a 3x3x3 submanifold convolution of 277 voxels at 2 threads gave 1-2 wrong output rows
+(errors of 0.1-0.36) in 3-4 % of calls, so results depended on thread timing; at 1 thread, or with
+the scatter done by torch, 0 of 150 (``benchmarks/bench_spconv_cpu.py`` measures both). On CPU-only
+machines the patch therefore takes spconv's Python CPU path (gather, ``torch.mm``, scatter-add; the C++
+GEMM path calls the same racy scatter internally, out of reach) and does the scatter-add with
+``Tensor.index_add_``. With the patch, spconv's convolutions match a dense ``conv3d`` to 2e-7 on every
+call (tests/models/test_sparse_unet.py).
 
 Import spconv only through :func:`import_spconv`, and only from the geometric-prior branch: view-only
 training and all 2D work must never import it (it is slow to import and optional in spirit).
@@ -29,5 +38,15 @@ def import_spconv():
         ) from e
     if not _PATCHED and not torch.cuda.is_available():
         ops.get_current_stream = lambda: 0
+        ops.SPCONV_CPP_GEMM = False  # the Python CPU path, whose scatter-add we can replace
+        ops.SpconvOps.scatter_add_cpu = staticmethod(_scatter_add_cpu)
         _PATCHED = True
     return spconv
+
+
+def _scatter_add_cpu(out, inp, indices) -> None:
+    """``out[indices[i]] += inp[i]`` for ``i < len(indices)`` on spconv's CPU tensors (tensorview views,
+    shared memory): the race-free replacement of ``SpconvOps.scatter_add_cpu``."""
+    idx = torch.from_numpy(indices.numpy_view()).long()
+    dst = torch.from_numpy(out.numpy_view())
+    dst.index_add_(0, idx, torch.from_numpy(inp.numpy_view())[: len(idx)])
