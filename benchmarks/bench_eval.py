@@ -3,7 +3,7 @@
 For each task (semantic segmentation, Mask R-CNN detection) it measures, in the same run:
 
 * **forward only** (the baseline): the model on random input tensors of the evaluation size;
-* **full evaluation**: :func:`pri3d.downstream.loop.evaluate_model` on real files (reading, resizing,
+* **full evaluation**: :func:`pri3d.downstream.evaluate.evaluate_model` on real files (reading, resizing,
   the forward pass, and the metric: confusion matrix or mask RLE encoding + pycocotools COCOeval),
 
 and prints images/s and the ratio full / forward-only (the share of the time spent outside the network).
@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from pri3d.downstream import finetune_config
-from pri3d.downstream.loop import evaluate_model, make_task
+from pri3d.downstream.evaluate import evaluate_model, make_task
 
 
 def _sync(dev):

@@ -113,7 +113,7 @@ def correspondence_figure(prepared_dir: Path, size=(120, 160), max_lines: int = 
 def segmentation_figure(runs: dict[str, Path], n: int = 3) -> np.ndarray:
     """Rows: validation frames; columns: image, ground truth, then each fine-tuned model's prediction."""
     from pri3d.downstream.classes import IGNORE_INDEX
-    from pri3d.downstream.loop import load_finetuned_model
+    from pri3d.downstream.evaluate import load_finetuned_model
     from pri3d.models.imagenet import denormalize
     from pri3d.viz import colorize_labels, hstack, vstack
 

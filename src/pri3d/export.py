@@ -13,7 +13,7 @@ Any file :func:`pri3d.models.init.read_weights` understands (a ``pri3d pretrain`
   ``res2.0.conv1.weight``, ``res2.0.shortcut.norm.*`` ...), the layout of detectron2's
   ``tools/convert-torchvision-to-d2.py``. ``num_batches_tracked`` counters are dropped: detectron2's
   ``FrozenBatchNorm2d`` has none.
-* ``unet``: the whole ResNet-UNet (encoder + decoder) as ``{"format": "pri3d-unet", "arch",
+* ``unet``: the whole ResNet-UNet (encoder + decoder) as ``{"format": UNET_FORMAT, "arch",
   "feature_dim", "backbone": ResNetUNet.state_dict()}``, for semantic-segmentation fine-tuning.
 
 The mapping functions are pure (state dict in, state dict out); :func:`export_weights` reads,
@@ -32,6 +32,7 @@ import torch
 
 from pri3d.engine.io import atomic_open, atomic_save
 from pri3d.errors import ExportError
+from pri3d.models.formats import unet_file, write_unet
 from pri3d.models.init import read_weights
 
 __all__ = [
@@ -244,7 +245,7 @@ def to_unet(encoder_sd: dict, decoder_sd: dict, arch: str) -> dict:
     feature_dim = int(decoder_sd["conv0.weight"].shape[0])
     backbone = {f"encoder.{k}": v.detach().cpu() for k, v in encoder_sd.items() if not k.startswith("fc.")}
     backbone.update({f"decoder.{k}": v.detach().cpu() for k, v in decoder_sd.items()})
-    return {"format": "pri3d-unet", "arch": arch, "feature_dim": feature_dim, "backbone": backbone}
+    return unet_file(arch, feature_dim, backbone)
 
 
 # ----------------------------------------------------------------------------- writers
@@ -343,7 +344,7 @@ def _export_unet(enc: dict, dec: dict, arch: str, kind: str, ckpt: Path, out: Pa
             f"{ckpt} ({kind}): weights do not form a ResNetUNet({arch}, feature_dim={obj['feature_dim']}): "
             f"missing {missing[:5]}, unexpected {extra[:5]}, shape-mismatched {mismatched[:5]}"
         )
-    atomic_save(obj, out)
+    write_unet(out, obj)
     return ExportResult(
         "unet",
         out,

@@ -16,7 +16,7 @@ from dsfixtures import (
 from pri3d.cli import main
 from pri3d.data.synth import generate
 from pri3d.downstream import finetune_config, run_finetune
-from pri3d.downstream.loop import evaluate_checkpoint
+from pri3d.downstream.evaluate import evaluate_finetuned
 from pri3d.engine.checkpoint import load_checkpoint
 from pri3d.engine.logging import read_jsonl
 from pri3d.errors import ConfigError
@@ -134,10 +134,10 @@ def test_unfinished_run_folder_is_not_evaluated_and_other_checkpoints_do_not_res
     run_finetune(_cfg("tiny-semseg", root, tmp_path / "a", "train.steps=2"), progress=False)
     (tmp_path / "a" / "done").unlink()  # as a run that died after writing best.pt
     with pytest.raises(CheckpointError, match="has not finished"):
-        evaluate_checkpoint(tmp_path / "a", progress=False)
-    assert evaluate_checkpoint(tmp_path / "a" / "checkpoints" / "ckpt_00000002.pt", progress=False)["step"] == 2
+        evaluate_finetuned(tmp_path / "a", progress=False)
+    assert evaluate_finetuned(tmp_path / "a" / "checkpoints" / "ckpt_00000002.pt", progress=False)["step"] == 2
     mark_done(tmp_path / "a")
-    assert evaluate_checkpoint(tmp_path / "a", progress=False)["step"] == 2
+    assert evaluate_finetuned(tmp_path / "a", progress=False)["step"] == 2
     ck = tmp_path / "a" / "checkpoints" / "ckpt_00000002.pt"
     torch.save({**load_checkpoint(ck), "format": "pri3d-pretrain"}, ck)  # a pre-training run's folder
     with pytest.raises(CheckpointError, match="cannot resume"):
@@ -151,7 +151,7 @@ def test_earlier_semseg_layout_evaluates_but_does_not_resume(tmp_path):
     run_finetune(_cfg("tiny-semseg", root, tmp_path / "a", "train.steps=2"), progress=False)
     path = tmp_path / "a" / "checkpoints" / "ckpt_00000002.pt"
     state = load_checkpoint(path)
-    new = evaluate_checkpoint(path, progress=False)["scores"]["confusion"]
+    new = evaluate_finetuned(path, progress=False)["scores"]["confusion"]
     k = state["model"]["backbone.decoder.conv0.weight"].shape[0]
     hidden = state["model"]["backbone.decoder.conv0.weight"].shape[1]
     legacy = dict(state["model"])  # earlier layout: conv0 = identity projection, classifier = the old conv0
@@ -163,7 +163,7 @@ def test_earlier_semseg_layout_evaluates_but_does_not_resume(tmp_path):
     legacy["backbone.decoder.conv0.bias"] = torch.zeros(hidden)
     assert legacy["classifier.weight"].shape[0] == k
     torch.save({**state, "model": legacy}, path)
-    assert evaluate_checkpoint(path, progress=False)["scores"]["confusion"] == new
+    assert evaluate_finetuned(path, progress=False)["scores"]["confusion"] == new
     with pytest.raises(ConfigError, match="earlier semantic-segmentation UNet layout"):
         run_finetune(_cfg("tiny-semseg", root, tmp_path / "a", "train.steps=4"), resume=True, progress=False)
 
@@ -226,7 +226,7 @@ def test_cli_finetune_evaluate_and_reuse(tmp_path, capsys):
         ]
     )
     assert rc == 0 and "encoder+decoder" in capsys.readouterr().out
-    res2 = evaluate_checkpoint(tmp_path / "r2" / "best.pt", split="train", progress=False)
+    res2 = evaluate_finetuned(tmp_path / "r2" / "best.pt", split="train", progress=False)
     assert res2["images"] == 4
 
 

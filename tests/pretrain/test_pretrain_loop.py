@@ -313,7 +313,7 @@ def test_ddp_two_cpu_processes(tiny, tmp_path):
 
 
 def test_learning_curves_and_one_command_comparison_with_an_untrained_network(prepared_dir, tiny, tmp_path, capsys):
-    from pri3d.pretrain.matching_eval import evaluate_checkpoint
+    from pri3d.pretrain.matching_eval import evaluate_matching
 
     out = tmp_path / "run"
     assert (
@@ -335,17 +335,17 @@ def test_learning_curves_and_one_command_comparison_with_an_untrained_network(pr
     report = (out / "report.md").read_text()
     assert "![learning curves](curves.png)" in report and "| 4 |" in report
     # backbone.pth records its training resolution: eval-matching defaults to it, not to 240x320
-    res = evaluate_checkpoint(out / "backbone.pth", prepared_dir, points=64)
+    res = evaluate_matching(out / "backbone.pth", prepared_dir, points=64)
     assert res["resolution"] == [32, 48]
     # zero steps export the network at initialisation: --baseline scratch (same seed) is the same network
     init = tmp_path / "init"
     assert main(["pretrain", "--config", "cpu-tiny", *tiny(init, "mode=view", "train.steps=0")]) == 0
-    same = evaluate_checkpoint(init / "backbone.pth", prepared_dir, points=64, baseline="scratch")
+    same = evaluate_matching(init / "backbone.pth", prepared_dir, points=64, baseline="scratch")
     assert same["baseline"]["points"] == same["points"] > 0
     flat = [v for k, v in same["delta"].items() if not k.startswith("by_")]
     flat += [v for name in ("by_rotation", "by_overlap") for b in same["delta"][name].values() for v in b.values()]
     assert all(v in (0.0, None) for v in flat), same["delta"]  # None: a bin without pairs
-    trained = evaluate_checkpoint(out / "backbone.pth", prepared_dir, points=64, baseline="scratch")
+    trained = evaluate_matching(out / "backbone.pth", prepared_dir, points=64, baseline="scratch")
     assert trained["delta"]["recall@4px"] == pytest.approx(trained["recall@4px"] - same["recall@4px"])
     assert trained["baseline"]["recall@4px"] == same["recall@4px"]
     capsys.readouterr()

@@ -5,6 +5,8 @@ ScanNet test-pair format of SuperGlue / LoFTR."""
 
 from __future__ import annotations
 
+from pri3d.commands._shared import add_network_arguments
+
 
 def add_arguments(p) -> None:
     p.add_argument(
@@ -29,15 +31,7 @@ def add_arguments(p) -> None:
         help="evaluate at most N pairs (--data: a fixed random sample; --images: the first N)",
     )
     p.add_argument("--points", type=int, default=1024, help="sampled pixels of view A per pair (default 1024)")
-    p.add_argument(
-        "--resolution",
-        type=int,
-        nargs=2,
-        metavar=("H", "W"),
-        help="image size (default: the checkpoint's training resolution, else 240 320)",
-    )
-    p.add_argument("--arch", default=None, help="backbone for 'scratch'/'imagenet' (default resnet50)")
-    p.add_argument("--feature-dim", type=int, default=None, help="feature width for 'scratch'/'imagenet'")
+    add_network_arguments(p, resolution="image size", feature_dim="feature width")
     p.add_argument("--depth-threshold", type=float, default=0.05, help="metres, correspondence depth test")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument(
@@ -129,6 +123,22 @@ def _check_inputs(args) -> None:
         raise ConfigError("eval-matching: give --data PREPARED_DIR, or --pairs FILE --images DIR")
 
 
+def _shared_keywords(args) -> dict:
+    """The keywords both evaluations (a pair list, a prepared directory) take from the same arguments."""
+    return {
+        "resolution": args.resolution,
+        "arch": args.arch,
+        "feature_dim": args.feature_dim,
+        "device": args.device,
+        "seed": args.seed,
+        "max_pairs": args.max_pairs,
+        "stride": args.grid_stride,
+        "threshold_px": args.ransac_px,
+        "progress": True,
+        "baseline": args.baseline,
+    }
+
+
 def _run_pose_pairs(args) -> int:
     """Relative-pose AUC on a pair list in the ScanNet test-pair format (``--pairs`` + ``--images``)."""
     import json
@@ -139,16 +149,7 @@ def _run_pose_pairs(args) -> int:
         args.checkpoint,
         args.pairs,
         args.images,
-        resolution=args.resolution,
-        arch=args.arch,
-        feature_dim=args.feature_dim,
-        device=args.device,
-        seed=args.seed,
-        max_pairs=args.max_pairs,
-        stride=args.grid_stride,
-        threshold_px=args.ransac_px,
-        progress=True,
-        baseline=args.baseline,
+        **_shared_keywords(args),
     )
     if args.json:
         print(json.dumps(res, indent=2))
@@ -176,26 +177,17 @@ def _run_prepared(args) -> int:
     """Matching recall (and pose AUC unless ``--no-pose``) on the held-out pairs of a prepared directory."""
     import json
 
-    from pri3d.pretrain.matching_eval import evaluate_checkpoint
+    from pri3d.pretrain.matching_eval import evaluate_matching
 
-    res = evaluate_checkpoint(
+    res = evaluate_matching(
         args.checkpoint,
         args.data,
         pairs_csv=args.pairs,
         split=args.split,
-        max_pairs=args.max_pairs,
         points=args.points,
-        resolution=args.resolution,
-        arch=args.arch,
-        feature_dim=args.feature_dim,
         depth_threshold=args.depth_threshold,
-        device=args.device,
-        seed=args.seed,
-        progress=True,
-        baseline=args.baseline,
         pose=not args.no_pose,
-        stride=args.grid_stride,
-        threshold_px=args.ransac_px,
+        **_shared_keywords(args),
     )
     pose = "pose_auc@5" in res
     bin_keys = ["recall@4px_img", "recall@8px_img", *(POSE_KEYS if pose else [])]

@@ -21,10 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from pri3d.downstream.loop import evaluate_checkpoint, make_task
+    from pri3d.downstream.evaluate import evaluate_finetuned, load_finetuned, make_task
     from pri3d.engine.io import write_json
 
-    res = evaluate_checkpoint(
+    res = evaluate_finetuned(
         args.checkpoint,
         data=args.data,
         format=args.format,
@@ -37,8 +37,6 @@ def run(args) -> int:
     ck = Path(args.checkpoint)
     out = Path(args.out) if args.out else (ck if ck.is_dir() else ck.parent) / f"eval-{Path(args.split).stem}.json"
     write_json(out, res)
-    from pri3d.downstream.loop import load_finetuned
-
     _, cfg = load_finetuned(args.checkpoint)
     task = make_task(cfg)
     print(task.format_scores(res["scores"]))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pri3d.config import apply_overrides, build, load_preset, preset_names
-from pri3d.errors import ConfigError
+from pri3d.config import preset_names
 
 GROUP = "finetune"
 
@@ -49,28 +48,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def resolve_config(args):
-    from pri3d.downstream.config import FinetuneConfig
+    """The run's config from the parsed arguments (:func:`pri3d.downstream.config.resolve_finetune_config`)."""
+    from pri3d.downstream.config import resolve_finetune_config
 
-    d = apply_overrides(load_preset(args.config or f"paper-{args.task}", GROUP), args.overrides)
-    if d.get("task", args.task) != args.task:
-        raise ConfigError(f"config {args.config!r} is a {d['task']} preset, not {args.task}")
-    d["task"] = args.task
-    data = d.setdefault("data", {})
-    data["path"] = args.data
-    if args.format is not None:
-        data["format"] = args.format
-    if args.fraction is not None:
-        data["fraction"] = args.fraction
-    if args.fraction_by is not None:
-        data["fraction_by"] = args.fraction_by
-    if args.init is not None:
-        d["init"] = args.init
-    if args.seed is not None:
-        d["seed"] = args.seed
-    d["out"] = args.out or d.get("out") or f"runs/finetune-{args.task}"
-    if d["out"] == "runs/finetune":
-        d["out"] = f"runs/finetune-{args.task}"
-    return build(FinetuneConfig, d)
+    return resolve_finetune_config(
+        args.task,
+        args.config,
+        args.overrides,
+        data=args.data,
+        format=args.format,
+        fraction=args.fraction,
+        fraction_by=args.fraction_by,
+        init=args.init,
+        seed=args.seed,
+        out=args.out,
+    )
 
 
 def run(args) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pri3d.commands._shared import add_network_arguments
+
 
 def add_arguments(p) -> None:
     p.add_argument("task", choices=["semseg", "depth", "normals"], help="what the linear head reads out")
@@ -25,15 +27,7 @@ def add_arguments(p) -> None:
         "--max-frames", type=int, default=None, help="at most N frames of each of fit and test, evenly spaced"
     )
     p.add_argument("--pixels-per-frame", type=int, default=512, help="fit pixels drawn per fit frame (default 512)")
-    p.add_argument(
-        "--resolution",
-        type=int,
-        nargs=2,
-        metavar=("H", "W"),
-        help="input size (default: the checkpoint's training resolution, else 240 320)",
-    )
-    p.add_argument("--arch", default=None, help="backbone for 'scratch'/'imagenet' (default resnet50)")
-    p.add_argument("--feature-dim", type=int, default=None, help="decoder output width for 'scratch'/'imagenet'")
+    add_network_arguments(p, resolution="input size", feature_dim="decoder output width")
     p.add_argument("--seed", type=int, default=0, help="seed of the fit pixels (and of a 'scratch' network)")
     p.add_argument("--label-set", default="scannet20", help="semseg classes: scannet20 (default), nyu40, nyu13")
     p.add_argument("--normal-step", type=int, default=2, help="normals: neighbour distance, depth pixels (default 2)")

@@ -15,6 +15,7 @@ __all__ = [
     "fits",
     "check_fits",
     "check_shared_k",
+    "read_shared_k_frame",
     "intrinsics3",
     "read_color",
     "read_depth",
@@ -143,6 +144,28 @@ def check_shared_k(K: np.ndarray, color, depth, color_path, depth_path) -> None:
             f"{color_path}: colour {color.shape[1]}x{color.shape[0]} and depth {depth.shape[1]}x{depth.shape[0]} "
             "differ; they share one K, so they must have one size"
         )
+
+
+def read_shared_k_frame(
+    scene_id: str, frame_id: int, K: np.ndarray, pose, color_path, depth_path, depth_scale: float, *, color, depth
+):
+    """A :class:`~pri3d.data.scene.Frame` of a format whose colour and depth share one ``K`` (7-Scenes, TUM):
+    the images read as asked (``color``, ``depth``: bools), checked by :func:`check_shared_k`, ``K`` as both
+    intrinsics and ``pose`` as given."""
+    from pri3d.data.scene import Frame
+
+    c = read_color(color_path) if color else None
+    d = read_depth(depth_path, depth_scale) if depth else None
+    check_shared_k(K, c, d, color_path, depth_path)
+    return Frame(
+        scene_id=scene_id,
+        frame_id=frame_id,
+        color=c,
+        depth=d,
+        color_intrinsics=K.copy(),
+        depth_intrinsics=K.copy(),
+        pose=pose,
+    )
 
 
 def write_color(path, rgb: np.ndarray, quality: int = 95) -> None:

@@ -16,7 +16,15 @@ from pri3d.engine.optim import OptimConfig
 from pri3d.errors import ConfigError
 from pri3d.models.resnet_unet import ARCHS
 
-__all__ = ["DataConfig", "ModelConfig", "OptimConfig", "TrainConfig", "FinetuneConfig", "TASKS"]
+__all__ = [
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "FinetuneConfig",
+    "TASKS",
+    "resolve_finetune_config",
+]
 
 TASKS = ("semseg", "detect")
 
@@ -165,3 +173,40 @@ class FinetuneConfig:
             self.model.head = heads[0]
         if self.model.head not in heads:
             raise ConfigError(f"model.head={self.model.head!r} is not a {self.task} head; choose {', '.join(heads)}")
+
+
+def resolve_finetune_config(
+    task: str,
+    preset: str | None,
+    overrides: list[str],
+    *,
+    data: str,
+    format: str | None = None,
+    fraction: float | None = None,
+    fraction_by: str | None = None,
+    init: str | None = None,
+    seed: int | None = None,
+    out: str | None = None,
+) -> FinetuneConfig:
+    """The config of ``pri3d finetune TASK``: ``preset`` (default ``paper-<task>``) and the ``key=value``
+    ``overrides``, then the options that are given (None: the preset's value). The preset must be of ``task``
+    (a ``ConfigError`` otherwise); ``out`` defaults to the preset's, and ``runs/finetune`` (or none) to
+    ``runs/finetune-<task>``."""
+    from pri3d.config import apply_overrides, build, load_preset
+
+    d = apply_overrides(load_preset(preset or f"paper-{task}", "finetune"), overrides)
+    if d.get("task", task) != task:
+        raise ConfigError(f"config {preset!r} is a {d['task']} preset, not {task}")
+    d["task"] = task
+    section = d.setdefault("data", {})
+    section["path"] = data
+    for key, value in (("format", format), ("fraction", fraction), ("fraction_by", fraction_by)):
+        if value is not None:
+            section[key] = value
+    for key, value in (("init", init), ("seed", seed)):
+        if value is not None:
+            d[key] = value
+    d["out"] = out or d.get("out") or f"runs/finetune-{task}"
+    if d["out"] == "runs/finetune":
+        d["out"] = f"runs/finetune-{task}"
+    return build(FinetuneConfig, d)

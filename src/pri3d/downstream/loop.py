@@ -10,7 +10,7 @@ Outputs in ``cfg.out``:
 
 * ``config.yaml``: the resolved config;
 * ``metrics.jsonl``: training losses / lr every ``train.log_every`` iterations and every evaluation;
-* ``checkpoints/ckpt_<step>.pt``: ``{"format": "pri3d-finetune", "task", "model", "optimizer", "step",
+* ``checkpoints/ckpt_<step>.pt``: ``{"format": FINETUNE_FORMAT, "task", "model", "optimizer", "step",
   "rng", "config", "backbone", ...}`` (the newest ``train.keep_checkpoints``); ``best.pt``: the best-on-val weights;
 * ``results.json``: the **final** (last iteration) and **best-on-val** scores, labelled as such;
 * ``done``: written last, after ``results.json``: the run finished.
@@ -27,79 +27,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import Subset
 from tqdm import tqdm
 
-from pri3d.config import build_saved, to_dict
+from pri3d.config import to_dict
 from pri3d.downstream.config import FinetuneConfig
+from pri3d.downstream.evaluate import evaluate_model, make_task, unwrap
 from pri3d.engine import distributed as D
 from pri3d.engine.amp import amp_dtype
-from pri3d.engine.checkpoint import CheckpointManager, capture_rng, load_checkpoint, restore_rng
+from pri3d.engine.checkpoint import CheckpointManager, capture_rng, restore_rng
 from pri3d.engine.io import atomic_save, write_json
 from pri3d.engine.logging import MetricLogger
 from pri3d.engine.optim import build_optimizer, lr_at
-from pri3d.engine.run_dir import RESUME_FREE, RunDir, mark_done, open_run, require_finished
+from pri3d.engine.run_dir import RESUME_FREE, RunDir, mark_done, open_run
 from pri3d.engine.sampling import EpochSampler, make_loader
 from pri3d.engine.seed import derive_seed, seed_everything
 from pri3d.engine.step import TrainStep
 from pri3d.errors import ConfigError
+from pri3d.models.formats import FINETUNE_FORMAT
 
-__all__ = [
-    "make_task",
-    "EpochSampler",
-    "run_finetune",
-    "evaluate_model",
-    "load_finetuned",
-    "evaluate_checkpoint",
-]
+__all__ = ["run_finetune", "EpochSampler"]
 
-CKPT_FORMAT = "pri3d-finetune"
 FINAL_LABEL = "final: the model after the last training iteration"
 BEST_LABEL = (
     "best-on-val: the best of all evaluations, selected on the same split it is scored on "
     "(optimistic; the official Pri3D numbers were reported this way)"
 )
-# task name -> (module, class); imported on use, so semantic segmentation never imports detection
-TASK_CLASSES = {
-    "semseg": ("pri3d.downstream.semseg", "SemSegTask"),
-    "detect": ("pri3d.downstream.detection", "DetectTask"),
-}
-
-
-def make_task(cfg: FinetuneConfig):
-    import importlib
-
-    if cfg.task not in TASK_CLASSES:
-        raise ConfigError(f"unknown task {cfg.task!r}; choose {', '.join(TASK_CLASSES)}")
-    module, name = TASK_CLASSES[cfg.task]
-    return getattr(importlib.import_module(module), name)(cfg)
-
-
-def _unwrap(model):
-    return model.module if hasattr(model, "module") else model
-
-
-def evaluate_model(
-    task, model, dataset, device, *, batch_size: int, workers: int = 0, amp=None, progress: bool = True
-) -> dict:
-    """Evaluate on ``dataset`` (sharded over DDP ranks, merged on every rank). Returns the task's scores.
-    ``amp``: the autocast dtype, or None for full precision."""
-    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-    shard = Subset(dataset, list(range(rank, len(dataset), world)))
-    loader = make_loader(shard, task.collate, device=device, workers=workers, batch_size=batch_size, seed=0)
-    m = _unwrap(model)
-    was_training = m.training
-    m.eval()
-    partial = task.evaluate_partial(m, loader, device, amp=amp, progress=progress)
-    m.train(was_training)
-    if world > 1:
-        gathered = [None] * world
-        torch.distributed.all_gather_object(gathered, partial)
-        partials = gathered
-    else:
-        partials = [partial]
-    return task.merge(partials)
 
 
 @dataclass
@@ -246,7 +198,7 @@ def _setup(cfg: FinetuneConfig, dist: D.DistInfo, resume: bool, progress: bool, 
         resume=resume,
         overwrite=overwrite,
         keep=cfg.train.keep_checkpoints,
-        checkpoint_format=CKPT_FORMAT,
+        checkpoint_format=FINETUNE_FORMAT,
         kind=("task", cfg.task),
         data_path=cfg.data.path,
         is_main=dist.is_main,
@@ -329,9 +281,9 @@ _RESUME_FREE = RESUME_FREE | {"data.scan_workers"}
 def _save_checkpoint(run: Run) -> None:
     if not run.dist.is_main:
         return
-    m = _unwrap(run.model)
+    m = unwrap(run.model)
     state = {
-        "format": CKPT_FORMAT,
+        "format": FINETUNE_FORMAT,
         "task": run.task.name,
         "model": m.state_dict(),
         "optimizer": run.optimizer.state_dict(),
@@ -377,8 +329,8 @@ def _evaluate_now(run: Run) -> None:
     if value is not None and (run.best is None or run.best["value"] is None or value > run.best["value"]):
         run.best = {"label": BEST_LABEL, **rec}
         if run.dist.is_main:
-            m = _unwrap(run.model)
-            weights = {"format": CKPT_FORMAT, "task": task.name, "model": m.state_dict(), "step": run.step}
+            m = unwrap(run.model)
+            weights = {"format": FINETUNE_FORMAT, "task": task.name, "model": m.state_dict(), "step": run.step}
             extras = {"config": to_dict(cfg), "scores": scores, **task.checkpoint_extras(m)}
             atomic_save({**weights, **extras}, run.out / "best.pt")
     if run.dist.is_main:
@@ -405,104 +357,3 @@ def _finish(run: Run) -> dict:
 
 def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.4f}"
-
-
-# ------------------------------------------------------------------------------- evaluation only
-
-
-def load_finetuned(path) -> tuple[dict, FinetuneConfig]:
-    """Read a fine-tuned checkpoint (a file, or a run folder: its ``best.pt`` if present, else the
-    newest ``checkpoints/ckpt_*.pt``). Returns ``(checkpoint dict, config)``."""
-    from pri3d.errors import DataError
-
-    p = Path(path)
-    require_finished(p)
-    if p.is_dir():
-        found = ckpt_path = None
-        if (p / "best.pt").is_file():
-            ckpt_path = p / "best.pt"
-        else:
-            found = CheckpointManager(p / "checkpoints").latest()
-            if found is None:
-                raise DataError(f"{p}: no best.pt and no checkpoints/ckpt_*.pt")
-        state = found[0] if found else load_checkpoint(ckpt_path)
-    else:
-        state = load_checkpoint(p)
-    if state.get("format") != CKPT_FORMAT:
-        raise DataError(
-            f"{path}: not a fine-tuned checkpoint (format {state.get('format')!r}, expected {CKPT_FORMAT!r})"
-        )
-    return state, build_saved(FinetuneConfig, state["config"])
-
-
-def load_finetuned_model(path):
-    """Rebuild a fine-tuned model from its checkpoint (without reading the original init file).
-    Returns ``(model in eval mode, task, config, checkpoint dict)``; the task's datasets follow
-    ``config.data``, which callers may change before building one."""
-    from pri3d.models.init import load_state_strict
-
-    state, cfg = load_finetuned(path)
-    if "feature_dim" in state:
-        cfg.model.feature_dim = int(state["feature_dim"])
-    cfg.model.transfer = "auto"
-    task = make_task(cfg)
-    model = task.build_trained_model()
-    weights = state["model"]
-    if hasattr(model, "upgrade_state_dict"):  # semseg UNet checkpoints of the earlier layout
-        weights = model.upgrade_state_dict(weights)
-    load_state_strict(model, weights, f"{path} model weights")
-    return model.eval(), task, cfg, state
-
-
-def evaluate_checkpoint(
-    path,
-    *,
-    data: str | None = None,
-    format: str | None = None,
-    split: str = "val",
-    max_images: int | None = None,
-    batch_size: int | None = None,
-    device: str = "auto",
-    progress: bool = True,
-) -> dict:
-    """Evaluate a fine-tuned checkpoint on ``split`` ("val", "train" or a split file) of its dataset or
-    of ``data``. Returns ``{"task", "split", "checkpoint", "step", "scores", "images", "data"}``."""
-    if (max_images is not None and max_images < 1) or (batch_size is not None and batch_size < 1):
-        raise ConfigError(f"--max-images and --batch-size must be >= 1, got {max_images} and {batch_size}")
-    D.check_device(device, "--device")
-    model, task, cfg, state = load_finetuned_model(path)
-    if data is not None:
-        cfg.data.path = str(data)
-        cfg.data.format = format
-        cfg.data.train_split = cfg.data.val_split = None
-    elif format is not None:
-        cfg.data.format = format
-    if max_images is not None:
-        cfg.data.max_val_images = max_images
-    if split in ("train", "val"):
-        which, split_file = split, (cfg.data.train_split if split == "train" else cfg.data.val_split)
-    else:  # a split file
-        which, split_file = "val", split
-    ds = task.dataset(which, split=split_file, train=False, progress=progress)
-    dev = D.init_distributed(device).device
-    model.to(dev)
-    t0 = time.time()
-    scores = evaluate_model(
-        task,
-        model,
-        ds,
-        dev,
-        batch_size=batch_size or max(1, min(cfg.train.batch_size, 8)),
-        workers=cfg.data.workers,
-        progress=progress,
-    )
-    return {
-        "task": task.name,
-        "split": split,
-        "checkpoint": str(path),
-        "step": state.get("step"),
-        "images": len(ds),
-        "seconds": round(time.time() - t0, 3),
-        "data": ds.stats.to_dict(),
-        "scores": scores,
-    }

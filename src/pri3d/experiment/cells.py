@@ -236,14 +236,19 @@ def _finetune_overrides(cfg: ExperimentConfig, method: str) -> list[str]:
     return [*cfg.finetune.overrides, *cfg.finetune.per_method.get(method, [])]
 
 
-def build_finetune_config(cfg: ExperimentConfig, method: str, fraction: float, seed: int):
+def build_finetune_config(
+    cfg: ExperimentConfig, method: str, fraction: float, seed: int, data: tuple[Path, str | None] | None = None
+):
     """The fine-tuning config of the cell (``method``, ``fraction``, ``seed``). ``init``, ``out`` and the
     dataset (``data.path``, ``data.format``) keep the preset's values (the key has their own hashes);
-    :func:`finetune_cell` sets them."""
+    :func:`finetune_cell` sets them. ``data = (path, format)`` sets the dataset now."""
     from pri3d.downstream.config import FinetuneConfig
 
     values = {"task": cfg.finetune.task, "seed": seed, "data.fraction": fraction}
-    return _build(FinetuneConfig, cfg.finetune.preset, "finetune", _finetune_overrides(cfg, method), values)
+    fcfg = _build(FinetuneConfig, cfg.finetune.preset, "finetune", _finetune_overrides(cfg, method), values)
+    if data is not None:  # the floor and probe cells key their data settings with the dataset's own values
+        fcfg.data.path, fcfg.data.format = str(data[0]), data[1]
+    return fcfg
 
 
 # ----------------------------------------------------------------------------- training cells
@@ -367,7 +372,7 @@ def test_cell(
     """Score the final model of a fine-tuning cell (its last checkpoint, not the best-on-val one) on
     every scene of the test set. Returns ``{"results": {"metric", "final": {"value", "scores"}}, ...}``."""
     from pri3d.data.formats import open_dataset
-    from pri3d.downstream.loop import evaluate_checkpoint
+    from pri3d.downstream.evaluate import evaluate_finetuned
     from pri3d.engine.checkpoint import CheckpointManager
 
     ft_key = Path(ft_dir).name.rsplit("-", 1)[-1]
@@ -382,7 +387,7 @@ def test_cell(
         atomic_write_text(split, "\n".join(scenes) + "\n")
         log(f"[test] {Path(ft_dir).name}: final model ({ckpts[-1].name}) on {len(scenes)} test scenes")
         t0 = time.time()
-        r = evaluate_checkpoint(ckpts[-1], data=str(test_path), format=test_format, split=str(split), progress=False)
+        r = evaluate_finetuned(ckpts[-1], data=str(test_path), format=test_format, split=str(split), progress=False)
         value = metric_value({"final": {"scores": r["scores"]}}, cfg.finetune.metric, "final")
         cell.finish(
             {
@@ -419,8 +424,7 @@ def floor_cell(
     from pri3d.downstream.floors import floor_scores
     from pri3d.downstream.semseg import SemSegTask
 
-    fcfg = build_finetune_config(cfg, "scratch", fraction, seed)
-    fcfg.data.path, fcfg.data.format = str(data_path), data_format
+    fcfg = build_finetune_config(cfg, "scratch", fraction, seed, (data_path, data_format))
     where = "test" if test else "val"
     spec = {
         "data": data_key,
@@ -488,8 +492,7 @@ def probe_setup(
     from pri3d.probe.features import FeatureExtractor
     from pri3d.probe.frames import FrameSet
 
-    fcfg = build_finetune_config(cfg, method, fraction, seed)
-    fcfg.data.path, fcfg.data.format = str(data_path), data_format
+    fcfg = build_finetune_config(cfg, method, fraction, seed, (data_path, data_format))
     task = SemSegTask(fcfg)
     train = task.dataset("train", split=fcfg.data.train_split, train=True, progress=False)
     fit = FrameSet(Path(data_path), list(train.index), f"labelled {fraction:g} seed {seed}: {len(train)} frames")
@@ -520,8 +523,7 @@ def probe_cell(
     from pri3d.probe.frames import FrameSet
     from pri3d.probe.semseg import probe_semseg
 
-    fcfg = build_finetune_config(cfg, method, fraction, seed)
-    fcfg.data.path, fcfg.data.format = str(data_path), data_format
+    fcfg = build_finetune_config(cfg, method, fraction, seed, (data_path, data_format))
     pseed = pretrain_seed(cfg, seed)
     feature_dim = _probe_feature_dim(cfg)
     where = "test" if test else "val"

@@ -2,10 +2,13 @@
 
 Checkpoint formats understood by :func:`read_weights` (auto-detected, never silently empty):
 
-* **pri3d pre-training checkpoint**: ``{"format": "pri3d-pretrain", "backbone": ResNetUNet
-  state dict, "arch", "feature_dim", ...}`` written by ``pri3d pretrain``.
-* **pri3d UNet export**: ``{"format": "pri3d-unet", "backbone", "arch", "feature_dim"}`` written by
-  ``pri3d export --to unet``.
+* **pri3d pre-training checkpoint**: ``{"format": PRETRAIN_FORMAT, "backbone": ResNetUNet
+  state dict, "arch", "feature_dim", ...}`` written by ``pri3d pretrain``; a fine-tuning checkpoint
+  (``FINETUNE_FORMAT``) holds its UNet the same way.
+* **pri3d UNet file**: ``{"format": UNET_FORMAT, "arch", "feature_dim", ..., "backbone"}`` written by
+  :func:`pri3d.models.formats.write_unet` (``backbone.pth``, ``pri3d export --to unet``).
+
+(The format names are in :mod:`pri3d.models.formats`.)
 * **torchvision ResNet** state dict (``conv1.weight``, ``layer1.0...``, optional ``fc.*``), bare or
   under ``"state_dict"``/``"model"``.
 * **MoCo** (v1/v2) checkpoint: ``{"state_dict": {"module.encoder_q.conv1.weight": ...}}``. The
@@ -26,6 +29,7 @@ from torch import nn
 
 from pri3d.engine.run_dir import require_finished
 from pri3d.errors import InitError
+from pri3d.models.formats import BACKBONE_FORMATS
 
 __all__ = ["InitError", "read_weights", "init_encoder", "load_backbone", "load_state_strict"]
 
@@ -56,7 +60,7 @@ def read_weights(path) -> tuple[dict, dict, str]:
         raise InitError(f"{path}: unreadable weights file ({type(e).__name__}: {e})") from e
     if not isinstance(obj, dict):
         raise InitError(f"{path}: expected a state dict or checkpoint dict, got {type(obj).__name__}")
-    if obj.get("format") in ("pri3d-pretrain", "pri3d-unet", "pri3d-finetune") and "backbone" in obj:
+    if obj.get("format") in BACKBONE_FORMATS and "backbone" in obj:
         bb = obj["backbone"]
         return _strip(bb, "encoder."), _strip(bb, "decoder."), obj["format"]
     sd = obj

@@ -32,6 +32,7 @@ def load_unet(
     from pri3d.engine.run_dir import require_finished
     from pri3d.engine.seed import seed_everything
     from pri3d.errors import DataError
+    from pri3d.models.formats import BACKBONE_FORMATS
     from pri3d.models.init import init_encoder, load_backbone
     from pri3d.models.resnet_unet import ARCHS, OFFICIAL_FEATURE_DIM, ResNetUNet
 
@@ -45,7 +46,7 @@ def load_unet(
         return model, None, f"{arch} at initialisation ({desc}, random decoder)"
     require_finished(checkpoint)  # never an earlier run's backbone.pth beside a newer run that died
     obj = load_checkpoint(checkpoint)  # CheckpointError: missing, unreadable
-    if obj.get("format") not in ("pri3d-pretrain", "pri3d-unet", "pri3d-finetune") or "backbone" not in obj:
+    if obj.get("format") not in BACKBONE_FORMATS or "backbone" not in obj:
         raise DataError(
             f"{checkpoint}: not a pri3d checkpoint or backbone file (format {obj.get('format')!r}); "
             f"{what} needs the whole UNet"

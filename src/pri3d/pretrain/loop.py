@@ -6,10 +6,10 @@ into ``cfg.out``:
 * ``config.yaml``: the resolved configuration;
 * ``metrics.jsonl`` (+ ``tb/`` when TensorBoard is installed): losses, lr, throughput, skips and the
   held-out feature-matching recall;
-* ``checkpoints/ckpt_<step>.pt``: ``{"format": "pri3d-pretrain", "arch", "feature_dim", "mode",
+* ``checkpoints/ckpt_<step>.pt``: ``{"format": PRETRAIN_FORMAT, "arch", "feature_dim", "mode",
   "backbone", "model", "optimizer", "scheduler", "step", "rng", "config"}``, written atomically,
   the newest ``train.keep_checkpoints`` kept;
-* ``backbone.pth``: ``{"format": "pri3d-unet", "arch", "feature_dim", "backbone"}`` at the end;
+* ``backbone.pth``: ``{"format": UNET_FORMAT, "arch", "feature_dim", "backbone"}`` at the end;
 * ``done``: written last, after ``backbone.pth`` and ``report.md``: the run finished.
 
 The folder is checked before anything is written (:mod:`pri3d.engine.run_dir`): a finished or foreign
@@ -38,7 +38,6 @@ from pri3d.config import resolve, to_dict
 from pri3d.engine.amp import amp_dtype
 from pri3d.engine.checkpoint import CheckpointManager, capture_rng, restore_rng
 from pri3d.engine.distributed import DistInfo, barrier, mean_over_ranks, rank0_flag, session, wrap_ddp
-from pri3d.engine.io import atomic_save
 from pri3d.engine.logging import MetricLogger
 from pri3d.engine.optim import build_optimizer, lr_at
 from pri3d.engine.run_dir import RESUME_FREE, RunDir, mark_done, open_run
@@ -46,6 +45,7 @@ from pri3d.engine.sampling import StepBatchSampler, make_loader
 from pri3d.engine.seed import seed_everything
 from pri3d.engine.step import TrainStep
 from pri3d.errors import ConfigError, TrainingError
+from pri3d.models.formats import PRETRAIN_FORMAT, unet_file, write_unet
 from pri3d.models.init import init_encoder
 from pri3d.pairs.store import PreparedData
 from pri3d.pretrain.config import PretrainConfig
@@ -56,7 +56,7 @@ from pri3d.pretrain.report import write_curves, write_report
 
 __all__ = ["load_config", "train", "CHECKPOINT_FORMAT"]
 
-CHECKPOINT_FORMAT = "pri3d-pretrain"
+CHECKPOINT_FORMAT = PRETRAIN_FORMAT
 
 
 def load_config(preset: str, overrides: list[str] | None = None) -> PretrainConfig:
@@ -308,18 +308,15 @@ def _finish(run: Run, summary: dict, last_eval: dict | None, init_eval: dict | N
     """Rank 0: write ``backbone.pth`` and the report, print the one-line summary."""
     cfg, T, out, method = run.cfg, run.cfg.train, run.out, run.method
     _check_weights(method, "at the end of training: backbone.pth not written")
-    atomic_save(
-        {
-            "format": "pri3d-unet",
-            "arch": cfg.model.arch,
-            "feature_dim": cfg.model.resolved_feature_dim,
-            "resolution": [int(v) for v in cfg.data.resolution],
-            "mode": cfg.mode,
-            "step": summary["steps"],
-            "backbone": method.backbone.state_dict(),
-        },
-        out / "backbone.pth",
+    obj = unet_file(
+        cfg.model.arch,
+        cfg.model.resolved_feature_dim,
+        method.backbone.state_dict(),
+        resolution=[int(v) for v in cfg.data.resolution],
+        mode=cfg.mode,
+        step=summary["steps"],
     )
+    write_unet(out / "backbone.pth", obj)
     if last_eval:
         summary["recall"] = last_eval
     if init_eval:

@@ -44,7 +44,7 @@ __all__ = [
     "bin_records",
     "delta",
     "format_recall",
-    "evaluate_checkpoint",
+    "evaluate_matching",
     "evaluate_pose_pairs",
 ]
 
@@ -259,7 +259,7 @@ def _load_model(checkpoint: str, arch: str | None, feature_dim: int | None, seed
     return load_unet(checkpoint, arch, feature_dim, seed, what="eval-matching")
 
 
-def evaluate_checkpoint(
+def evaluate_matching(
     checkpoint,
     data,
     *,
@@ -409,7 +409,7 @@ def evaluate_pose_pairs(
 
     Images are read from ``images_dir``, resized to ``resolution`` (default: the checkpoint's training
     resolution, else 240x320; SuperGlue and LoFTR evaluate at 480x640) and their K's scaled to it.
-    ``max_pairs`` takes the first N pairs of the file. ``baseline`` as in :func:`evaluate_checkpoint`.
+    ``max_pairs`` takes the first N pairs of the file. ``baseline`` as in :func:`evaluate_matching`.
 
     Returns:
         ``{"pose_auc@5", "pose_auc@10", "pose_auc@20", "pose_pairs", "pose_failures", "pose_median_err",

@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from pri3d.engine.seed import derive_seed
 from pri3d.errors import DataError
-from pri3d.probe.features import depth_grid_in_color, sample_at
-from pri3d.probe.frames import pick_pixels
+from pri3d.probe.dense import depth_frames, fit_rows
+from pri3d.probe.features import sample_at
 from pri3d.probe.head import fit_ridge_cv
 
 __all__ = ["probe_depth", "depth_metrics", "DEPTH_KEYS"]
@@ -55,11 +53,17 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray) -> dict:
     return dict(zip(DEPTH_KEYS, (a, r, d, am, rm, dm)))
 
 
-def _depth(frame, where: str) -> np.ndarray | None:
+def _depth(frame) -> np.ndarray | None:
     if frame.depth is None:
         return None
     d = np.asarray(frame.depth, np.float32)
     return np.where(np.isfinite(d) & (d > 0), d, 0.0).astype(np.float32)
+
+
+def _depth_gt(frame):
+    """The depth probe's ground truth: ``(depth, depth > 0)``, or ``(None, None)`` without depth."""
+    d = _depth(frame)
+    return (None, None) if d is None else (d, d > 0)
 
 
 def _no_depth(where: str, n: int, what: str) -> DataError:
@@ -80,25 +84,10 @@ def probe_depth(
         ``test_pixels``, ``depth_range`` (the clip), ``head`` and ``examples`` (pictures' arrays).
     """
     where_fit, where_test = str(getattr(fit, "path", "fit")), str(getattr(test, "path", "test"))
-    xs, ys, fs = [], [], []
-    for i in tqdm(range(len(fit)), desc="probe fit", disable=not progress, leave=False):
-        frame = fit.load(i, depth=True, labels=False)
-        d = _depth(frame, where_fit)
-        if d is None:
-            continue
-        uv_c, inside = depth_grid_in_color(
-            d.shape, frame.depth_intrinsics, frame.color_intrinsics, frame.color.shape[:2]
-        )
-        uv = pick_pixels((d > 0) & inside.numpy(), pixels_per_frame, derive_seed(seed, i))
-        if not len(uv):
-            continue
-        fmap = extractor(frame.color)
-        fs.append(torch.full((len(uv),), i, dtype=torch.int64))
-        xs.append(sample_at(fmap, uv_c[uv[:, 1], uv[:, 0]], frame.color.shape[:2]))
-        ys.append(torch.from_numpy(np.log(d[uv[:, 1], uv[:, 0]]).astype(np.float64)))
+    xs, ds, fs = fit_rows(extractor, fit, _depth_gt, pixels_per_frame, seed, progress)
     if not xs:
         raise _no_depth(where_fit, len(fit), "fit")
-    X, y = torch.cat(xs), torch.cat(ys)
+    X, y = torch.cat(xs), torch.cat([torch.from_numpy(np.log(d).astype(np.float64)) for d in ds])
     rows_frame = torch.cat(fs)
     del xs, fs
     head = fit_ridge_cv(X, y, rows_frame)
@@ -107,15 +96,7 @@ def probe_depth(
     const = float(torch.exp(y.mean()))
 
     per_img, per_const, examples, n_pix = [], [], [], 0
-    for i in tqdm(range(len(test)), desc="probe test", disable=not progress, leave=False):
-        frame = test.load(i, depth=True, labels=False)
-        d = _depth(frame, where_test)
-        if d is None:
-            continue
-        uv_c, inside = depth_grid_in_color(
-            d.shape, frame.depth_intrinsics, frame.color_intrinsics, frame.color.shape[:2]
-        )
-        valid = (d > 0) & inside.numpy()
+    for _, frame, d, valid, uv_c, inside in depth_frames(test, _depth_gt, "probe test", progress):
         if not valid.any():
             continue
         logd = head.apply_map(extractor(frame.color))  # (1, h, w)

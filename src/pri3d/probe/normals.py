@@ -28,16 +28,16 @@ Floor (``constant``): the fit pixels' mean normal, normalised, predicted everywh
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from pri3d.engine.seed import derive_seed
 from pri3d.errors import DataError
 from pri3d.geometry.normals import angle_between, normals_from_depth
-from pri3d.probe.features import depth_grid_in_color, sample_at
-from pri3d.probe.frames import pick_pixels
+from pri3d.probe.dense import depth_frames, fit_rows
+from pri3d.probe.features import sample_at
 from pri3d.probe.head import fit_ridge_cv
 
 __all__ = ["probe_normals", "normal_metrics", "NORMAL_KEYS"]
@@ -117,22 +117,9 @@ def probe_normals(
 def _fit_rows(extractor, fit, pixels_per_frame: int, seed: int, step, smooth, max_rel_jump, progress):
     """The fit rows: features ``X``, ground-truth normals ``Y`` (float64) and each row's frame index."""
     where_fit = str(getattr(fit, "path", "fit"))
-    xs, ys, fs = [], [], []
-    for i in tqdm(range(len(fit)), desc="probe fit", disable=not progress, leave=False):
-        frame = fit.load(i, depth=True, labels=False)
-        n, valid = _gt(frame, step, smooth, max_rel_jump)
-        if n is None:
-            continue
-        uv_c, inside = depth_grid_in_color(
-            n.shape[:2], frame.depth_intrinsics, frame.color_intrinsics, frame.color.shape[:2]
-        )
-        uv = pick_pixels(valid & inside.numpy(), pixels_per_frame, derive_seed(seed, i))
-        if not len(uv):
-            continue
-        fmap = extractor(frame.color)
-        fs.append(torch.full((len(uv),), i, dtype=torch.int64))
-        xs.append(sample_at(fmap, uv_c[uv[:, 1], uv[:, 0]], frame.color.shape[:2]))
-        ys.append(torch.from_numpy(n[uv[:, 1], uv[:, 0]]).double())
+    gt = partial(_gt, step=step, smooth=smooth, max_rel_jump=max_rel_jump)
+    xs, ns, fs = fit_rows(extractor, fit, gt, pixels_per_frame, seed, progress)
+    ys = [torch.from_numpy(n).double() for n in ns]
     if not xs:
         raise DataError(
             f"{where_fit}: no pixel with a ground-truth normal (valid depth away from holes and edges) in the "
@@ -146,15 +133,8 @@ def _score(extractor, test, head, const, step, smooth, max_rel_jump, keep: int, 
     also the number of frames used and up to ``keep`` pictures' examples."""
     where_test = str(getattr(test, "path", "test"))
     errs, errs_const, examples, frames_used = [], [], [], 0
-    for i in tqdm(range(len(test)), desc="probe test", disable=not progress, leave=False):
-        frame = test.load(i, depth=True, labels=False)
-        n, valid = _gt(frame, step, smooth, max_rel_jump)
-        if n is None:
-            continue
-        uv_c, inside = depth_grid_in_color(
-            n.shape[:2], frame.depth_intrinsics, frame.color_intrinsics, frame.color.shape[:2]
-        )
-        valid = valid & inside.numpy()
+    gt = partial(_gt, step=step, smooth=smooth, max_rel_jump=max_rel_jump)
+    for _, frame, n, valid, uv_c, inside in depth_frames(test, gt, "probe test", progress):
         if not valid.any():
             continue
         frames_used += 1

@@ -175,6 +175,13 @@ def probe_picture(task: str, examples: list[dict], path, num_classes: int | None
     return save_png(path, vstack(rows))
 
 
+def _constant_table(report: dict, keys, width: int, digits: int) -> list[str]:
+    """The rows of a regression probe's table: each metric of ``keys``, the probe's and the constant floor's."""
+    c = report["constant"]
+    rows = [f"  {'':<{width}s} {'probe':>8s} {'constant':>9s}"]
+    return rows + [f"  {k:<{width}s} {report[k]:8.{digits}f} {c[k]:9.{digits}f}" for k in keys]
+
+
 def format_probe(report: dict) -> str:
     """A few lines for the terminal: the metrics and the floor."""
     task = report["task"]
@@ -197,20 +204,20 @@ def format_probe(report: dict) -> str:
             f"{report['test_pixels']} test pixels, {report['time_s']:.1f} s"
         )
     elif task == "depth":
+        from pri3d.probe.depth import DEPTH_KEYS
+
         c = report["constant"]
-        lines.append(f"  {'':<15s} {'probe':>8s} {'constant':>9s}")
-        for k in ("abs_rel", "rmse", "delta1", "abs_rel_median", "rmse_median", "delta1_median"):
-            lines.append(f"  {k:<15s} {report[k]:8.4f} {c[k]:9.4f}")
+        lines += _constant_table(report, DEPTH_KEYS, 15, 4)
         lines.append(
             f"probe depth: abs_rel {report['abs_rel']:.4f}, rmse {report['rmse']:.3f} m, delta1 {report['delta1']:.4f} "
             f"(constant {c['depth_m']:.2f} m: {c['abs_rel']:.4f}, {c['rmse']:.3f} m, {c['delta1']:.4f}), "
             f"{report['test_pixels']} test pixels, {report['time_s']:.1f} s"
         )
     else:
+        from pri3d.probe.normals import NORMAL_KEYS
+
         c = report["constant"]
-        lines.append(f"  {'':<13s} {'probe':>8s} {'constant':>9s}")
-        for k in ("mean_deg", "median_deg", "rmse_deg", "within_11_25", "within_22_5", "within_30"):
-            lines.append(f"  {k:<13s} {report[k]:8.3f} {c[k]:9.3f}")
+        lines += _constant_table(report, NORMAL_KEYS, 13, 3)
         lines.append(
             f"probe normals: median {report['median_deg']:.2f} deg, mean {report['mean_deg']:.2f} deg, "
             f"within 30 deg {report['within_30']:.4f} (constant: median {c['median_deg']:.2f} deg), "

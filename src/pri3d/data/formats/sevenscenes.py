@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pri3d.data.io import check_shared_k, intrinsics3, read_color, read_depth, read_matrix
+from pri3d.data.io import intrinsics3, read_matrix, read_shared_k_frame
 from pri3d.data.scene import Frame, Scene
 from pri3d.errors import DataError
 
@@ -114,18 +114,8 @@ class SevenScenesSequence(Scene):
 
     def load_frame(self, frame_id: int, *, color: bool = True, depth: bool = True, labels: bool = True) -> Frame:
         pose = self.load_pose(frame_id)
-        c = read_color(self._color[frame_id]) if color else None
-        d = read_depth(self._depth[frame_id], DEPTH_SCALE) if depth else None
-        check_shared_k(self.K, c, d, self._color[frame_id], self._depth[frame_id])  # 640x480 both
-        return Frame(
-            scene_id=self.scene_id,
-            frame_id=frame_id,
-            color=c,
-            depth=d,
-            color_intrinsics=self.K.copy(),
-            depth_intrinsics=self.K.copy(),
-            pose=pose,
-        )
+        c, d = self._color[frame_id], self._depth[frame_id]  # 640x480 both
+        return read_shared_k_frame(self.scene_id, frame_id, self.K, pose, c, d, DEPTH_SCALE, color=color, depth=depth)
 
 
 def open_scenes(path: Path, intrinsics: np.ndarray | None = None) -> list[Scene]:

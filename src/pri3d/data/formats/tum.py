@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pri3d.data.io import check_shared_k, intrinsics3, read_color, read_depth
+from pri3d.data.io import intrinsics3, read_shared_k_frame
 from pri3d.data.scene import Frame, Scene, SkipCounter
 from pri3d.errors import DataError
 
@@ -230,18 +230,8 @@ class TUMSequence(Scene):
 
     def load_frame(self, frame_id: int, *, color: bool = True, depth: bool = True, labels: bool = True) -> Frame:
         pose = self.load_pose(frame_id)
-        c = read_color(self._rgb[frame_id]) if color else None
-        d = read_depth(self._depth[frame_id], DEPTH_SCALE) if depth else None
-        check_shared_k(self.K, c, d, self._rgb[frame_id], self._depth[frame_id])  # depth registered to colour
-        return Frame(
-            scene_id=self.scene_id,
-            frame_id=frame_id,
-            color=c,
-            depth=d,
-            color_intrinsics=self.K.copy(),
-            depth_intrinsics=self.K.copy(),
-            pose=pose,
-        )
+        c, d = self._rgb[frame_id], self._depth[frame_id]  # depth registered to colour
+        return read_shared_k_frame(self.scene_id, frame_id, self.K, pose, c, d, DEPTH_SCALE, color=color, depth=depth)
 
 
 def open_scenes(path: Path, max_dt: float = 0.02, intrinsics: np.ndarray | None = None) -> list[Scene]:
