@@ -1,7 +1,7 @@
 """spconv on CPU: spconv's own path against pri3d's patched path (``models/sparse_backend.py``).
 
-spconv 2.3.8's CPU scatter-add races when torch runs more than one thread. The patch takes spconv's
-Python CPU path and does the scatter-add with ``Tensor.index_add_``. In the same run, at the same thread
+spconv 2.3.8's CPU scatter-add races when torch runs more than one thread. The patch replaces it with
+``Tensor.index_add_`` (and keeps spconv's own at one thread, where it is exact). In the same run, at the same thread
 count, this prints for both paths:
 
 * **exactness**: of ``--calls`` submanifold convolutions (3x3x3, 277 voxels), how many gave an output
@@ -24,18 +24,17 @@ import spconv.pytorch.ops as ops  # noqa: I001
 import torch
 import torch.nn.functional as F
 
-ORIGINAL = (ops.SPCONV_CPP_GEMM, ops.SpconvOps.scatter_add_cpu)
+ORIGINAL = ops.SpconvOps.scatter_add_cpu
 
 from pri3d.models.sparse_backend import import_spconv  # noqa: E402
 from pri3d.models.sparse_unet import SparseResUNet  # noqa: E402
 
 sp = import_spconv()
-PATCHED = (ops.SPCONV_CPP_GEMM, ops.SpconvOps.scatter_add_cpu)
+PATCHED = ops.SpconvOps.scatter_add_cpu
 
 
-def use(path) -> None:
-    ops.SPCONV_CPP_GEMM = path[0]
-    ops.SpconvOps.scatter_add_cpu = staticmethod(path[1])
+def use(scatter_add) -> None:
+    ops.SpconvOps.scatter_add_cpu = staticmethod(scatter_add)
 
 
 def chunk(n: int, extent: int, seed: int) -> torch.Tensor:
