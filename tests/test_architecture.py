@@ -150,15 +150,18 @@ def test_spconv_only_behind_the_sparse_backend_and_the_library_never_imports_com
     assert users == [], users
 
 
+def _loaded_in_fresh_interpreter(modules: str, package: str) -> str:
+    """The modules of ``package`` that importing ``modules`` (comma-separated) loads, in a fresh Python."""
+    code = f"import sys\nimport {modules}\nprint(sorted(m for m in sys.modules if m.split('.')[0] == {package!r}))\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def test_2d_only_work_does_not_load_spconv():
-    code = (
-        "import sys\n"
-        "import pri3d.cli, pri3d.downstream.loop, pri3d.downstream.semseg, pri3d.downstream.detection\n"
-        "import pri3d.export, pri3d.data.formats, pri3d.geometry, pri3d.engine.io, pri3d.probe\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'spconv'))\n"
+    modules = (
+        "pri3d.cli, pri3d.downstream.loop, pri3d.downstream.semseg, pri3d.downstream.detection, "
+        "pri3d.export, pri3d.data.formats, pri3d.geometry, pri3d.engine.io, pri3d.probe"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert _loaded_in_fresh_interpreter(modules, "spconv") == "[]"
 
 
 def test_the_graph_sees_function_level_imports():
@@ -304,13 +307,8 @@ def test_the_backprojection_scan_finds_the_forms_it_guards():
 def test_the_synthetic_renderer_imports_no_torch():
     # pixel_rays lives in a module that imports nothing, and geometry/__init__ loads its names lazily, so
     # the renderer's workers stay light (data/synth/__init__.py promises it).
-    code = (
-        "import sys\n"
-        "import pri3d.data.synth, pri3d.data.synth.render, pri3d.geometry.rays\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    modules = "pri3d.data.synth, pri3d.data.synth.render, pri3d.geometry.rays"
+    assert _loaded_in_fresh_interpreter(modules, "torch") == "[]"
 
 
 def test_benchmarks_import_only_names_that_exist():
