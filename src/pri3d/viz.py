@@ -165,8 +165,11 @@ def plot_curves(
     xlabel: str,
     ylabel: str,
     title: str = "",
+    logx: bool = False,
+    hlines: dict[str, float] | None = None,
 ) -> Path:
-    """Line plot with optional error bars. ``series[name] = (x, y_mean, y_std_or_None)``."""
+    """Line plot with optional error bars. ``series[name] = (x, y_mean, y_std_or_None)``; ``logx``: log-scale
+    x axis; ``hlines``: dashed horizontal reference lines, ``{label: y}``."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -178,6 +181,10 @@ def plot_curves(
             ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name)
         else:
             ax.plot(x, y, marker="o", label=name)
+    for i, (name, y) in enumerate((hlines or {}).items()):
+        ax.axhline(y, linestyle="--", color=f"C{len(series) + i}", linewidth=1, label=name)
+    if logx:
+        ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:

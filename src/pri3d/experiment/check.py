@@ -62,6 +62,15 @@ def _check_pretrain(cfg: ExperimentConfig) -> list[str]:
             f"batch {p.train.batch_size}, lr {p.optim.lr}, train split {p.data.train_split}"
             f"{f', from the {st} (Stage I) weights' if init else ''}"
         )
+    if cfg.scaling.steps:
+        from pri3d.experiment.scaling import scaling_config
+
+        for m in cfg.scaling.methods:  # every step count builds (a bad override shows here, not hours later)
+            steps = [
+                build_pretrain_config(scaling_config(cfg, m, n), m, STAGE1_PLACEHOLDER).train.steps
+                for n in sorted(cfg.scaling.steps)
+            ]
+            lines.append(f"  scaling {m}: steps {steps} from the {st} (Stage I) weights, read out by the probe")
     unknown = (set(cfg.pretrain.per_method) | set(cfg.pretrain.presets)) - set(PRETRAIN_METHODS)
     if unknown:
         raise ConfigError(f"pretrain.per_method names unknown method(s): {sorted(unknown)}")

@@ -21,6 +21,7 @@ __all__ = [
     "FinetuneSpec",
     "ProbeSpec",
     "AwarenessSpec",
+    "ScalingSpec",
     "ExperimentConfig",
     "load_experiment",
     "resolve_path",
@@ -118,6 +119,38 @@ class ProbeSpec:
 
 
 @dataclass
+class ScalingSpec:
+    """The scaling series (:mod:`pri3d.experiment.scaling`), read out by the probe: every method of
+    ``methods`` pre-trained again from the same Stage-I weights for each step count of ``steps`` (the
+    config's own count is the table's cell, reused), probed on the validation scenes with the probe seeds
+    whose pre-training seed is in ``pretrain_seeds``; the report gives the paired gain over Stage I alone
+    per step count (``scaling.png``)."""
+
+    steps: list[int] = field(default_factory=list)  # [] = no scaling series
+    methods: list[str] = field(default_factory=list)  # pre-training methods other than pretrain.stage1
+    pretrain_seeds: list[int] = field(default_factory=list)  # [] = the first of pretrain.seeds
+
+    def check(self, cfg: ExperimentConfig) -> None:
+        if not self.steps:
+            return
+        if any(not isinstance(n, int) or n < 1 for n in self.steps) or len(set(self.steps)) != len(self.steps):
+            raise ConfigError(f"scaling.steps must be distinct step counts >= 1, got {self.steps}")
+        st = cfg.pretrain.stage1
+        if not st or st not in cfg.methods or not cfg.probe.enabled:
+            raise ConfigError(
+                "scaling (the gain over Stage I alone on the probe) needs pretrain.stage1 among methods and "
+                "probe.enabled: true"
+            )
+        bad = [m for m in self.methods if m not in PRETRAIN_METHODS or m == st]
+        if bad or not self.methods:
+            raise ConfigError(
+                f"scaling.methods must be pre-training methods other than Stage I ({st}), got {self.methods}"
+            )
+        if not set(self.pretrain_seeds) <= set(cfg.pretrain.seeds):
+            raise ConfigError(f"scaling.pretrain_seeds {self.pretrain_seeds} must be among pretrain.seeds")
+
+
+@dataclass
 class AwarenessSpec:
     """The real-capture 3D-awareness experiment (:mod:`pri3d.experiment.awareness`): pre-train on one
     capture, read the frozen features out on another that pre-training never saw. Set ``captures`` to run
@@ -177,6 +210,7 @@ class ExperimentConfig:
     finetune: FinetuneSpec = field(default_factory=FinetuneSpec)
     probe: ProbeSpec = field(default_factory=ProbeSpec)
     awareness: AwarenessSpec = field(default_factory=AwarenessSpec)
+    scaling: ScalingSpec = field(default_factory=ScalingSpec)
     methods: list[str] = field(default_factory=lambda: list(ALL_METHODS))
     fractions: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8, 1.0])
     seeds: list[int] = field(default_factory=lambda: [0, 1])
@@ -234,6 +268,7 @@ class ExperimentConfig:
             for m, over in per.items():
                 if not isinstance(over, list) or not all(isinstance(o, str) for o in over):
                     raise ConfigError(f"{spec}.per_method.{m} must be a list of key=value overrides, got {over!r}")
+        self.scaling.check(self)
         if self.test and self.data.test_synth.scenes <= 0 and not self.data.test_path:
             raise ConfigError("test: true needs a test set (data.test_synth.scenes > 0 or data.test_path)")
 

@@ -277,10 +277,12 @@ def write_results(
     log=print,
     floors: dict | None = None,
     probes: dict | None = None,
+    scaling: dict | None = None,
 ) -> dict:
     """Aggregate the cells and write ``out/results.json``, ``out/table.md`` and ``out/curve.png``; returns
     the results (``dirs``: the cells' folders; ``seconds`` since ``t0``; ``floors``: the floor cells,
-    ``{"val": [...], "test": [...]}``)."""
+    ``{"val": [...], "test": [...]}``; ``scaling``: the scaling series' block, also drawn as
+    ``out/scaling.png``)."""
     summary = {w: summarize(cells, cfg, w) for w in ("final", "best")}
     deltas = paired_deltas(cells, cfg, "final")
     results = {
@@ -312,6 +314,9 @@ def write_results(
     if floors and floors.get("val"):
         results["floors"] = {k: [_floor_entry(e) for e in v] for k, v in floors.items()}
         text += f"\n### The floor on the same splits, and class coverage\n\n{floors_markdown(floors)}\n"
+    if scaling:
+        results["scaling"] = scaling
+        text += scaling_markdown(cfg, scaling)
     if test_cells:
         summary["test"] = summarize(test_cells, cfg, "final")
         tdeltas = paired_deltas(test_cells, cfg, "final")
@@ -326,6 +331,8 @@ def write_results(
     write_json(out / "results.json", results, sort_keys=True)
     atomic_write_text(out / "table.md", text)
     wrote = [out / "results.json", out / "table.md"]
+    if scaling:
+        wrote.append(scaling_plot(out / "scaling.png", cfg, scaling))
     if cells:
         wrote.append(curve_plot(out / "curve.png", summary["final"], cfg))
         log(markdown_table(summary["final"], cfg))
@@ -389,3 +396,72 @@ def _probe_markdown(cfg: ExperimentConfig, pcells: list[dict], where: str) -> tu
         block["paired_stage1"] = vs_stage1
         text += f"\n### Probe, paired by seed against Stage I alone\n\n{paired_table(vs_stage1, cfg, reference=st)}\n"
     return block, text
+
+
+# ----------------------------------------------------------------------------- the scaling series
+
+
+def _series(block: dict) -> dict:
+    """``{method: {steps: [gain per seed]}}`` (in points of mIoU)."""
+    out: dict = {}
+    for r in block["rows"]:
+        out.setdefault(r["method"], {}).setdefault(r["steps"], []).append(100 * r["gain_vs_stage1"])
+    return out
+
+
+def scaling_markdown(cfg: ExperimentConfig, block: dict) -> str:
+    """The series as a markdown section: probe mIoU and the paired gain over Stage I per step count."""
+    st = method_label(cfg, cfg.pretrain.stage1)
+    seeds = block["seeds"]
+    ref = block["reference"]
+    s1 = mean_std([100 * ref["stage1"][str(sd)] for sd in seeds])
+    lines = [
+        f"\n### Scaling series: gain over {st} on the probe (validation; probe seeds {seeds})\n",
+        f"{st}: {s1[0]:.1f} ± {s1[1]:.1f} mIoU.",
+    ]
+    if ref["scratch"]:
+        d = mean_std([100 * (ref["scratch"][str(sd)] - ref["stage1"][str(sd)]) for sd in seeds])
+        lines[-1] += f" Random init vs {st}: {d[0]:+.1f} ± {d[1]:.1f}."
+    lines += [
+        "",
+        "| Method | pre-training steps | probe mIoU | paired gain over Stage I per seed | mean ± std | seeds above |",
+        "|---|---|---|---|---|---|",
+    ]
+    series = _series(block)
+    for m, by_steps in series.items():
+        for n, gains in sorted(by_steps.items()):
+            vals = [100 * r["miou"] for r in block["rows"] if r["method"] == m and r["steps"] == n]
+            v, g = mean_std(vals), mean_std(gains)
+            per = ", ".join(f"{x:+.1f}" for x in gains)
+            above = sum(x > 0 for x in gains)
+            lines.append(
+                f"| {method_label(cfg, m)} | {n} | {v[0]:.1f} ± {v[1]:.1f} | {per} | {g[0]:+.1f} ± {g[1]:.1f} | "
+                f"{above}/{len(gains)} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def scaling_plot(path, cfg: ExperimentConfig, block: dict) -> Path:
+    """``scaling.png``: the paired gain over Stage I (mean ± std over probe seeds) against the
+    pre-training steps, log scale; the random init's paired delta as a dashed line."""
+    from pri3d.viz import plot_curves
+
+    series = {}
+    for m, by_steps in _series(block).items():
+        ns = sorted(by_steps)
+        stats = [mean_std(by_steps[n]) for n in ns]
+        series[method_label(cfg, m)] = (ns, [s[0] for s in stats], [s[1] for s in stats])
+    ref = block["reference"]
+    hlines = {f"{method_label(cfg, cfg.pretrain.stage1)} (0)": 0.0}
+    if ref["scratch"]:
+        d = [100 * (ref["scratch"][k] - ref["stage1"][k]) for k in ref["scratch"]]
+        hlines["random init"] = sum(d) / len(d)
+    return plot_curves(
+        path,
+        series,
+        xlabel="pre-training steps (log scale)",
+        ylabel="probe mIoU gain over Stage I (points)",
+        title=f"{cfg.name}: gain over Stage I vs pre-training steps",
+        logx=True,
+        hlines=hlines,
+    )

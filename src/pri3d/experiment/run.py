@@ -70,8 +70,14 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
         cells = _finetune_stage(cfg, out, methods, inits, ft_data, dirs, log)
         test_cells = _test_stage(cfg, out, methods, test, dirs, log) if test is not None else []
     floors = _floor_stage(cfg, out, ft_data, test, log)
+    scaling = None
+    if cfg.scaling.steps:
+        from pri3d.experiment.scaling import run_scaling
+
+        prepared = (Path(dirs["prepared"]), dirs["prepared_key"])
+        scaling = run_scaling(cfg, out, prepared, inits, probes["val"], ft_data, log)
     results = write_results(
-        cfg, out, cells, test_cells, pretrained, skipped, dirs, t0, log, floors=floors, probes=probes
+        cfg, out, cells, test_cells, pretrained, skipped, dirs, t0, log, floors=floors, probes=probes, scaling=scaling
     )
     results["cell_dirs"] = dirs
     return results
@@ -114,7 +120,7 @@ def _pretrain_stage(cfg: ExperimentConfig, out: Path, methods: list[str], data: 
         (pre_path, pre_key), pre_format = data, cfg.data.format
     dirs["pretrain_data"] = str(pre_path)
     prepared, prep_key = prepare_cell(cfg, out, pre_path, pre_key, log, data_format=pre_format)
-    dirs["prepared"] = str(prepared)
+    dirs["prepared"], dirs["prepared_key"] = str(prepared), prep_key
     done = {}
     st = cfg.pretrain.stage1
     seeds = cfg.pretrain.seeds
