@@ -6,7 +6,9 @@ merged recursively. Overrides use dotted keys and YAML values: ``optim.lr=0.05 m
 
 :func:`build` turns the merged dict into the dataclass tree, rejecting unknown keys with the list of
 valid ones, so a typo never silently does nothing. :func:`to_dict` gives back a plain dict for saving
-the resolved config next to outputs and inside checkpoints.
+the resolved config next to outputs and inside checkpoints. :func:`resolve` is the one builder of a
+config from a preset, overrides and the values a caller decides; every command, loop and experiment cell
+builds through it.
 """
 
 from __future__ import annotations
@@ -280,6 +282,35 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def resolve(cls, preset: str | Path, overrides: list[str] | None, group: str):
-    """Preset + overrides -> validated dataclass instance."""
-    return build(cls, apply_overrides(load_preset(preset, group), overrides or []))
+def resolve(
+    cls,
+    preset: str | Path,
+    overrides: list[str] | None = None,
+    *,
+    values: dict | None = None,
+    fixed: dict | None = None,
+):
+    """The one config builder: the CLI, both training loops and the experiment's cells build their configs
+    here, so a setting reads the same wherever it is given.
+
+    In order: the preset ``preset`` (a name in ``pri3d/presets/<cls.PRESET_GROUP>/`` or a YAML path;
+    ``base:`` chains followed), the ``key=value`` ``overrides`` (values parsed as YAML), then ``values``
+    (dotted key -> typed value, set as the last overrides would be: the settings a caller decides, such as
+    a command's options or an experiment cell's seed), validated into ``cls``. ``fixed`` (dotted key ->
+    value) is set like ``values``, but the preset and overrides may only repeat it: a different value there
+    is a :class:`ConfigError` (``pri3d finetune semseg`` refuses a detection preset)."""
+    d = apply_overrides(load_preset(preset, cls.PRESET_GROUP), overrides or [])
+    for dotted, value in (fixed or {}).items():
+        found = _get_dotted(d, dotted)
+        if found is not None and found != value:
+            raise ConfigError(f"config {str(preset)!r} is a {found} preset ({dotted}: {found}), not {value}")
+    for dotted, value in {**(values or {}), **(fixed or {})}.items():
+        set_dotted(d, dotted, value)
+    return build(cls, d)
+
+
+def _get_dotted(d: dict, key: str):
+    """``d["a"]["b"]`` for ``key="a.b"``; None when a part is missing."""
+    for part in key.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d

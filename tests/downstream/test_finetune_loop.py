@@ -14,8 +14,10 @@ from dsfixtures import (
 )
 
 from pri3d.cli import main
+from pri3d.config import resolve
 from pri3d.data.synth import generate
-from pri3d.downstream import finetune_config, run_finetune
+from pri3d.downstream import run_finetune
+from pri3d.downstream.config import FinetuneConfig
 from pri3d.downstream.evaluate import evaluate_finetuned
 from pri3d.engine.checkpoint import load_checkpoint
 from pri3d.engine.logging import read_jsonl
@@ -24,7 +26,8 @@ from pri3d.models.resnet_unet import ResNetUNet
 
 
 def _cfg(preset, root, out, *over, **data):
-    return finetune_config(preset, [f"out={out}", *over], path=str(root), **data)
+    values = {f"data.{k}": v for k, v in {"path": str(root), **data}.items()}
+    return resolve(FinetuneConfig, preset, [f"out={out}", *over], values=values)
 
 
 SMOKE = [

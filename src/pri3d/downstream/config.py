@@ -1,6 +1,7 @@
 """Fine-tuning configuration (dataclasses). Presets: ``pri3d/presets/finetune/*.yaml``.
 
-Build one with ``pri3d.config.resolve(FinetuneConfig, "paper-semseg", ["optim.lr=0.02"], "finetune")``.
+Build one with ``pri3d.config.resolve(FinetuneConfig, "paper-semseg", ["optim.lr=0.02"], values={"data.path": D})``;
+``pri3d finetune`` builds through :func:`resolve_finetune_config`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from pri3d.config import resolve
 from pri3d.downstream.fractions import FRACTION_BY, check_fraction
 from pri3d.engine.amp import AMP_MODES
 from pri3d.engine.distributed import check_device
@@ -163,6 +165,8 @@ class FinetuneConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    PRESET_GROUP: ClassVar[str] = "finetune"  # presets: pri3d/presets/finetune/ (pri3d.config.resolve)
+
     def validate(self) -> None:
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
@@ -188,25 +192,22 @@ def resolve_finetune_config(
     seed: int | None = None,
     out: str | None = None,
 ) -> FinetuneConfig:
-    """The config of ``pri3d finetune TASK``: ``preset`` (default ``paper-<task>``) and the ``key=value``
-    ``overrides``, then the options that are given (None: the preset's value). The preset must be of ``task``
-    (a ``ConfigError`` otherwise); ``out`` defaults to the preset's, and ``runs/finetune`` (or none) to
+    """The config of ``pri3d finetune TASK`` (built by :func:`pri3d.config.resolve`): ``preset`` (default
+    ``paper-<task>``) and the ``key=value`` ``overrides``, then the options that are given (None: the
+    preset's value). What it adds to the builder: the preset must be of ``task`` (a ``ConfigError``
+    otherwise), and ``out`` defaults to the preset's, and ``runs/finetune`` (or none) to
     ``runs/finetune-<task>``."""
-    from pri3d.config import apply_overrides, build, load_preset
-
-    d = apply_overrides(load_preset(preset or f"paper-{task}", "finetune"), overrides)
-    if d.get("task", task) != task:
-        raise ConfigError(f"config {preset!r} is a {d['task']} preset, not {task}")
-    d["task"] = task
-    section = d.setdefault("data", {})
-    section["path"] = data
-    for key, value in (("format", format), ("fraction", fraction), ("fraction_by", fraction_by)):
-        if value is not None:
-            section[key] = value
-    for key, value in (("init", init), ("seed", seed)):
-        if value is not None:
-            d[key] = value
-    d["out"] = out or d.get("out") or f"runs/finetune-{task}"
-    if d["out"] == "runs/finetune":
-        d["out"] = f"runs/finetune-{task}"
-    return build(FinetuneConfig, d)
+    options = {
+        "data.path": data,
+        "data.format": format,
+        "data.fraction": fraction,
+        "data.fraction_by": fraction_by,
+        "init": init,
+        "seed": seed,
+        "out": out or None,
+    }
+    values = {k: v for k, v in options.items() if v is not None}
+    cfg = resolve(FinetuneConfig, preset or f"paper-{task}", overrides, values=values, fixed={"task": task})
+    if cfg.out in ("", "runs/finetune"):
+        cfg.out = f"runs/finetune-{task}"
+    return cfg

@@ -3,12 +3,14 @@ plus ``key=value`` overrides (see :mod:`pri3d.config`).
 
 Presets: ``paper`` (the paper's optimisation), ``official`` (the authors' scripts: poly schedule,
 depth head, RGB voxel features), ``mocov2`` (the MoCo v2 baseline on scan frames), ``cpu-small``
-(minutes-long CPU runs), ``cpu-tiny`` (tests).
+(minutes-long CPU runs), ``cpu-tiny`` (tests). Build one with
+``pri3d.config.resolve(PretrainConfig, "cpu-small", ["train.steps=100"])``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from pri3d.engine.distributed import check_device
 from pri3d.engine.optim import OptimConfig
@@ -205,6 +207,8 @@ class PretrainConfig:
     optim: PretrainOptimConfig = field(default_factory=PretrainOptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     moco: MocoConfig = field(default_factory=MocoConfig)
+
+    PRESET_GROUP: ClassVar[str] = "pretrain"  # presets: pri3d/presets/pretrain/ (pri3d.config.resolve)
 
     def validate(self):
         from pri3d.pretrain.modes import MODES  # the registry: one entry per mode

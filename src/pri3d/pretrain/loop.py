@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from pri3d.config import resolve, to_dict
+from pri3d.config import to_dict
 from pri3d.engine.amp import amp_dtype
 from pri3d.engine.checkpoint import CheckpointManager, capture_rng, restore_rng
 from pri3d.engine.distributed import DistInfo, barrier, mean_over_ranks, rank0_flag, session, wrap_ddp
@@ -54,14 +54,9 @@ from pri3d.pretrain.matching_eval import matching_recall
 from pri3d.pretrain.modes import MODES
 from pri3d.pretrain.report import write_curves, write_report
 
-__all__ = ["load_config", "train", "CHECKPOINT_FORMAT"]
+__all__ = ["train", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = PRETRAIN_FORMAT
-
-
-def load_config(preset: str, overrides: list[str] | None = None) -> PretrainConfig:
-    """Preset (name in ``pri3d/presets/pretrain/`` or a YAML path) + ``key=value`` overrides."""
-    return resolve(PretrainConfig, preset, overrides, "pretrain")
 
 
 def train(cfg: PretrainConfig, *, resume: bool = False, overwrite: bool = False) -> dict:
