@@ -112,6 +112,18 @@ def test_a_wall_clock_guard_that_fires_says_so_and_resume_finishes_the_planned_s
     assert "cut short" not in (tmp_path / "report.md").read_text()
 
 
+def test_checkpoints_at_every_evaluation_and_the_end_and_every_ckpt_every_steps(tiny, tmp_path):
+    """``train.ckpt_every`` means what it means in fine-tuning (issue 23): checkpoints at every evaluation
+    (every ``eval_every`` steps) and at the end, and every ``ckpt_every`` steps; 0 (refused before) = none
+    in between."""
+    over = ("mode=view", "train.steps=5", "train.eval_every=2", "train.keep_checkpoints=9", "train.eval_pairs=2")
+    for ckpt_every, steps in (("0", [2, 4, 5]), ("3", [2, 3, 4, 5])):
+        out = tmp_path / ckpt_every
+        train(resolve(PretrainConfig, "cpu-tiny", tiny(out, *over, f"train.ckpt_every={ckpt_every}")))
+        assert [int(p.stem[5:]) for p in CheckpointManager(out / "checkpoints").paths()] == steps
+        assert sorted(r["step"] for r in read_jsonl(out / "metrics.jsonl") if "val/recall@4px" in r) == [0, 2, 4, 5]
+
+
 def test_existing_run_needs_resume(reference_run, tiny):
     with pytest.raises(ConfigError, match="--resume"):
         train(resolve(PretrainConfig, "cpu-tiny", tiny(reference_run, *VIEW)))

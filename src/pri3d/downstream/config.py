@@ -12,8 +12,7 @@ from typing import ClassVar
 
 from pri3d.config import resolve
 from pri3d.downstream.fractions import FRACTION_BY, check_fraction
-from pri3d.engine.amp import AMP_MODES
-from pri3d.engine.distributed import check_device
+from pri3d.engine.config import TrainConfig as SharedTrainConfig
 from pri3d.engine.optim import OptimConfig
 from pri3d.errors import ConfigError
 from pri3d.models.resnet_unet import ARCHS
@@ -111,17 +110,19 @@ class ModelConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(SharedTrainConfig):
+    """Fine-tuning's ``train`` section: the settings both phases share (:class:`pri3d.engine.config.TrainConfig`:
+    ``batch_size``, ``log_every``, ``ckpt_every``, ``keep_checkpoints``, ``amp``, ``device``; every count in
+    optimizer steps, here one iteration each) with fine-tuning's defaults, and its own."""
+
     epochs: int = 80
     steps: int = 0  # > 0: train exactly this many iterations (overrides epochs)
     batch_size: int = 64  # global batch (split over DDP ranks)
     eval_every: int = 1  # evaluate every N epochs (and always at the end); 0 = only at the end
-    ckpt_every: int = 0  # checkpoint every N iterations; 0 = at every evaluation and at the end
-    keep_checkpoints: int = 2  # checkpoints kept
-    log_every: int = 10  # iterations between JSONL log lines
+    ckpt_every: int = 0  # and at every evaluation and the end (0 = only there)
+    keep_checkpoints: int = 2
+    log_every: int = 10
     best_metric: str = ""  # "" = the task's (semseg: miou, detect: bbox.AP)
-    device: str = "auto"  # auto | cpu | cuda
-    amp: str = "off"  # off | fp16 (CUDA, with loss scaling) | bf16 | auto (bf16 on CUDA, off on CPU)
 
     ALIASES: ClassVar[dict[str, str]] = {"iters": "steps", "keep": "keep_checkpoints"}
 
@@ -138,20 +139,14 @@ class TrainConfig:
         return d
 
     def validate(self) -> None:
+        super().validate()
         if self.steps < 0 or self.epochs < 0 or (self.epochs < 1 and self.steps < 1):
             raise ConfigError(
                 f"train.steps must be >= 1, or 0 to train train.epochs (>= 1) epochs; got steps={self.steps}, "
                 f"epochs={self.epochs}"
             )
-        if self.eval_every < 0 or self.ckpt_every < 0 or self.keep_checkpoints < 1 or self.log_every < 1:
-            raise ConfigError(
-                "train.eval_every and train.ckpt_every must be >= 0, train.keep_checkpoints and train.log_every >= 1"
-            )
-        check_device(self.device, "train.device")
-        if self.amp not in AMP_MODES:
-            raise ConfigError(f"train.amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
-        if self.batch_size < 1:
-            raise ConfigError(f"train.batch_size must be >= 1, got {self.batch_size}")
+        if self.eval_every < 0:
+            raise ConfigError(f"train.eval_every must be >= 0 (0 = only at the end), got {self.eval_every}")
 
 
 @dataclass

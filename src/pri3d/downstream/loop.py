@@ -176,7 +176,7 @@ def _loop(run: Run) -> dict:
             do_eval = run.step == run.total or (end_of_epoch and ev > 0 and (run.step // run.ipe) % ev == 0)
             if do_eval:
                 _evaluate_now(run)
-            if do_eval or run.step == run.total or (cfg.train.ckpt_every and run.step % cfg.train.ckpt_every == 0):
+            if cfg.train.checkpoint_due(run.step, evaluated=do_eval, last=run.step == run.total):
                 _save_checkpoint(run)
             if run.step >= run.total:
                 break

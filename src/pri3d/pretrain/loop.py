@@ -131,9 +131,10 @@ def _loop(run: Run) -> dict:
             )
         pbar.update(1)
         pbar.set_postfix(loss=f"{sum(parts.values()):.4f}", pairs_s=f"{rate:.1f}")
-        if main and T.eval_every > 0 and (done % T.eval_every == 0 or last):
+        evaluated = T.eval_every > 0 and (done % T.eval_every == 0 or last)  # the same on every rank
+        if main and evaluated:
             last_eval = _evaluate(run, done)
-        if done % T.ckpt_every == 0 or last:
+        if T.checkpoint_due(done, evaluated=evaluated, last=last):
             if main:
                 _check_weights(run.method, f"after step {done}: refusing to write a checkpoint")
                 run.manager.save(_checkpoint(cfg, run.method, run.optimizer, done, lr), done)
