@@ -131,12 +131,53 @@ def test_both_phases_use_the_same_names():
     p, f = to_dict(PretrainConfig()), to_dict(FinetuneConfig())
     for section, keys in {
         "data": ["path", "resolution", "workers"],
-        "train": ["steps", "keep_checkpoints", "amp", "device", "log_every", "ckpt_every", "eval_every"],
+        "train": ["steps", "batch_size", "keep_checkpoints", "amp", "device", "log_every", "ckpt_every"],
         "optim": list(p["optim"]),
     }.items():
         for k in keys:
             assert k in p[section] and k in f[section], f"{section}.{k}"
     assert type(p["train"]["amp"]) is type(f["train"]["amp"]) is str
+    # one unit per name (issue 23): eval_every counts optimizer steps and is pre-training's only; fine-tuning
+    # evaluates every eval_every_epochs epochs
+    assert "eval_every" in p["train"] and "eval_every" not in f["train"]
+    assert "eval_every_epochs" in f["train"] and "eval_every_epochs" not in p["train"]
+
+
+def test_fine_tunings_old_eval_every_loads_with_one_warning_and_counts_epochs(tmp_path):
+    (tmp_path / "old.yaml").write_text("base: tiny-semseg\ntrain:\n  eval_every: 3\n")
+    for preset, over in ((tmp_path / "old.yaml", []), ("tiny-semseg", ["train.eval_every=3"])):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            cfg = resolve(FinetuneConfig, preset, over)
+        msgs = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+        assert msgs == [
+            "config key train.eval_every is deprecated; use train.eval_every_epochs (the same count of epochs)"
+        ]
+        assert cfg.train.eval_every_epochs == 3  # epochs, as before: the loop evaluates every 3rd epoch
+    # the shipped presets say eval_every_epochs: the old name given later replaces it (no "same setting" error)
+    assert load_preset("cpu-small-semseg", "finetune")["train"]["eval_every_epochs"] == 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        assert resolve(FinetuneConfig, "cpu-small-semseg", ["train.eval_every=2"]).train.eval_every_epochs == 2
+        cfg = resolve(FinetuneConfig, "tiny-semseg", ["train.eval_every_epochs=4"])
+    assert cfg.train.eval_every_epochs == 4
+    with pytest.raises(ConfigError, match="train.eval_every and train.eval_every_epochs are the same setting"):
+        build(FinetuneConfig, {"train": {"eval_every": 1, "eval_every_epochs": 2}})  # both in one mapping
+    with pytest.raises(ConfigError, match="train.eval_every_epochs must be >= 0"):
+        resolve(FinetuneConfig, "tiny-semseg", ["train.eval_every_epochs=-1"])
+    # pre-training's eval_every (steps) is no alias of anything
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve(PretrainConfig, "cpu-tiny", ["train.eval_every=3"]).train.eval_every == 3
+
+
+def test_an_old_name_in_a_file_and_the_new_one_in_its_base_are_one_setting(tmp_path):
+    (tmp_path / "base.yaml").write_text("base: tiny-semseg\ntrain:\n  keep_checkpoints: 5\n")
+    (tmp_path / "top.yaml").write_text("base: base.yaml\ntrain:\n  keep: 7\n")
+    with pytest.warns(FutureWarning, match="train.keep is deprecated"):
+        assert resolve(FinetuneConfig, tmp_path / "top.yaml").train.keep_checkpoints == 7
+    with pytest.warns(FutureWarning, match="train.iters is deprecated"):
+        assert resolve(FinetuneConfig, "tiny-semseg", values={"train.iters": 3}).train.steps == 3
 
 
 def test_a_saved_config_with_old_names_builds_silently_and_compares_under_new_ones(tmp_path):

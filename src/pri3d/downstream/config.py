@@ -118,13 +118,19 @@ class TrainConfig(SharedTrainConfig):
     epochs: int = 80
     steps: int = 0  # > 0: train exactly this many iterations (overrides epochs)
     batch_size: int = 64  # global batch (split over DDP ranks)
-    eval_every: int = 1  # evaluate every N epochs (and always at the end); 0 = only at the end
+    eval_every_epochs: int = 1  # evaluate every N epochs (and always at the end); 0 = only at the end
     ckpt_every: int = 0  # and at every evaluation and the end (0 = only there)
     keep_checkpoints: int = 2
     log_every: int = 10
     best_metric: str = ""  # "" = the task's (semseg: miou, detect: bbox.AP)
 
-    ALIASES: ClassVar[dict[str, str]] = {"iters": "steps", "keep": "keep_checkpoints"}
+    # train.eval_every was fine-tuning's name of eval_every_epochs: in pre-training, eval_every counts steps
+    ALIASES: ClassVar[dict[str, str]] = {
+        "iters": "steps",
+        "keep": "keep_checkpoints",
+        "eval_every": "eval_every_epochs",
+    }
+    ALIAS_NOTES: ClassVar[dict[str, str]] = {"eval_every": "the same count of epochs"}
 
     @staticmethod
     def upgrade_legacy(d: dict, where: str) -> dict:
@@ -145,8 +151,10 @@ class TrainConfig(SharedTrainConfig):
                 f"train.steps must be >= 1, or 0 to train train.epochs (>= 1) epochs; got steps={self.steps}, "
                 f"epochs={self.epochs}"
             )
-        if self.eval_every < 0:
-            raise ConfigError(f"train.eval_every must be >= 0 (0 = only at the end), got {self.eval_every}")
+        if self.eval_every_epochs < 0:
+            raise ConfigError(
+                f"train.eval_every_epochs must be >= 0 (0 = only at the end), got {self.eval_every_epochs}"
+            )
 
 
 @dataclass

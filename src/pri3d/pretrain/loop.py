@@ -370,6 +370,7 @@ _RESUME_FREE = RESUME_FREE | {
     "data.prefetch",
     "train.steps",
     "train.max_minutes",
+    "train.eval_every",
     "train.eval_pairs",
     "train.eval_points",
     "train.eval_radius",
