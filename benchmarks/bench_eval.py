@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from pri3d.downstream import finetune_config
+from pri3d.config import resolve
+from pri3d.downstream.config import FinetuneConfig
 from pri3d.downstream.evaluate import evaluate_model, make_task
 
 
@@ -57,7 +58,7 @@ def bench(task_name, root, args, dev) -> dict:
         "data.min_mask_area=100",
         f"data.max_val_images={args.max_images}",
     ]
-    cfg = finetune_config(f"cpu-small-{task_name}", over, path=str(root))
+    cfg = resolve(FinetuneConfig, f"cpu-small-{task_name}", over, values={"data.path": str(root)})
     task = make_task(cfg)
     ds = task.dataset(
         "val", split=[s.name for s in sorted(Path(root).iterdir()) if s.is_dir() and s.name != "splits"], progress=False

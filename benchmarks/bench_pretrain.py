@@ -95,15 +95,17 @@ def _make_data(tmp: Path, scenes: int, frames: int, res, voxel_size: float) -> P
 def bench_mode(mode: str, data: Path, args) -> dict:
     from torch.utils.data import DataLoader
 
+    from pri3d.config import resolve
     from pri3d.engine.sampling import StepBatchSampler
     from pri3d.engine.seed import worker_init_fn
     from pri3d.pairs.store import PreparedData
+    from pri3d.pretrain.config import PretrainConfig
     from pri3d.pretrain.data import split_pairs
-    from pri3d.pretrain.loop import load_config
     from pri3d.pretrain.modes import MODES
 
     H, W = args.resolution
-    cfg = load_config(
+    cfg = resolve(
+        PretrainConfig,
         args.config,
         [
             f"mode={mode}",

@@ -192,6 +192,41 @@ def test_only_the_engine_calls_backward():
     assert sorted(m for m in callers - BACKWARD_EXCEPTIONS if _part(m) != "engine") == []
 
 
+# ---------------------------------------------------------------- one config builder (issue 23)
+
+
+def _callers(name: str, attributes: bool = True) -> set[str]:
+    """Modules that call a function ``name(...)`` (and ``x.name(...)`` when ``attributes``)."""
+    found = set()
+    for m, p in MODS.items():
+        for n in ast.walk(ast.parse(p.read_text())):
+            if isinstance(n, ast.Call):
+                f = n.func
+                if (isinstance(f, ast.Name) and f.id == name) or (
+                    attributes and isinstance(f, ast.Attribute) and f.attr == name
+                ):
+                    found.add(m)
+    return found
+
+
+def test_configs_are_built_in_one_place():
+    # pri3d.config.resolve (preset, overrides, then the caller's typed values) builds every config of a preset:
+    # no other module reads a preset or merges overrides into one. The one other merge is the experiment plan
+    # (experiment/config.load_experiment: a file, never a preset).
+    assert _callers("load_preset") == {"pri3d.config"}
+    assert _callers("apply_overrides") == {"pri3d.config", "pri3d.experiment.config"}
+    users = {"pri3d.commands.pretrain", "pri3d.downstream.config", "pri3d.experiment.cells"}
+    assert users <= _callers("resolve", attributes=False)
+    gone = {"load_config", "_build", "finetune_config"}  # the earlier copies of the builder
+    left = [
+        f"{m}.{n.name}"
+        for m, p in MODS.items()
+        for n in ast.walk(ast.parse(p.read_text()))
+        if isinstance(n, ast.FunctionDef) and n.name in gone
+    ]
+    assert left == [], left
+
+
 # ---------------------------------------------------------------- sizes a reader can hold (issue 23)
 
 MAX_FILE_LINES = 600

@@ -68,7 +68,7 @@ def test_overrides_parse_yaml_values_and_reject_bad_forms():
 def test_base_chains_merge_and_cycles_are_caught(tmp_path):
     (tmp_path / "a.yaml").write_text("base: b.yaml\ntrain:\n  steps: 5\n")
     (tmp_path / "b.yaml").write_text("base: cpu-tiny\ntrain:\n  seed: 7\n")
-    cfg = resolve(PretrainConfig, tmp_path / "a.yaml", ["optim.lr=0.02"], "pretrain")
+    cfg = resolve(PretrainConfig, tmp_path / "a.yaml", ["optim.lr=0.02"])
     assert (cfg.train.steps, cfg.train.seed, cfg.optim.lr) == (5, 7, 0.02)
     (tmp_path / "c.yaml").write_text("base: d.yaml\n")
     (tmp_path / "d.yaml").write_text("base: c.yaml\n")
@@ -101,7 +101,7 @@ def test_old_finetune_keys_load_with_one_warning_each(tmp_path):
     (tmp_path / "old.yaml").write_text(OLD_FINETUNE)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cfg = resolve(FinetuneConfig, tmp_path / "old.yaml", [], "finetune")
+        cfg = resolve(FinetuneConfig, tmp_path / "old.yaml", [])
     msgs = sorted(str(w.message) for w in caught if issubclass(w.category, FutureWarning))
     assert msgs == [
         "config key data.image_size is deprecated; use data.resolution",
@@ -131,12 +131,53 @@ def test_both_phases_use_the_same_names():
     p, f = to_dict(PretrainConfig()), to_dict(FinetuneConfig())
     for section, keys in {
         "data": ["path", "resolution", "workers"],
-        "train": ["steps", "keep_checkpoints", "amp", "device", "log_every", "ckpt_every", "eval_every"],
+        "train": ["steps", "batch_size", "keep_checkpoints", "amp", "device", "log_every", "ckpt_every"],
         "optim": list(p["optim"]),
     }.items():
         for k in keys:
             assert k in p[section] and k in f[section], f"{section}.{k}"
     assert type(p["train"]["amp"]) is type(f["train"]["amp"]) is str
+    # one unit per name (issue 23): eval_every counts optimizer steps and is pre-training's only; fine-tuning
+    # evaluates every eval_every_epochs epochs
+    assert "eval_every" in p["train"] and "eval_every" not in f["train"]
+    assert "eval_every_epochs" in f["train"] and "eval_every_epochs" not in p["train"]
+
+
+def test_fine_tunings_old_eval_every_loads_with_one_warning_and_counts_epochs(tmp_path):
+    (tmp_path / "old.yaml").write_text("base: tiny-semseg\ntrain:\n  eval_every: 3\n")
+    for preset, over in ((tmp_path / "old.yaml", []), ("tiny-semseg", ["train.eval_every=3"])):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            cfg = resolve(FinetuneConfig, preset, over)
+        msgs = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+        assert msgs == [
+            "config key train.eval_every is deprecated; use train.eval_every_epochs (the same count of epochs)"
+        ]
+        assert cfg.train.eval_every_epochs == 3  # epochs, as before: the loop evaluates every 3rd epoch
+    # the shipped presets say eval_every_epochs: the old name given later replaces it (no "same setting" error)
+    assert load_preset("cpu-small-semseg", "finetune")["train"]["eval_every_epochs"] == 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        assert resolve(FinetuneConfig, "cpu-small-semseg", ["train.eval_every=2"]).train.eval_every_epochs == 2
+        cfg = resolve(FinetuneConfig, "tiny-semseg", ["train.eval_every_epochs=4"])
+    assert cfg.train.eval_every_epochs == 4
+    with pytest.raises(ConfigError, match="train.eval_every and train.eval_every_epochs are the same setting"):
+        build(FinetuneConfig, {"train": {"eval_every": 1, "eval_every_epochs": 2}})  # both in one mapping
+    with pytest.raises(ConfigError, match="train.eval_every_epochs must be >= 0"):
+        resolve(FinetuneConfig, "tiny-semseg", ["train.eval_every_epochs=-1"])
+    # pre-training's eval_every (steps) is no alias of anything
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve(PretrainConfig, "cpu-tiny", ["train.eval_every=3"]).train.eval_every == 3
+
+
+def test_an_old_name_in_a_file_and_the_new_one_in_its_base_are_one_setting(tmp_path):
+    (tmp_path / "base.yaml").write_text("base: tiny-semseg\ntrain:\n  keep_checkpoints: 5\n")
+    (tmp_path / "top.yaml").write_text("base: base.yaml\ntrain:\n  keep: 7\n")
+    with pytest.warns(FutureWarning, match="train.keep is deprecated"):
+        assert resolve(FinetuneConfig, tmp_path / "top.yaml").train.keep_checkpoints == 7
+    with pytest.warns(FutureWarning, match="train.iters is deprecated"):
+        assert resolve(FinetuneConfig, "tiny-semseg", values={"train.iters": 3}).train.steps == 3
 
 
 def test_a_saved_config_with_old_names_builds_silently_and_compares_under_new_ones(tmp_path):
@@ -168,7 +209,7 @@ def test_exponent_numbers_are_numbers_in_files_and_overrides(tmp_path):
     """YAML 1.1 reads 1e-3 as a string; users type 1e-3."""
     f = tmp_path / "c.yaml"
     f.write_text("optim:\n  lr: 1e-3\n  weight_decay: 1E-4\n")
-    cfg = resolve(PretrainConfig, f, ["optim.clip_grad=1e30"], "pretrain")
+    cfg = resolve(PretrainConfig, f, ["optim.clip_grad=1e30"])
     assert (cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.clip_grad) == (1e-3, 1e-4, 1e30)
     d = apply_overrides({}, ["a=1e-3", "b=-2.5e+2", "c=.5e1", "d=1_000", "e=e3", "f=1e", "g=abc"])
     assert d == {"a": 1e-3, "b": -250.0, "c": 5.0, "d": 1000, "e": "e3", "f": "1e", "g": "abc"}
@@ -210,10 +251,8 @@ def test_a_non_utf8_config_is_a_config_error(tmp_path):
     ],
 )
 def test_finetune_values_are_range_checked(over, match):
-    from pri3d.downstream import finetune_config
-
     with pytest.raises(ConfigError, match=match):
-        finetune_config("tiny-semseg", [over], path="somewhere")
+        resolve(FinetuneConfig, "tiny-semseg", [over], values={"data.path": "somewhere"})
 
 
 @pytest.mark.parametrize(
@@ -227,8 +266,8 @@ def test_finetune_values_are_range_checked(over, match):
 )
 def test_pretrain_values_are_range_checked(over, match):
     with pytest.raises(ConfigError, match=match):
-        resolve(PretrainConfig, "cpu-tiny", [over], "pretrain")
-    assert resolve(PretrainConfig, "cpu-tiny", ["train.device=cuda:1", "train.steps=0"], "pretrain").train.steps == 0
+        resolve(PretrainConfig, "cpu-tiny", [over])
+    assert resolve(PretrainConfig, "cpu-tiny", ["train.device=cuda:1", "train.steps=0"]).train.steps == 0
 
 
 @pytest.mark.parametrize(
@@ -268,11 +307,11 @@ def test_paper_presets_hold_the_values_the_paper_states():
     batch-size of 64. The learning rate is decreased by a factor of 0.99 every 1000 steps, [...] trained
     for 60,000 iterations"; fine-tuning "with a batch size of 64 for 80 epochs. The initial learning rate
     is 0.01, with polynomial decay with power 0.9" (docs/fidelity.md, Sec. 5 and 6)."""
-    pre = resolve(PretrainConfig, "paper", None, "pretrain")
+    pre = resolve(PretrainConfig, "paper", None)
     assert (pre.optim.name, pre.optim.lr, pre.train.batch_size, pre.train.steps) == ("sgd", 0.1, 64, 60000)
     assert (pre.optim.schedule, pre.optim.gamma, pre.optim.step_size) == ("step", 0.99, 1000)
     assert (pre.model.init, pre.model3d.input, pre.model.depth_head) == ("imagenet", "occupancy", False)
-    ft = resolve(FinetuneConfig, "paper-semseg", None, "finetune")
+    ft = resolve(FinetuneConfig, "paper-semseg", None)
     assert (ft.optim.name, ft.optim.lr, ft.optim.schedule, ft.optim.poly_power) == ("sgd", 0.01, "poly", 0.9)
     assert (ft.train.batch_size, ft.train.epochs, ft.train.steps) == (64, 80, 0)
     assert ft.model.transfer in ("auto", "encoder+decoder")  # "The encoder and decoder networks are both pre-trained"

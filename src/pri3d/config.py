@@ -6,7 +6,9 @@ merged recursively. Overrides use dotted keys and YAML values: ``optim.lr=0.05 m
 
 :func:`build` turns the merged dict into the dataclass tree, rejecting unknown keys with the list of
 valid ones, so a typo never silently does nothing. :func:`to_dict` gives back a plain dict for saving
-the resolved config next to outputs and inside checkpoints.
+the resolved config next to outputs and inside checkpoints. :func:`resolve` is the one builder of a
+config from a preset, overrides and the values a caller decides; every command, loop and experiment cell
+builds through it.
 """
 
 from __future__ import annotations
@@ -100,8 +102,10 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def load_preset(name_or_path: str | Path, group: str, _seen: tuple = ()) -> dict:
-    """Load a preset by name (``pri3d/presets/<group>/<name>.yaml``) or path, following ``base:``."""
+def load_preset(name_or_path: str | Path, group: str, *, cls=None, _seen: tuple = ()) -> dict:
+    """Load a preset by name (``pri3d/presets/<group>/<name>.yaml``) or path, following ``base:``. With the
+    config class ``cls``, each file's old key names (``ALIASES``) become today's before it is merged over its
+    base, so an old name in one file and the new one in its base are one setting (the later file's)."""
     p = Path(name_or_path)
     if not p.suffix:
         p = PRESETS_DIR / group / f"{name_or_path}.yaml"
@@ -114,14 +118,18 @@ def load_preset(name_or_path: str | Path, group: str, _seen: tuple = ()) -> dict
         raise ConfigError(f"{p}: circular 'base:' chain")
     d = read_yaml_mapping(p)
     base = d.pop("base", None)
+    if cls is not None:
+        d = _current_names(cls, d)
     if base is not None:
         base_ref = base if not str(base).endswith(".yaml") else str((p.parent / base).resolve())
-        d = _merge(load_preset(base_ref, group, _seen + (str(p.resolve()),)), d)
+        d = _merge(load_preset(base_ref, group, cls=cls, _seen=_seen + (str(p.resolve()),)), d)
     return d
 
 
-def apply_overrides(d: dict, overrides: list[str]) -> dict:
-    """Apply ``a.b.c=value`` overrides (values parsed as YAML: ``1``, ``0.1``, ``true``, ``[1,2]``)."""
+def apply_overrides(d: dict, overrides: list[str], cls=None) -> dict:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML: ``1``, ``0.1``, ``true``, ``[1,2]``). With the
+    config class ``cls``, an old key name (``ALIASES``) is today's before it is set, so it replaces the
+    setting whichever name the preset gave it."""
     d = _copy(d)
     for item in overrides or []:
         if "=" not in item:
@@ -131,7 +139,8 @@ def apply_overrides(d: dict, overrides: list[str]) -> dict:
             value = yaml_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
-        set_dotted(d, key.strip(), value, f"override {item!r}")
+        key = key.strip() if cls is None else _current_key(cls, key.strip())
+        set_dotted(d, key, value, f"override {item!r}")
     return d
 
 
@@ -205,9 +214,11 @@ def _coerce(tp, value, where: str):
     return value
 
 
-def _renamed(cls, d: dict, where: str) -> dict:
-    """Old key names (``cls.ALIASES``: old -> new) and old value forms (``cls.upgrade_legacy``) mapped to
-    the current ones, with one ``FutureWarning`` per old key, so configs written before a rename load."""
+def _renamed(cls, d: dict, where: str, upgrade: bool = True) -> dict:
+    """Old key names (``cls.ALIASES``: old -> new) and old value forms (``cls.upgrade_legacy``, when
+    ``upgrade``) mapped to the current ones, with one ``FutureWarning`` per old key, so configs written
+    before a rename load. ``cls.ALIAS_NOTES`` (old -> text) adds to an old key's warning what a reader must
+    know. Both names in one mapping is an error."""
     aliases = getattr(cls, "ALIASES", {})
     if any(k in aliases for k in d):
         d = dict(d)
@@ -218,12 +229,42 @@ def _renamed(cls, d: dict, where: str) -> dict:
                 raise ConfigError(
                     f"{where}{old} and {where}{new} are the same setting ({old} is its old name); keep {new}"
                 )
-            warnings.warn(f"config key {where}{old} is deprecated; use {where}{new}", FutureWarning, stacklevel=4)
+            _warn_old_name(cls, where, old)
             d[new] = d.pop(old)
-    upgrade = getattr(cls, "upgrade_legacy", None)
-    if callable(upgrade):
-        d = upgrade(dict(d), where)
+    fix = getattr(cls, "upgrade_legacy", None)
+    if upgrade and callable(fix):
+        d = fix(dict(d), where)
     return d
+
+
+def _warn_old_name(cls, where: str, old: str) -> None:
+    note = getattr(cls, "ALIAS_NOTES", {}).get(old)
+    new = cls.ALIASES[old]
+    msg = f"config key {where}{old} is deprecated; use {where}{new}{f' ({note})' if note else ''}"
+    warnings.warn(msg, FutureWarning, stacklevel=5)
+
+
+def _current_names(cls, d, where: str = ""):
+    """One layer of settings of ``cls`` (a preset file) under today's key names, in every section."""
+    if not (dataclasses.is_dataclass(cls) and isinstance(d, dict)):
+        return d
+    d = _renamed(cls, d, where, upgrade=False)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return {k: _current_names(hints[k], v, f"{where}{k}.") if k in fields else v for k, v in d.items()}
+
+
+def _current_key(cls, key: str) -> str:
+    """A dotted key of ``cls`` under today's names (``train.iters`` -> ``train.steps``, with a warning)."""
+    parts: list[str] = []
+    for part in key.split("."):
+        if dataclasses.is_dataclass(cls) and part in getattr(cls, "ALIASES", {}):
+            _warn_old_name(cls, "".join(f"{p}." for p in parts), part)
+            part = cls.ALIASES[part]
+        parts.append(part)
+        fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+        cls = typing.get_type_hints(cls)[part] if part in fields else None
+    return ".".join(parts)
 
 
 def build(cls, d: dict, where: str = ""):
@@ -280,6 +321,37 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def resolve(cls, preset: str | Path, overrides: list[str] | None, group: str):
-    """Preset + overrides -> validated dataclass instance."""
-    return build(cls, apply_overrides(load_preset(preset, group), overrides or []))
+def resolve(
+    cls,
+    preset: str | Path,
+    overrides: list[str] | None = None,
+    *,
+    values: dict | None = None,
+    fixed: dict | None = None,
+):
+    """The one config builder: the CLI, both training loops and the experiment's cells build their configs
+    here, so a setting reads the same wherever it is given.
+
+    In order: the preset ``preset`` (a name in ``pri3d/presets/<cls.PRESET_GROUP>/`` or a YAML path;
+    ``base:`` chains followed), the ``key=value`` ``overrides`` (values parsed as YAML), then ``values``
+    (dotted key -> typed value, set as the last overrides would be: the settings a caller decides, such as
+    a command's options or an experiment cell's seed), validated into ``cls``. ``fixed`` (dotted key ->
+    value) is set like ``values``, but the preset and overrides may only repeat it: a different value there
+    is a :class:`ConfigError` (``pri3d finetune semseg`` refuses a detection preset). Old key names
+    (``ALIASES``) are today's in each layer before the next is merged over it, with one warning each, so
+    ``train.eval_every=2`` over a preset that says ``eval_every_epochs: 5`` sets that one setting."""
+    d = apply_overrides(load_preset(preset, cls.PRESET_GROUP, cls=cls), overrides or [], cls)
+    for dotted, value in (fixed or {}).items():
+        found = _get_dotted(d, dotted)
+        if found is not None and found != value:
+            raise ConfigError(f"config {str(preset)!r} is a {found} preset ({dotted}: {found}), not {value}")
+    for dotted, value in {**(values or {}), **(fixed or {})}.items():
+        set_dotted(d, _current_key(cls, dotted), value)
+    return build(cls, d)
+
+
+def _get_dotted(d: dict, key: str):
+    """``d["a"]["b"]`` for ``key="a.b"``; None when a part is missing."""
+    for part in key.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d

@@ -14,8 +14,10 @@ from dsfixtures import (
 )
 
 from pri3d.cli import main
+from pri3d.config import resolve
 from pri3d.data.synth import generate
-from pri3d.downstream import finetune_config, run_finetune
+from pri3d.downstream import run_finetune
+from pri3d.downstream.config import FinetuneConfig
 from pri3d.downstream.evaluate import evaluate_finetuned
 from pri3d.engine.checkpoint import load_checkpoint
 from pri3d.engine.logging import read_jsonl
@@ -24,7 +26,8 @@ from pri3d.models.resnet_unet import ResNetUNet
 
 
 def _cfg(preset, root, out, *over, **data):
-    return finetune_config(preset, [f"out={out}", *over], path=str(root), **data)
+    values = {f"data.{k}": v for k, v in {"path": str(root), **data}.items()}
+    return resolve(FinetuneConfig, preset, [f"out={out}", *over], values=values)
 
 
 SMOKE = [
@@ -310,7 +313,7 @@ def test_resume_notes_only_the_config_changes_that_matter(tmp_path):
     out = tmp_path / "a"
     over = ["train.steps=4", "train.ckpt_every=2"]
     run_finetune(_cfg("tiny-semseg", root, out, *over), progress=False)
-    free = ["train.log_every=2", "train.keep_checkpoints=4", "data.scan_workers=2", "train.eval_every=3"]
+    free = ["train.log_every=2", "train.keep_checkpoints=4", "data.scan_workers=2", "train.eval_every_epochs=3"]
     lines = []
     run_finetune(_cfg("tiny-semseg", root, out, *over, *free), resume=True, progress=False, log=lines.append)
     resumed = [line for line in lines if "resumed from" in line]
@@ -319,3 +322,51 @@ def test_resume_notes_only_the_config_changes_that_matter(tmp_path):
     run_finetune(_cfg("tiny-semseg", root, out, *over, "optim.lr=0.5"), resume=True, progress=False, log=lines.append)
     warned = [line for line in lines if "warning" in line]
     assert len(warned) == 1 and "optim.lr" in warned[0] and "train.log_every" not in warned[0], lines
+
+
+def test_evaluations_every_n_epochs_and_checkpoints_at_each_and_at_the_end(tmp_path):
+    """``train.eval_every_epochs`` (``train.eval_every`` before issue 23) evaluates every N epochs and at the
+    end; ``train.ckpt_every: 0`` checkpoints at every evaluation and at the end only, as in pre-training."""
+    root = write_scannet_like(tmp_path / "d", frames=2)
+    over = ["train.steps=0", "train.epochs=3", "train.eval_every_epochs=2", "train.keep_checkpoints=9"]
+    res = run_finetune(_cfg("tiny-semseg", root, tmp_path / "a", *over, "train.ckpt_every=0"), progress=False)
+    ipe = res["total_iterations"] // 3
+    assert ipe >= 1 and [h["step"] for h in res["history"]] == [2 * ipe, 3 * ipe]
+    assert [p.name for p in sorted((tmp_path / "a" / "checkpoints").iterdir())] == [
+        f"ckpt_{s:08d}.pt" for s in (2 * ipe, 3 * ipe)
+    ]
+    res = run_finetune(_cfg("tiny-semseg", root, tmp_path / "b", *over, "train.ckpt_every=1"), progress=False)
+    assert len(list((tmp_path / "b" / "checkpoints").iterdir())) == 3 * ipe  # every step
+
+
+def test_a_run_saved_before_the_rename_resumes(tmp_path, capsys):
+    """A run folder written before ``train.eval_every`` became ``train.eval_every_epochs`` (its config.yaml and
+    its checkpoint say ``eval_every``) resumes from that config.yaml: the old key loads with one warning, as
+    the same count of epochs, and the resume notes no changed setting."""
+    import yaml
+
+    from pri3d.engine.io import atomic_save
+
+    root = write_scannet_like(tmp_path / "d", frames=2)
+    out = tmp_path / "a"
+    over = ["train.steps=4", "train.ckpt_every=2", "train.eval_every_epochs=0"]
+    run_finetune(_cfg("tiny-semseg", root, out, *over), progress=False)
+    for name in ("done", "results.json", "best.pt", "checkpoints/ckpt_00000004.pt"):  # killed after step 2
+        (out / name).unlink()
+
+    def old_names(config: dict) -> dict:
+        config["train"]["eval_every"] = config["train"].pop("eval_every_epochs")
+        return config
+
+    (out / "config.yaml").write_text(yaml.safe_dump(old_names(yaml.safe_load((out / "config.yaml").read_text()))))
+    ckpt = out / "checkpoints" / "ckpt_00000002.pt"
+    state = load_checkpoint(ckpt)
+    atomic_save(state | {"config": old_names(state["config"])}, ckpt)
+    args = ["finetune", "semseg", "--config", str(out / "config.yaml"), "--data", str(root), "--out", str(out)]
+    with pytest.warns(FutureWarning, match="train.eval_every is deprecated; use train.eval_every_epochs"):
+        assert main([*args, "--resume", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "resumed from" in printed and "differs" not in printed, printed
+    res = json.loads((out / "results.json").read_text())
+    assert res["iterations"] == 4 and [h["step"] for h in res["history"]] == [4]  # eval_every 0: only at the end
+    assert res["config"]["train"]["eval_every_epochs"] == 0 and "eval_every" not in res["config"]["train"]

@@ -6,7 +6,6 @@ from expfixtures import TINY
 
 from pri3d.experiment import load_experiment
 from pri3d.experiment.cells import pretrain_spec
-from pri3d.pretrain.loop import load_config
 
 
 def test_editing_a_preset_changes_the_cell_key(tmp_path):
@@ -28,7 +27,7 @@ def test_typed_configs_equal_the_override_strings_of_earlier_code(tmp_path):
     """The cells set mode, split, init, task, seed and fraction as typed values; the resolved settings (part
     of the key) are those the ``key=value`` strings of earlier code gave, and the key records them."""
     from pri3d.config import resolve, to_dict
-    from pri3d.downstream import finetune_config
+    from pri3d.downstream.config import FinetuneConfig
     from pri3d.experiment.cells import build_finetune_config, build_pretrain_config
     from pri3d.pretrain.config import PretrainConfig
 
@@ -38,13 +37,13 @@ def test_typed_configs_equal_the_override_strings_of_earlier_code(tmp_path):
     for init in (None, "/some/stage1/backbone.pth"):
         ov = [*cfg.pretrain.overrides, *cfg.pretrain.per_method.get("view", []), "mode=view", "data.train_split=all"]
         ov += [f"model.init={init}"] if init else []
-        assert to_dict(build_pretrain_config(cfg, "view", init)) == to_dict(
-            resolve(PretrainConfig, "cpu-tiny", ov, "pretrain")
-        )
+        assert to_dict(build_pretrain_config(cfg, "view", init)) == to_dict(resolve(PretrainConfig, "cpu-tiny", ov))
         spec = pretrain_spec(cfg, "view", "k", (init, "ik") if init else None)
         assert spec["settings"]["mode"] == "view" and spec["settings"]["data"]["train_split"] == "all"
-        assert spec["settings"]["model"]["init"] == (init or load_config("cpu-tiny").model.init)
-    old = finetune_config("tiny-semseg", ["model.transfer=encoder", "task=semseg", "seed=3"], fraction=0.5)
+        assert spec["settings"]["model"]["init"] == (init or resolve(PretrainConfig, "cpu-tiny").model.init)
+    old = resolve(
+        FinetuneConfig, "tiny-semseg", ["model.transfer=encoder", "task=semseg", "seed=3", "data.fraction=0.5"]
+    )
     assert to_dict(build_finetune_config(cfg, "view", 0.5, 3)) == to_dict(old)
 
 

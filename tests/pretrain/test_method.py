@@ -3,14 +3,15 @@ from pathlib import Path
 
 import torch
 
+from pri3d.config import resolve
 from pri3d.pairs.store import PreparedData
+from pri3d.pretrain.config import PretrainConfig
 from pri3d.pretrain.data import collate_pairs, split_pairs
-from pri3d.pretrain.loop import load_config
 from pri3d.pretrain.modes import MODES
 
 
 def test_view_geo_returns_named_finite_losses_that_train_both_networks(prepared_dir, tiny, tmp_path):
-    cfg = load_config("cpu-tiny", tiny(tmp_path, "mode=view+geo", "model.depth_head=true"))
+    cfg = resolve(PretrainConfig, "cpu-tiny", tiny(tmp_path, "mode=view+geo", "model.depth_head=true"))
     p = PreparedData(prepared_dir)
     train, _, _ = split_pairs(p)
     spec = MODES["view+geo"]
@@ -38,7 +39,7 @@ def test_view_training_never_imports_spconv(prepared_dir, tiny, tmp_path, monkey
         raise AssertionError("spconv requested by view-only training")
 
     monkeypatch.setattr(sb, "import_spconv", refuse)
-    cfg = load_config("cpu-tiny", tiny(tmp_path, "mode=view", "train.steps=1", "train.eval_every=0"))
+    cfg = resolve(PretrainConfig, "cpu-tiny", tiny(tmp_path, "mode=view", "train.steps=1", "train.eval_every=0"))
     assert train(cfg)["steps"] == 1
     # and nothing but sparse_backend imports spconv directly
     src = Path(sb.__file__).parents[1]
@@ -51,7 +52,7 @@ def test_view_training_never_imports_spconv(prepared_dir, tiny, tmp_path, monkey
 
 
 def test_collated_batch_has_both_views(prepared_dir, tiny, tmp_path):
-    cfg = load_config("cpu-tiny", tiny(tmp_path, "mode=view+geo"))
+    cfg = resolve(PretrainConfig, "cpu-tiny", tiny(tmp_path, "mode=view+geo"))
     p = PreparedData(prepared_dir)
     train, _, _ = split_pairs(p)
     ds = MODES["view+geo"].build_dataset(cfg, p, train, True)

@@ -10,20 +10,23 @@ import pytest
 import torch
 
 from pri3d.cli import main
+from pri3d.config import resolve
 from pri3d.engine.checkpoint import load_checkpoint
 from pri3d.engine.logging import read_jsonl
 from pri3d.engine.optim import lr_at
 from pri3d.errors import ConfigError
 from pri3d.pairs.store import PreparedData
+from pri3d.pretrain.config import PretrainConfig
 from pri3d.pretrain.data import split_pairs
-from pri3d.pretrain.loop import load_config
 from pri3d.pretrain.mocov2 import FrameDataset, MoCoV2, momentum_update, random_resized_crop_box
 from pri3d.pretrain.modes import MODES
 
 
 def _tiny_method(*over: str) -> MoCoV2:
     torch.manual_seed(0)
-    cfg = load_config("cpu-tiny", ["mode=mocov2", "moco.queue_size=8", "moco.out_dim=4", "moco.mlp_dim=8", *over])
+    cfg = resolve(
+        PretrainConfig, "cpu-tiny", ["mode=mocov2", "moco.queue_size=8", "moco.out_dim=4", "moco.mlp_dim=8", *over]
+    )
     return MoCoV2(cfg)
 
 
@@ -119,23 +122,23 @@ def test_frame_dataset_deduplicates_frames_and_is_seeded(prepared_dir):
 
 
 def test_config_recipe_and_validation():
-    cfg = load_config("mocov2")
+    cfg = resolve(PretrainConfig, "mocov2")
     assert cfg.mode == "mocov2" and cfg.train.batch_size == 256 and cfg.optim.lr == 0.03
     assert (cfg.moco.queue_size, cfg.moco.temperature, cfg.moco.momentum, cfg.moco.out_dim) == (65536, 0.2, 0.999, 128)
     assert cfg.optim.weight_decay == 1e-4 and cfg.optim.schedule == "cosine"
     assert lr_at(0, 100, cfg.optim) == pytest.approx(0.03)
     assert lr_at(50, 100, cfg.optim) == pytest.approx(0.015)
     assert lr_at(100, 100, cfg.optim) == pytest.approx(0.0)
-    assert load_config("cpu-small", ["mode=mocov2", "moco.queue_size=4096"]).moco.queue_size == 4096
+    assert resolve(PretrainConfig, "cpu-small", ["mode=mocov2", "moco.queue_size=4096"]).moco.queue_size == 4096
     for bad in ("moco.temperature=0", "moco.momentum=1.0", "moco.crop_scale=[0.5,0.2]", "moco.queue_size=0"):
         with pytest.raises(ConfigError, match="moco"):
-            load_config("cpu-tiny", ["mode=mocov2", bad])
+            resolve(PretrainConfig, "cpu-tiny", ["mode=mocov2", bad])
     with pytest.raises(ConfigError, match="queue_size"):
-        MoCoV2(load_config("cpu-tiny", ["mode=mocov2", "moco.queue_size=1"]))
+        MoCoV2(resolve(PretrainConfig, "cpu-tiny", ["mode=mocov2", "moco.queue_size=1"]))
 
 
 def test_cli_run_resumes_exactly_and_fine_tunes_the_encoder(prepared_dir, tiny, tmp_path):
-    from pri3d.downstream import finetune_config, run_finetune
+    from pri3d.downstream import FinetuneConfig, run_finetune
 
     over = ["mode=mocov2", "moco.queue_size=8", "train.steps=3", "train.eval_every=0", "data.resolution=[32,32]"]
     a = tmp_path / "a"
@@ -161,10 +164,11 @@ def test_cli_run_resumes_exactly_and_fine_tunes_the_encoder(prepared_dir, tiny, 
         torch.testing.assert_close(resumed[k], v, rtol=0, atol=1e-6, msg=k)
 
     # the weights fine-tune with the encoder transferred
-    cfg = finetune_config(
+    cfg = resolve(
+        FinetuneConfig,
         "tiny-semseg",
         [f"out={tmp_path / 'ft'}", f"init={a / 'backbone.pth'}", "model.transfer=encoder", "model.arch=resnet18"],
-        path=str(prepared_dir.parent / "synth"),
+        values={"data.path": str(prepared_dir.parent / "synth")},
     )
     res = run_finetune(cfg, progress=False)
     assert res["iterations"] == 2 and "encoder (decoder random)" in res["init"]

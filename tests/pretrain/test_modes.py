@@ -27,9 +27,9 @@ def test_register_mode_rejects_a_taken_name():
 
 def test_the_config_accepts_exactly_the_registered_modes():
     for mode in MODES:
-        assert resolve(PretrainConfig, "cpu-tiny", [f"mode={mode}"], "pretrain").mode == mode
+        assert resolve(PretrainConfig, "cpu-tiny", [f"mode={mode}"]).mode == mode
     with pytest.raises(ConfigError, match="mode must be one of trivial, mocov2, view, geo, view\\+geo"):
-        resolve(PretrainConfig, "cpu-tiny", ["mode=simclr"], "pretrain")
+        resolve(PretrainConfig, "cpu-tiny", ["mode=simclr"])
 
 
 def test_listing_the_modes_imports_no_method_and_no_torch():
@@ -48,8 +48,8 @@ def test_the_builders_build_their_modules_methods():
     from pri3d.pretrain.mocov2 import MoCoV2
 
     for mode, view in (("trivial", True), ("view", True)):
-        cfg = resolve(PretrainConfig, "cpu-tiny", [f"mode={mode}"], "pretrain")
+        cfg = resolve(PretrainConfig, "cpu-tiny", [f"mode={mode}"])
         method = MODES[mode].build_method(cfg)
         assert isinstance(method, Pri3D) and method.use_view is view and not method.use_geo
-    cfg = resolve(PretrainConfig, "cpu-tiny", ["mode=mocov2", "moco.queue_size=8"], "pretrain")
+    cfg = resolve(PretrainConfig, "cpu-tiny", ["mode=mocov2", "moco.queue_size=8"])
     assert isinstance(MODES["mocov2"].build_method(cfg), MoCoV2)

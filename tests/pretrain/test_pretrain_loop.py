@@ -8,11 +8,13 @@ import torch
 
 from killed import AFTER_CHECKPOINT, run_killed
 from pri3d.cli import main
+from pri3d.config import resolve
 from pri3d.engine.checkpoint import CheckpointManager, load_checkpoint
 from pri3d.engine.logging import read_jsonl
 from pri3d.engine.optim import lr_at
 from pri3d.errors import ConfigError, InitError, TrainingError
-from pri3d.pretrain.loop import load_config, train
+from pri3d.pretrain.config import PretrainConfig
+from pri3d.pretrain.loop import train
 from pri3d.pretrain.method import Pri3D
 
 STEPS = 20
@@ -27,7 +29,9 @@ def _losses(run: Path) -> dict[int, float]:
 def reference_run(prepared_dir, tmp_path_factory):
     """An uninterrupted 20-step view run (CPU, fixed seed)."""
     out = tmp_path_factory.mktemp("ref")
-    cfg = load_config("cpu-tiny", [f"data.path={prepared_dir}", f"out={out}", "data.resolution=[32,48]", *VIEW])
+    cfg = resolve(
+        PretrainConfig, "cpu-tiny", [f"data.path={prepared_dir}", f"out={out}", "data.resolution=[32,48]", *VIEW]
+    )
     train(cfg)
     return out
 
@@ -68,7 +72,7 @@ def test_truncated_checkpoint_is_a_clear_error_and_the_previous_one_resumes(refe
         state, path = CheckpointManager(run / "checkpoints").latest()
     assert state["step"] == STEPS - 4
     with pytest.warns(UserWarning, match="truncated"):
-        train(load_config("cpu-tiny", tiny(run, *VIEW)), resume=True)
+        train(resolve(PretrainConfig, "cpu-tiny", tiny(run, *VIEW)), resume=True)
     ref, got = _losses(reference_run), _losses(run)
     assert got[STEPS] == pytest.approx(ref[STEPS], rel=1e-6, abs=1e-6)
     assert load_checkpoint(newest)["step"] == STEPS  # rewritten whole
@@ -87,7 +91,7 @@ def test_nan_loss_stops_with_the_step_and_writes_no_checkpoint(tiny, tmp_path, m
 
     monkeypatch.setattr(Pri3D, "forward", poisoned)
     with pytest.raises(TrainingError, match="non-finite loss at step 3"):
-        train(load_config("cpu-tiny", tiny(tmp_path, "mode=view", "train.steps=6", "train.eval_every=0")))
+        train(resolve(PretrainConfig, "cpu-tiny", tiny(tmp_path, "mode=view", "train.steps=6", "train.eval_every=0")))
     names = [p.name for p in CheckpointManager(tmp_path / "checkpoints").paths()]
     assert names == ["ckpt_00000002.pt"] and not (tmp_path / "backbone.pth").exists()
     ck = load_checkpoint(tmp_path / "checkpoints" / names[0])
@@ -97,20 +101,32 @@ def test_nan_loss_stops_with_the_step_and_writes_no_checkpoint(tiny, tmp_path, m
 def test_a_wall_clock_guard_that_fires_says_so_and_resume_finishes_the_planned_steps(tiny, tmp_path, capsys):
     # 1e-9 minutes (60 ns) have always passed after one training step, on any machine and under any load
     over = ("mode=view", "train.steps=5", "train.eval_every=0", "train.ckpt_every=100")
-    summary = train(load_config("cpu-tiny", tiny(tmp_path, *over, "train.max_minutes=1.0e-9")))
+    summary = train(resolve(PretrainConfig, "cpu-tiny", tiny(tmp_path, *over, "train.max_minutes=1.0e-9")))
     assert summary["stopped_early"] and (summary["steps"], summary["steps_planned"]) == (1, 5)
     err = capsys.readouterr().err
     assert "WARNING: the wall-clock guard train.max_minutes=1e-09 stopped the run at step 1 of 5" in err
     assert "**cut short**" in (tmp_path / "report.md").read_text()
-    summary = train(load_config("cpu-tiny", tiny(tmp_path, *over, "train.max_minutes=0")), resume=True)
+    summary = train(resolve(PretrainConfig, "cpu-tiny", tiny(tmp_path, *over, "train.max_minutes=0")), resume=True)
     assert not summary["stopped_early"] and (summary["start_step"], summary["steps"]) == (1, 5)
     assert sorted(_losses(tmp_path)) == [1, 2, 3, 4, 5]
     assert "cut short" not in (tmp_path / "report.md").read_text()
 
 
+def test_checkpoints_at_every_evaluation_and_the_end_and_every_ckpt_every_steps(tiny, tmp_path):
+    """``train.ckpt_every`` means what it means in fine-tuning (issue 23): checkpoints at every evaluation
+    (every ``eval_every`` steps) and at the end, and every ``ckpt_every`` steps; 0 (refused before) = none
+    in between."""
+    over = ("mode=view", "train.steps=5", "train.eval_every=2", "train.keep_checkpoints=9", "train.eval_pairs=2")
+    for ckpt_every, steps in (("0", [2, 4, 5]), ("3", [2, 3, 4, 5])):
+        out = tmp_path / ckpt_every
+        train(resolve(PretrainConfig, "cpu-tiny", tiny(out, *over, f"train.ckpt_every={ckpt_every}")))
+        assert [int(p.stem[5:]) for p in CheckpointManager(out / "checkpoints").paths()] == steps
+        assert sorted(r["step"] for r in read_jsonl(out / "metrics.jsonl") if "val/recall@4px" in r) == [0, 2, 4, 5]
+
+
 def test_existing_run_needs_resume(reference_run, tiny):
     with pytest.raises(ConfigError, match="--resume"):
-        train(load_config("cpu-tiny", tiny(reference_run, *VIEW)))
+        train(resolve(PretrainConfig, "cpu-tiny", tiny(reference_run, *VIEW)))
 
 
 def _one_error_line(capsys) -> str:
@@ -170,7 +186,7 @@ def test_a_run_that_dies_in_a_reused_folder_does_not_look_finished(reference_run
     with pytest.MonkeyPatch.context() as m:
         m.setattr(Pri3D, "forward", dies)
         with pytest.raises(KeyboardInterrupt):
-            train(load_config("cpu-tiny", tiny(run, *VIEW)), overwrite=True)
+            train(resolve(PretrainConfig, "cpu-tiny", tiny(run, *VIEW)), overwrite=True)
     names = sorted(p.name for p in run.iterdir())
     assert "done" not in names and "backbone.pth" not in names and "report.md" not in names, names
     # what an earlier version left: an old backbone.pth beside a newer run's config and log
@@ -228,25 +244,29 @@ def test_bad_settings_found_in_setup_are_one_line_and_keep_their_class(tiny, tmp
     assert "train.batch_size 6 does not split" in _one_error_line(capsys)
     missing = tmp_path / "nosuch.pth"
     with pytest.raises(InitError, match="weights file not found"):
-        train(load_config("cpu-tiny", tiny(tmp_path / "b", *VIEW, f"model.init={missing}")))
+        train(resolve(PretrainConfig, "cpu-tiny", tiny(tmp_path / "b", *VIEW, f"model.init={missing}")))
     assert main(["pretrain", "--config", "cpu-tiny", *tiny(tmp_path / "c", *VIEW), f"model.init={missing}"]) == 1
     assert _one_error_line(capsys) == f"pri3d pretrain: error: {missing}: weights file not found"
 
 
 def test_schedules_are_pure_functions_of_the_step():
-    paper = load_config("paper").optim
+    paper = resolve(PretrainConfig, "paper").optim
     assert lr_at(0, 60000, paper) == pytest.approx(0.1)
     assert lr_at(999, 60000, paper) == pytest.approx(0.1)
     assert lr_at(1000, 60000, paper) == pytest.approx(0.099)
     assert lr_at(59999, 60000, paper) == pytest.approx(0.1 * 0.99**59)
-    official = load_config("official")
-    assert official.optim.schedule == "poly" and official.model.depth_head and not load_config("paper").model.depth_head
+    official = resolve(PretrainConfig, "official")
+    assert (
+        official.optim.schedule == "poly"
+        and official.model.depth_head
+        and not resolve(PretrainConfig, "paper").model.depth_head
+    )
     assert lr_at(30000, 60000, official.optim) == pytest.approx(0.1 * 0.5**0.9)
     assert lr_at(60000, 60000, official.optim) == 0.0
 
 
 def test_real_rgbd_preset_loads_as_a_config_file_with_its_chosen_settings():
-    cfg = load_config(str(Path(__file__).parents[2] / "configs" / "7scenes-cpu.yaml"))
+    cfg = resolve(PretrainConfig, str(Path(__file__).parents[2] / "configs" / "7scenes-cpu.yaml"))
     assert cfg.mode == "view" and cfg.model.arch == "resnet18" and cfg.model.init == "scratch"
     assert cfg.data.resolution == [96, 128] and cfg.data.crop_scale == [0.35, 1.0] and not cfg.data.flip
     assert (cfg.train.steps, cfg.train.batch_size, cfg.train.max_minutes) == (400, 4, 60.0)

@@ -36,15 +36,12 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import yaml
 
-    from pri3d.config import to_dict
-    from pri3d.pretrain.loop import load_config, train
+    from pri3d.config import resolve, to_dict
+    from pri3d.pretrain.config import PretrainConfig
+    from pri3d.pretrain.loop import train
 
-    overrides = list(args.overrides)
-    if args.data:
-        overrides.append(f"data.path={args.data}")
-    if args.out:
-        overrides.append(f"out={args.out}")
-    cfg = load_config(args.config, overrides)
+    values = {k: v for k, v in (("data.path", args.data), ("out", args.out)) if v}
+    cfg = resolve(PretrainConfig, args.config, args.overrides, values=values)
     if args.print_config:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
         return 0

@@ -2,11 +2,12 @@
 
 ``run_finetune(cfg) -> results`` and ``evaluate_finetuned(path) -> results`` are the entry points
 for code that does not go through the CLI (see :mod:`pri3d.downstream.loop` and
-:mod:`pri3d.downstream.evaluate`)."""
+:mod:`pri3d.downstream.evaluate`); a config comes from the one builder,
+``pri3d.config.resolve(FinetuneConfig, preset, overrides, values={"data.path": ...})``."""
 
 from __future__ import annotations
 
-__all__ = ["run_finetune", "evaluate_finetuned", "FinetuneConfig", "finetune_config"]
+__all__ = ["run_finetune", "evaluate_finetuned", "FinetuneConfig"]
 
 
 def __getattr__(name):
@@ -23,14 +24,3 @@ def __getattr__(name):
 
         return FinetuneConfig
     raise AttributeError(name)
-
-
-def finetune_config(preset: str, overrides: list[str] | None = None, **data):
-    """``FinetuneConfig`` from a preset name/path and ``key=value`` overrides; ``data`` keywords set
-    ``cfg.data`` fields (e.g. ``path=...``)."""
-    from pri3d.config import apply_overrides, build, load_preset
-    from pri3d.downstream.config import FinetuneConfig
-
-    d = apply_overrides(load_preset(preset, "finetune"), overrides or [])
-    d.setdefault("data", {}).update(data)
-    return build(FinetuneConfig, d)

@@ -1,6 +1,7 @@
 """Fine-tuning configuration (dataclasses). Presets: ``pri3d/presets/finetune/*.yaml``.
 
-Build one with ``pri3d.config.resolve(FinetuneConfig, "paper-semseg", ["optim.lr=0.02"], "finetune")``.
+Build one with ``pri3d.config.resolve(FinetuneConfig, "paper-semseg", ["optim.lr=0.02"], values={"data.path": D})``;
+``pri3d finetune`` builds through :func:`resolve_finetune_config`.
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ import warnings
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from pri3d.config import resolve
 from pri3d.downstream.fractions import FRACTION_BY, check_fraction
-from pri3d.engine.amp import AMP_MODES
-from pri3d.engine.distributed import check_device
+from pri3d.engine.config import TrainConfig as SharedTrainConfig
 from pri3d.engine.optim import OptimConfig
 from pri3d.errors import ConfigError
 from pri3d.models.resnet_unet import ARCHS
@@ -109,19 +110,27 @@ class ModelConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(SharedTrainConfig):
+    """Fine-tuning's ``train`` section: the settings both phases share (:class:`pri3d.engine.config.TrainConfig`:
+    ``batch_size``, ``log_every``, ``ckpt_every``, ``keep_checkpoints``, ``amp``, ``device``; every count in
+    optimizer steps, here one iteration each) with fine-tuning's defaults, and its own."""
+
     epochs: int = 80
     steps: int = 0  # > 0: train exactly this many iterations (overrides epochs)
     batch_size: int = 64  # global batch (split over DDP ranks)
-    eval_every: int = 1  # evaluate every N epochs (and always at the end); 0 = only at the end
-    ckpt_every: int = 0  # checkpoint every N iterations; 0 = at every evaluation and at the end
-    keep_checkpoints: int = 2  # checkpoints kept
-    log_every: int = 10  # iterations between JSONL log lines
+    eval_every_epochs: int = 1  # evaluate every N epochs (and always at the end); 0 = only at the end
+    ckpt_every: int = 0  # and at every evaluation and the end (0 = only there)
+    keep_checkpoints: int = 2
+    log_every: int = 10
     best_metric: str = ""  # "" = the task's (semseg: miou, detect: bbox.AP)
-    device: str = "auto"  # auto | cpu | cuda
-    amp: str = "off"  # off | fp16 (CUDA, with loss scaling) | bf16 | auto (bf16 on CUDA, off on CPU)
 
-    ALIASES: ClassVar[dict[str, str]] = {"iters": "steps", "keep": "keep_checkpoints"}
+    # train.eval_every was fine-tuning's name of eval_every_epochs: in pre-training, eval_every counts steps
+    ALIASES: ClassVar[dict[str, str]] = {
+        "iters": "steps",
+        "keep": "keep_checkpoints",
+        "eval_every": "eval_every_epochs",
+    }
+    ALIAS_NOTES: ClassVar[dict[str, str]] = {"eval_every": "the same count of epochs"}
 
     @staticmethod
     def upgrade_legacy(d: dict, where: str) -> dict:
@@ -136,20 +145,16 @@ class TrainConfig:
         return d
 
     def validate(self) -> None:
+        super().validate()
         if self.steps < 0 or self.epochs < 0 or (self.epochs < 1 and self.steps < 1):
             raise ConfigError(
                 f"train.steps must be >= 1, or 0 to train train.epochs (>= 1) epochs; got steps={self.steps}, "
                 f"epochs={self.epochs}"
             )
-        if self.eval_every < 0 or self.ckpt_every < 0 or self.keep_checkpoints < 1 or self.log_every < 1:
+        if self.eval_every_epochs < 0:
             raise ConfigError(
-                "train.eval_every and train.ckpt_every must be >= 0, train.keep_checkpoints and train.log_every >= 1"
+                f"train.eval_every_epochs must be >= 0 (0 = only at the end), got {self.eval_every_epochs}"
             )
-        check_device(self.device, "train.device")
-        if self.amp not in AMP_MODES:
-            raise ConfigError(f"train.amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
-        if self.batch_size < 1:
-            raise ConfigError(f"train.batch_size must be >= 1, got {self.batch_size}")
 
 
 @dataclass
@@ -162,6 +167,8 @@ class FinetuneConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    PRESET_GROUP: ClassVar[str] = "finetune"  # presets: pri3d/presets/finetune/ (pri3d.config.resolve)
 
     def validate(self) -> None:
         if self.task not in TASKS:
@@ -188,25 +195,22 @@ def resolve_finetune_config(
     seed: int | None = None,
     out: str | None = None,
 ) -> FinetuneConfig:
-    """The config of ``pri3d finetune TASK``: ``preset`` (default ``paper-<task>``) and the ``key=value``
-    ``overrides``, then the options that are given (None: the preset's value). The preset must be of ``task``
-    (a ``ConfigError`` otherwise); ``out`` defaults to the preset's, and ``runs/finetune`` (or none) to
+    """The config of ``pri3d finetune TASK`` (built by :func:`pri3d.config.resolve`): ``preset`` (default
+    ``paper-<task>``) and the ``key=value`` ``overrides``, then the options that are given (None: the
+    preset's value). What it adds to the builder: the preset must be of ``task`` (a ``ConfigError``
+    otherwise), and ``out`` defaults to the preset's, and ``runs/finetune`` (or none) to
     ``runs/finetune-<task>``."""
-    from pri3d.config import apply_overrides, build, load_preset
-
-    d = apply_overrides(load_preset(preset or f"paper-{task}", "finetune"), overrides)
-    if d.get("task", task) != task:
-        raise ConfigError(f"config {preset!r} is a {d['task']} preset, not {task}")
-    d["task"] = task
-    section = d.setdefault("data", {})
-    section["path"] = data
-    for key, value in (("format", format), ("fraction", fraction), ("fraction_by", fraction_by)):
-        if value is not None:
-            section[key] = value
-    for key, value in (("init", init), ("seed", seed)):
-        if value is not None:
-            d[key] = value
-    d["out"] = out or d.get("out") or f"runs/finetune-{task}"
-    if d["out"] == "runs/finetune":
-        d["out"] = f"runs/finetune-{task}"
-    return build(FinetuneConfig, d)
+    options = {
+        "data.path": data,
+        "data.format": format,
+        "data.fraction": fraction,
+        "data.fraction_by": fraction_by,
+        "init": init,
+        "seed": seed,
+        "out": out or None,
+    }
+    values = {k: v for k, v in options.items() if v is not None}
+    cfg = resolve(FinetuneConfig, preset or f"paper-{task}", overrides, values=values, fixed={"task": task})
+    if cfg.out in ("", "runs/finetune"):
+        cfg.out = f"runs/finetune-{task}"
+    return cfg

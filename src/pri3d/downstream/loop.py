@@ -172,11 +172,11 @@ def _loop(run: Run) -> dict:
                 )
                 t_log, n_img = time.time(), 0
             end_of_epoch = run.step % run.ipe == 0
-            ev = cfg.train.eval_every
+            ev = cfg.train.eval_every_epochs
             do_eval = run.step == run.total or (end_of_epoch and ev > 0 and (run.step // run.ipe) % ev == 0)
             if do_eval:
                 _evaluate_now(run)
-            if do_eval or run.step == run.total or (cfg.train.ckpt_every and run.step % cfg.train.ckpt_every == 0):
+            if cfg.train.checkpoint_due(run.step, evaluated=do_eval, last=run.step == run.total):
                 _save_checkpoint(run)
             if run.step >= run.total:
                 break
@@ -275,7 +275,7 @@ def _resume(run: Run, rd: RunDir) -> None:
 
 
 # Keys that may change on resume without affecting the computation: the engine's and these.
-_RESUME_FREE = RESUME_FREE | {"data.scan_workers"}
+_RESUME_FREE = RESUME_FREE | {"data.scan_workers", "train.eval_every_epochs"}
 
 
 def _save_checkpoint(run: Run) -> None:

@@ -181,7 +181,8 @@ def check_resume_data(saved_config: dict | None, data_path, where) -> None:
 
 
 # Config keys that may change on resume in both phases: they change where the run reads and writes, or
-# how often it logs, evaluates and checkpoints, never the weights it computes. Each loop adds its own.
+# how often it logs and checkpoints, never the weights it computes. Each loop adds its own (among them its
+# evaluation period: train.eval_every in pre-training, train.eval_every_epochs in fine-tuning).
 RESUME_FREE = frozenset(
     {
         "out",
@@ -190,7 +191,6 @@ RESUME_FREE = frozenset(
         "train.log_every",
         "train.ckpt_every",
         "train.keep_checkpoints",
-        "train.eval_every",
     }
 )
 

@@ -3,9 +3,10 @@
 A cell is the generated data, the mined pairs, one pre-training run per method, one fine-tuning run per
 (method, fraction, seed), or one test score. Each pre-training and fine-tuning cell's typed config
 (:class:`~pri3d.pretrain.config.PretrainConfig`, :class:`~pri3d.downstream.config.FinetuneConfig`) is
-built once, by :func:`build_pretrain_config` / :func:`build_finetune_config`: the preset, the
-experiment's ``key=value`` overrides (parsed there, the only place), then the settings the experiment
-chooses (mode, split, seed, fraction, ...) as typed values. The same object gives the cell's key (its
+built once, by :func:`build_pretrain_config` / :func:`build_finetune_config` through the one config builder
+(:func:`pri3d.config.resolve`, which the CLI and the loops use too): the preset, the experiment's
+``key=value`` overrides, then the settings the experiment chooses (mode, split, seed, fraction, ...) as
+typed values. The same object gives the cell's key (its
 resolved settings) and runs the cell; ``--check`` builds the same configs
 (:func:`pri3d.experiment.check.check_experiment`).
 
@@ -21,7 +22,7 @@ import json
 import time
 from pathlib import Path
 
-from pri3d.config import apply_overrides, build, load_preset, set_dotted, to_dict
+from pri3d.config import resolve, to_dict
 from pri3d.engine.io import atomic_write_text, write_json
 from pri3d.errors import DataError
 from pri3d.experiment.config import PRETRAIN_METHODS, ExperimentConfig, SynthSpec, pretrain_seed, resolve_path
@@ -171,15 +172,6 @@ def prepare_cell(
 # ----------------------------------------------------------------------------- typed configs
 
 
-def _build(cls, preset: str, group: str, overrides: list[str], values: dict):
-    """``cls`` from ``preset`` + the experiment's ``overrides`` (parsed here) + typed ``values``
-    (dotted key -> value, set after the overrides, as the last overrides would be)."""
-    d = apply_overrides(load_preset(preset, group), overrides)
-    for dotted, value in values.items():
-        set_dotted(d, dotted, value)
-    return build(cls, d)
-
-
 def pretrain_preset(cfg: ExperimentConfig, method: str) -> str:
     return cfg.pretrain.presets.get(method, cfg.pretrain.preset)
 
@@ -204,7 +196,7 @@ def build_pretrain_config(cfg: ExperimentConfig, method: str, init: str | None =
     from pri3d.pretrain.config import PretrainConfig
 
     values = _pretrain_values(cfg, method, init, seed)
-    return _build(PretrainConfig, pretrain_preset(cfg, method), "pretrain", _pretrain_overrides(cfg, method), values)
+    return resolve(PretrainConfig, pretrain_preset(cfg, method), _pretrain_overrides(cfg, method), values=values)
 
 
 def pretrain_setup(
@@ -245,7 +237,7 @@ def build_finetune_config(
     from pri3d.downstream.config import FinetuneConfig
 
     values = {"task": cfg.finetune.task, "seed": seed, "data.fraction": fraction}
-    fcfg = _build(FinetuneConfig, cfg.finetune.preset, "finetune", _finetune_overrides(cfg, method), values)
+    fcfg = resolve(FinetuneConfig, cfg.finetune.preset, _finetune_overrides(cfg, method), values=values)
     if data is not None:  # the floor and probe cells key their data settings with the dataset's own values
         fcfg.data.path, fcfg.data.format = str(data[0]), data[1]
     return fcfg

@@ -3,14 +3,16 @@ plus ``key=value`` overrides (see :mod:`pri3d.config`).
 
 Presets: ``paper`` (the paper's optimisation), ``official`` (the authors' scripts: poly schedule,
 depth head, RGB voxel features), ``mocov2`` (the MoCo v2 baseline on scan frames), ``cpu-small``
-(minutes-long CPU runs), ``cpu-tiny`` (tests).
+(minutes-long CPU runs), ``cpu-tiny`` (tests). Build one with
+``pri3d.config.resolve(PretrainConfig, "cpu-small", ["train.steps=100"])``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from pri3d.engine.distributed import check_device
+from pri3d.engine.config import TrainConfig as SharedTrainConfig
 from pri3d.engine.optim import OptimConfig
 from pri3d.errors import ConfigError
 from pri3d.models.resnet_unet import ARCHS, OFFICIAL_FEATURE_DIM
@@ -131,37 +133,36 @@ class PretrainOptimConfig(OptimConfig):
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(SharedTrainConfig):
+    """Pre-training's ``train`` section: the settings both phases share (:class:`pri3d.engine.config.TrainConfig`:
+    ``batch_size``, ``log_every``, ``ckpt_every``, ``keep_checkpoints``, ``amp``, ``device``; every count in
+    optimizer steps) with pre-training's defaults, and its own."""
+
     steps: int = 60000  # optimizer steps (0: no training; backbone.pth holds the network at initialisation)
     max_minutes: float = 0.0  # stop (evaluate, checkpoint, export) after this much wall time (0 = no limit)
     batch_size: int = 64  # pairs per optimizer step, over all processes and accumulation
     accumulate: int = 1  # gradient accumulation: micro-batch = batch_size / (world * accumulate)
     amp: str = "auto"  # auto (bf16 on GPU, off on CPU) | bf16 | off  (no fp16: it would need loss scaling)
-    device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch intra-op threads of each training process (0 = torch's default). On a shared
     # CPU, 1 avoids OpenMP barrier stalls that make the many small ops of the sparse 3D net several times slower
     compile: bool = False  # torch.compile the 2D backbone
     seed: int = 0
-    log_every: int = 20
-    ckpt_every: int = 1000
-    keep_checkpoints: int = 3
-    eval_every: int = 1000  # feature-matching recall on held-out pairs (0 = never)
+    ckpt_every: int = 1000  # and at every evaluation and the end (0 = only there)
+    eval_every: int = 1000  # optimizer steps between feature-matching recalls on held-out pairs (0 = never)
     eval_pairs: int = 32
     eval_points: int = 512  # sampled pixels of view A per pair
     eval_radius: float = 4.0  # px at feature resolution: the logged recall@r
     tensorboard: bool = True
     progress: bool = True
 
+    AMP_CHOICES: ClassVar[tuple[str, ...]] = ("auto", "bf16", "off")
+
     def validate(self):
-        if self.steps < 0 or self.batch_size < 1 or self.accumulate < 1:
-            raise ConfigError("train.steps >= 0, train.batch_size >= 1 and train.accumulate >= 1 are required")
-        if self.amp not in ("auto", "bf16", "off"):
-            raise ConfigError(f"train.amp must be auto, bf16 or off, got {self.amp!r}")
-        if self.log_every < 1 or self.ckpt_every < 1:
-            raise ConfigError("train.log_every and train.ckpt_every must be >= 1")
-        check_device(self.device, "train.device")
-        if self.keep_checkpoints < 1 or self.eval_pairs < 1 or self.eval_points < 1:
-            raise ConfigError("train.keep_checkpoints, train.eval_pairs and train.eval_points must be >= 1")
+        super().validate()
+        if self.steps < 0 or self.accumulate < 1:
+            raise ConfigError("train.steps >= 0 and train.accumulate >= 1 are required")
+        if self.eval_pairs < 1 or self.eval_points < 1:
+            raise ConfigError("train.eval_pairs and train.eval_points must be >= 1")
         if self.eval_every < 0 or self.max_minutes < 0 or self.threads < 0 or not self.eval_radius > 0:
             raise ConfigError(
                 "train.eval_every, train.max_minutes and train.threads must be >= 0, train.eval_radius > 0"
@@ -205,6 +206,8 @@ class PretrainConfig:
     optim: PretrainOptimConfig = field(default_factory=PretrainOptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     moco: MocoConfig = field(default_factory=MocoConfig)
+
+    PRESET_GROUP: ClassVar[str] = "pretrain"  # presets: pri3d/presets/pretrain/ (pri3d.config.resolve)
 
     def validate(self):
         from pri3d.pretrain.modes import MODES  # the registry: one entry per mode

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from pri3d.config import resolve, to_dict
+from pri3d.config import to_dict
 from pri3d.engine.amp import amp_dtype
 from pri3d.engine.checkpoint import CheckpointManager, capture_rng, restore_rng
 from pri3d.engine.distributed import DistInfo, barrier, mean_over_ranks, rank0_flag, session, wrap_ddp
@@ -54,14 +54,9 @@ from pri3d.pretrain.matching_eval import matching_recall
 from pri3d.pretrain.modes import MODES
 from pri3d.pretrain.report import write_curves, write_report
 
-__all__ = ["load_config", "train", "CHECKPOINT_FORMAT"]
+__all__ = ["train", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = PRETRAIN_FORMAT
-
-
-def load_config(preset: str, overrides: list[str] | None = None) -> PretrainConfig:
-    """Preset (name in ``pri3d/presets/pretrain/`` or a YAML path) + ``key=value`` overrides."""
-    return resolve(PretrainConfig, preset, overrides, "pretrain")
 
 
 def train(cfg: PretrainConfig, *, resume: bool = False, overwrite: bool = False) -> dict:
@@ -136,9 +131,10 @@ def _loop(run: Run) -> dict:
             )
         pbar.update(1)
         pbar.set_postfix(loss=f"{sum(parts.values()):.4f}", pairs_s=f"{rate:.1f}")
-        if main and T.eval_every > 0 and (done % T.eval_every == 0 or last):
+        evaluated = T.eval_every > 0 and (done % T.eval_every == 0 or last)  # the same on every rank
+        if main and evaluated:
             last_eval = _evaluate(run, done)
-        if done % T.ckpt_every == 0 or last:
+        if T.checkpoint_due(done, evaluated=evaluated, last=last):
             if main:
                 _check_weights(run.method, f"after step {done}: refusing to write a checkpoint")
                 run.manager.save(_checkpoint(cfg, run.method, run.optimizer, done, lr), done)
@@ -374,6 +370,7 @@ _RESUME_FREE = RESUME_FREE | {
     "data.prefetch",
     "train.steps",
     "train.max_minutes",
+    "train.eval_every",
     "train.eval_pairs",
     "train.eval_points",
     "train.eval_radius",
