@@ -57,7 +57,7 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
     data = data_cell(cfg, out, log)
     dirs: dict = {"data": str(data[0]), "pretrain": {}, "finetune": {}, "test": {}}
     methods, skipped = _available_methods(cfg, log)
-    pretrained, inits = _pretrain_stage(cfg, out, methods, data, dirs, log)
+    pretrained, inits, prepared = _pretrain_stage(cfg, out, methods, data, dirs, log)
     for m in BASELINES:
         if m in methods:
             for sd in cfg.pretrain.seeds:
@@ -74,7 +74,6 @@ def run_experiment(cfg: ExperimentConfig, log=print) -> dict:
     if cfg.scaling.steps:
         from pri3d.experiment.scaling import run_scaling
 
-        prepared = (Path(dirs["prepared"]), dirs["prepared_key"])
         scaling = run_scaling(cfg, out, prepared, inits, probes["val"], ft_data, log)
     results = write_results(
         cfg, out, cells, test_cells, pretrained, skipped, dirs, t0, log, floors=floors, probes=probes, scaling=scaling
@@ -108,11 +107,12 @@ def _pretrain_order(cfg: ExperimentConfig, methods: list[str]) -> list[str]:
 
 def _pretrain_stage(cfg: ExperimentConfig, out: Path, methods: list[str], data: tuple[Path, str], dirs: dict, log):
     """Prepare the pre-training data and run every pre-training cell, for every pre-training seed.
-    Returns ``(pretrained, inits)``: the cell results of the methods in ``methods`` (``{method: [result
-    per pre-training seed]}``) and their weights as ``{(method, seed): (path, key)}``."""
+    Returns ``(pretrained, inits, prepared)``: the cell results of the methods in ``methods`` (``{method: [result
+    per pre-training seed]}``), their weights as ``{(method, seed): (path, key)}`` and the prepared
+    pre-training data as ``(path, cell key)`` (None when nothing is pre-trained)."""
     todo = _pretrain_order(cfg, methods)
     if not todo:
-        return {}, {}
+        return {}, {}, None
     if cfg.data.pretrain_synth.scenes > 0:  # unlabelled scans of their own seed
         pre_path, pre_key = synth_cell(out, cfg.data.pretrain_synth, "synth-pretrain", log)
         pre_format = None
@@ -120,7 +120,7 @@ def _pretrain_stage(cfg: ExperimentConfig, out: Path, methods: list[str], data: 
         (pre_path, pre_key), pre_format = data, cfg.data.format
     dirs["pretrain_data"] = str(pre_path)
     prepared, prep_key = prepare_cell(cfg, out, pre_path, pre_key, log, data_format=pre_format)
-    dirs["prepared"], dirs["prepared_key"] = str(prepared), prep_key
+    dirs["prepared"] = str(prepared)
     done = {}
     st = cfg.pretrain.stage1
     seeds = cfg.pretrain.seeds
@@ -144,7 +144,7 @@ def _pretrain_stage(cfg: ExperimentConfig, out: Path, methods: list[str], data: 
             if m in methods:
                 pretrained.setdefault(m, []).append(done[(m, sd)] | {"seed": sd})
                 inits[(m, sd)] = weights_ref(done[(m, sd)]["backbone"])
-    return pretrained, inits
+    return pretrained, inits, (prepared, prep_key)
 
 
 def _finetune_data(cfg: ExperimentConfig, data: tuple[Path, str]) -> tuple[Path, str | None, str]:
